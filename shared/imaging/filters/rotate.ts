@@ -1,0 +1,26 @@
+import type { FilterDefinition } from '../filter';
+import { num, str } from '../filter';
+
+const rotate: FilterDefinition = {
+  name: 'rotate',
+  capability: 'light',
+  description:
+    'Rotates clockwise by any angle; multiples of 90° are lossless, other angles enlarge the canvas and fill the corners with `background`.',
+  params: {
+    angle: { type: 'number', min: -360, max: 360, default: 90, description: 'degrees clockwise' },
+    background: { type: 'color', default: '#000000', description: 'fill for the corners of non-right angles' },
+  },
+  steps: [
+    {
+      op: 'geometry',
+      apply: (image, p) => image.rotate(num(p, 'angle'), { background: str(p, 'background') }),
+      outputSize: (p, ctx) => {
+        const radians = (num(p, 'angle') * Math.PI) / 180;
+        const [cos, sin] = [Math.abs(Math.cos(radians)), Math.abs(Math.sin(radians))];
+        const round = (v: number) => Math.ceil(v - 1e-6);
+        return { width: round(ctx.width * cos + ctx.height * sin), height: round(ctx.width * sin + ctx.height * cos) };
+      },
+    },
+  ],
+};
+export default rotate;

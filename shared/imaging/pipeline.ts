@@ -1,0 +1,109 @@
+/**
+ * spec + input bytes → output bytes + info. Steps run in as few sharp instances as the planner
+ * allows (usually one); the image never leaves memory between them. Input problems become
+ * PermanentError (the task fails at once); anything else propagates as transient.
+ */
+import sharp, { type Sharp } from 'sharp';
+import { PermanentError } from '../errors';
+import type { TaskSpec } from '../tasks/spec';
+import { sniffFormat } from './input';
+import { currentLimits, type Limits } from './limits';
+import { ENCODERS, type OutputFormat } from './output';
+import { planStages, type PlannedStep } from './plan';
+import { configureSharp, inputOptions } from './sharp-settings';
+import { toPermanentIfInputError } from './sharp-errors';
+import type { Size, StepContext } from './filter';
+
+configureSharp();
+
+export interface ProcessedInfo {
+  readonly format: OutputFormat;
+  readonly content_type: string;
+  readonly width: number;
+  readonly height: number;
+  readonly channels: number;
+  readonly bytes: number;
+}
+
+export interface ProcessedImage {
+  readonly data: Buffer;
+  readonly info: ProcessedInfo;
+}
+
+interface Current {
+  image: Sharp;
+  ctx: { width: number; height: number; channels: number };
+}
+
+export async function processImage(spec: TaskSpec, input: Buffer, limits: Limits = currentLimits()): Promise<ProcessedImage> {
+  sniffFormat(input);
+  const encoder = ENCODERS[spec.output.format];
+  try {
+    let current = await openInput(input, limits, !encoder.alpha);
+    const stages = planStages(spec.filters);
+    const filterInputs = new Map<number, Size>();
+    for (const [i, stage] of stages.entries()) {
+      const { image, grey } = applyStage(current, stage, filterInputs, limits);
+      if (i === stages.length - 1) return await encode(image, grey && encoder.greyBand, spec);
+      current = await handOff(image);
+    }
+    return await encode(current.image, current.ctx.channels <= 2 && encoder.greyBand, spec);
+  } catch (err) {
+    throw toPermanentIfInputError(err);
+  }
+}
+
+async function openInput(input: Buffer, limits: Limits, flattenAlpha: boolean): Promise<Current> {
+  let image = sharp(input, inputOptions(limits));
+  const meta = await image.metadata();
+  const { width, height } = meta.autoOrient;
+  if (width * height > limits.maxInputPixels) {
+    throw new PermanentError('input_too_large', `The image is ${width}×${height} = ${width * height} pixels: expected at most ${limits.maxInputPixels} (MAX_INPUT_PIXELS)`);
+  }
+  const channels = meta.channels ?? 3;
+  // Formats without alpha get transparent areas composited onto white, not the black sharp would leave.
+  if (flattenAlpha && meta.hasAlpha) image = image.flatten({ background: '#ffffff' });
+  return { image, ctx: { width, height, channels: flattenAlpha && meta.hasAlpha ? channels - 1 : channels } };
+}
+
+function applyStage(current: Current, stage: readonly PlannedStep[], filterInputs: Map<number, Size>, limits: Limits): { image: Sharp; grey: boolean } {
+  let { image } = current;
+  let size: Size = current.ctx;
+  let grey = current.ctx.channels <= 2;
+  for (const planned of stage) {
+    if (planned.startsFilter) filterInputs.set(planned.filterIndex, size);
+    const ctx: StepContext = { ...size, channels: current.ctx.channels, filterInput: filterInputs.get(planned.filterIndex)! };
+    if (planned.step.outputSize) size = checkedSize(planned.step.outputSize(planned.params, ctx), planned, limits);
+    image = planned.step.apply(image, planned.params, ctx);
+    if (planned.step.makesGrey) grey = true;
+    if (planned.step.makesColour) grey = false;
+  }
+  return { image, grey };
+}
+
+function checkedSize(size: Size, planned: PlannedStep, limits: Limits): Size {
+  if (size.width > limits.maxOutputWidth || size.height > limits.maxOutputHeight) {
+    throw new PermanentError(
+      'output_too_large',
+      `filters[${planned.filterIndex}] (${planned.params.name}) would make a ${size.width}×${size.height} image: expected at most ${limits.maxOutputWidth}×${limits.maxOutputHeight} (MAX_OUTPUT_WIDTH × MAX_OUTPUT_HEIGHT)`,
+    );
+  }
+  return size;
+}
+
+/** Raw pixels of one sharp instance become the input of the next, in memory. */
+async function handOff(image: Sharp): Promise<Current> {
+  const { data, info } = await image.raw().toBuffer({ resolveWithObject: true });
+  const raw = { width: info.width, height: info.height, channels: info.channels };
+  return { image: sharp(data, { raw }), ctx: raw };
+}
+
+async function encode(image: Sharp, greyBand: boolean, spec: TaskSpec): Promise<ProcessedImage> {
+  const encoder = ENCODERS[spec.output.format];
+  const shaped = greyBand ? image.toColourspace('b-w') : image;
+  const { data, info } = await encoder.encode(shaped, spec.output.quality).toBuffer({ resolveWithObject: true });
+  return {
+    data,
+    info: { format: spec.output.format, content_type: encoder.contentType, width: info.width, height: info.height, channels: info.channels, bytes: data.length },
+  };
+}

@@ -1,0 +1,171 @@
+/**
+ * The task spec: user input (filter names or objects, filter_params, output) turned into one
+ * frozen, fully normalized value with every default filled in, or one ValidationError that
+ * lists every problem. Normalizing a normalized spec returns an equal spec, so queue messages
+ * are re-validated with this same function.
+ */
+import { ValidationError, type FieldProblem } from '../errors';
+import { resolveBound, type FilterDefinition, type ParamSpec, type ParamValue } from '../imaging/filter';
+import { FILTER_NAMES, getFilter } from '../imaging/filters';
+import { currentLimits, type Limits } from '../imaging/limits';
+import { DEFAULT_OUTPUT, OUTPUT_FORMATS, type OutputFormat, type OutputSpec } from '../imaging/output';
+import { closest, inRange, isFiniteNumber, isInteger, isPlainObject, problem, type PlainObject } from '../validation';
+
+/** A filter with its name and every parameter, e.g. `{ name: 'blur', radius: 3 }`. */
+export type FilterSpec = Readonly<{ name: string } & Record<string, ParamValue>>;
+
+export interface TaskSpec {
+  readonly filters: readonly FilterSpec[];
+  readonly output: OutputSpec;
+}
+
+export interface TaskSpecInput {
+  readonly filters?: unknown;
+  readonly filter_params?: unknown;
+  readonly output?: unknown;
+}
+
+const COLOR = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i;
+
+export function normalizeTaskSpec(input: TaskSpecInput, limits: Limits = currentLimits()): TaskSpec {
+  const problems: FieldProblem[] = [];
+  const filterParams = readFilterParams(input.filter_params, problems);
+  const filters = readFilters(input.filters, filterParams, limits, problems);
+  const output = readOutput(input.output, problems);
+  if (problems.length > 0) throw new ValidationError(problems, 'task spec');
+  return Object.freeze({ filters: Object.freeze(filters), output });
+}
+
+function readFilterParams(value: unknown, problems: FieldProblem[]): PlainObject {
+  if (value === undefined || value === null) return {};
+  if (!isPlainObject(value)) {
+    problems.push(problem('filter_params', 'an object mapping filter names to parameter objects', value));
+    return {};
+  }
+  return value;
+}
+
+function readFilters(value: unknown, filterParams: PlainObject, limits: Limits, problems: FieldProblem[]): FilterSpec[] {
+  if (!Array.isArray(value)) {
+    problems.push(problem('filters', 'an array of filter names or {"name": ...} objects', value));
+    return [];
+  }
+  if (value.length > limits.maxFiltersPerTask) {
+    problems.push(problem('filters', `at most ${limits.maxFiltersPerTask} filters (MAX_FILTERS_PER_TASK)`, value));
+  }
+  const used = new Set<string>();
+  const filters = value.flatMap((entry: unknown, i) => {
+    const spec = readFilter(entry, `filters[${i}]`, filterParams, limits, problems);
+    if (spec) used.add(spec.name);
+    return spec ? [spec] : [];
+  });
+  for (const [name, params] of Object.entries(filterParams)) {
+    if (!getFilter(name)) problems.push(unknownFilter(`filter_params.${name}`, name));
+    else if (!used.has(name)) problems.push(problem(`filter_params.${name}`, `parameters only for filters in the list (${[...used].join(', ') || 'none'})`, params));
+  }
+  return filters;
+}
+
+function unknownFilter(field: string, name: unknown): FieldProblem {
+  const hint = typeof name === 'string' ? closest(name, FILTER_NAMES) : undefined;
+  const p = problem(field, `one of the filters ${FILTER_NAMES.join(', ')}`, name);
+  return hint ? { ...p, message: `${p.message} (did you mean '${hint}'?)` } : p;
+}
+
+function readFilter(entry: unknown, field: string, filterParams: PlainObject, limits: Limits, problems: FieldProblem[]): FilterSpec | undefined {
+  const named = typeof entry === 'string' ? { name: entry } : entry;
+  if (!isPlainObject(named) || typeof named.name !== 'string') {
+    problems.push(problem(field, 'a filter name or an object with a string "name"', entry));
+    return undefined;
+  }
+  const filter = getFilter(named.name);
+  if (!filter) {
+    problems.push(unknownFilter(typeof entry === 'string' ? field : `${field}.name`, named.name));
+    return undefined;
+  }
+  const shared = filterParams[filter.name];
+  const sharedParams = isPlainObject(shared) ? shared : {};
+  if (shared !== undefined && !isPlainObject(shared)) problems.push(problem(`filter_params.${filter.name}`, `an object of ${filter.name} parameters`, shared));
+  const before = problems.length;
+  const params = readParams(filter, { ...sharedParams, ...named }, (key) => (key in named ? `${field}.${key}` : `filter_params.${filter.name}.${key}`), limits, problems);
+  if (problems.length > before) return undefined;
+  for (const c of filter.check?.(params, limits) ?? []) problems.push(problem(`${field}.${c.param}`, c.expected, c.received));
+  return Object.freeze({ name: filter.name, ...params });
+}
+
+function readParams(
+  filter: FilterDefinition,
+  given: PlainObject,
+  fieldOf: (key: string) => string,
+  limits: Limits,
+  problems: FieldProblem[],
+): Record<string, ParamValue> {
+  const known = Object.keys(filter.params);
+  for (const key of Object.keys(given)) {
+    if (key !== 'name' && !(key in filter.params)) {
+      const expected = known.length ? `one of ${filter.name}'s parameters: ${known.join(', ')}` : `no parameters (${filter.name} takes none)`;
+      problems.push({ ...problem(fieldOf(key), expected, given[key]), message: `Unknown parameter ${fieldOf(key)}: expected ${expected}` });
+    }
+  }
+  const params: Record<string, ParamValue> = {};
+  for (const [key, spec] of Object.entries(filter.params)) {
+    const value = readParam(spec, given[key], fieldOf(key), limits, problems);
+    if (value !== undefined) params[key] = value;
+  }
+  return params;
+}
+
+function readParam(spec: ParamSpec, value: unknown, field: string, limits: Limits, problems: FieldProblem[]): ParamValue | undefined {
+  if (value === undefined || value === null) {
+    if (!spec.required) return spec.default ?? null;
+    problems.push(problem(field, `${expectedOf(spec, limits)} (required)`, value));
+    return undefined;
+  }
+  if (accepts(spec, value, limits)) return spec.type === 'color' ? (value as string).toLowerCase() : (value as ParamValue);
+  problems.push(problem(field, expectedOf(spec, limits), value));
+  return undefined;
+}
+
+function accepts(spec: ParamSpec, value: unknown, limits: Limits): boolean {
+  switch (spec.type) {
+    case 'integer':
+    case 'number':
+      return (spec.type === 'integer' ? isInteger(value) : isFiniteNumber(value)) && inRange(value as number, resolveBound(spec.min, limits), resolveBound(spec.max, limits));
+    case 'enum':
+      return typeof value === 'string' && spec.enum.includes(value);
+    case 'boolean':
+      return typeof value === 'boolean';
+    case 'color':
+      return typeof value === 'string' && COLOR.test(value);
+  }
+}
+
+export function expectedOf(spec: ParamSpec, limits: Limits): string {
+  switch (spec.type) {
+    case 'integer':
+    case 'number':
+      return `${spec.type === 'integer' ? 'integer' : 'number'} between ${resolveBound(spec.min, limits)} and ${resolveBound(spec.max, limits)}`;
+    case 'enum':
+      return `one of ${spec.enum.join(', ')}`;
+    case 'boolean':
+      return 'true or false';
+    case 'color':
+      return 'a colour as #rgb or #rrggbb';
+  }
+}
+
+function readOutput(value: unknown, problems: FieldProblem[]): OutputSpec {
+  if (value === undefined || value === null) return DEFAULT_OUTPUT;
+  if (!isPlainObject(value)) {
+    problems.push(problem('output', 'an object {"format": "jpeg|png|webp|avif", "quality": 1-100}', value));
+    return DEFAULT_OUTPUT;
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== 'format' && key !== 'quality') problems.push({ ...problem(`output.${key}`, 'only format and quality', value[key]), message: `Unknown option output.${key}: expected only format and quality` });
+  }
+  const format = value.format ?? DEFAULT_OUTPUT.format;
+  const quality = value.quality ?? DEFAULT_OUTPUT.quality;
+  if (typeof format !== 'string' || !(OUTPUT_FORMATS as readonly string[]).includes(format)) problems.push(problem('output.format', `one of ${OUTPUT_FORMATS.join(', ')}`, format));
+  if (!isInteger(quality) || !inRange(quality, 1, 100)) problems.push(problem('output.quality', 'integer between 1 and 100', quality));
+  return Object.freeze({ format: format as OutputFormat, quality: quality as number });
+}
