@@ -45,7 +45,7 @@ export async function processImage(spec: TaskSpec, input: Buffer, limits: Limits
     for (const [i, stage] of stages.entries()) {
       const { image, grey } = applyStage(current, stage, filterInputs, limits);
       if (i === stages.length - 1) return await encode(image, grey && encoder.greyBand, spec);
-      current = await handOff(image);
+      current = await handOff(image, stages[i + 1].some((s) => s.step.needsColour));
     }
     return await encode(current.image, current.ctx.channels <= 2 && encoder.greyBand, spec);
   } catch (err) {
@@ -91,11 +91,16 @@ function checkedSize(size: Size, planned: PlannedStep, limits: Limits): Size {
   return size;
 }
 
-/** Raw pixels of one sharp instance become the input of the next, in memory. */
-async function handOff(image: Sharp): Promise<Current> {
+/**
+ * Raw pixels of one sharp instance become the input of the next, in memory. A grey image stays
+ * one band unless the next stage needs colour: tint on a 1-band raw input is silently lost, and
+ * an instance that ran greyscale() cannot emit RGB, so the band is expanded in one more pass.
+ */
+async function handOff(image: Sharp, needsColour: boolean): Promise<Current> {
   const { data, info } = await image.raw().toBuffer({ resolveWithObject: true });
   const raw = { width: info.width, height: info.height, channels: info.channels };
-  return { image: sharp(data, { raw }), ctx: raw };
+  if (!needsColour || raw.channels > 2) return { image: sharp(data, { raw }), ctx: raw };
+  return handOff(sharp(data, { raw }).toColourspace('srgb'), false);
 }
 
 async function encode(image: Sharp, greyBand: boolean, spec: TaskSpec): Promise<ProcessedImage> {

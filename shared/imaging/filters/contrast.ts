@@ -8,6 +8,7 @@ const contrast: FilterDefinition = {
   params: {
     factor: { type: 'number', min: 0, max: 10, default: 1.3, description: 'slope around mid-grey; 1 = unchanged' },
   },
-  steps: [{ op: 'linear', apply: (image, p) => image.linear(num(p, 'factor'), 128 * (1 - num(p, 'factor'))) }],
+  // +0.5 makes the cast to 8 bits round instead of truncate, so mid-grey maps onto itself.
+  steps: [{ op: 'linear', apply: (image, p) => image.linear(num(p, 'factor'), 128 * (1 - num(p, 'factor')) + 0.5) }],
 };
 export default contrast;

@@ -7,7 +7,7 @@ const edges: FilterDefinition = {
   params: {},
   steps: [
     { op: 'greyscale', makesGrey: true, apply: (image) => image.greyscale() },
-    { op: 'convolve', apply: (image) => image.convolve({ width: 3, height: 3, kernel: [0, -1, 0, -1, 4, -1, 0, -1, 0] }) },
+    { op: 'convolve', apply: (image) => image.convolve({ width: 3, height: 3, kernel: [0, -1, 0, -1, 4, -1, 0, -1, 0], scale: 0.5 }) },
   ],
 };
 export default edges;
