@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { SAMPLES_DIR } from './paths';
 import sharp, { type Sharp } from 'sharp';
 
 export interface SampleSpec {
@@ -227,14 +228,6 @@ export async function generateSamples(dir: string, opts: { force?: boolean } = {
   return files;
 }
 
-/** The compiled script lives in dist/scripts/, so __dirname alone does not locate the project. */
-function findProjectRoot(start: string): string {
-  for (let dir = start; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    if (path.dirname(dir) === dir) return process.cwd();
-  }
-}
-
 const USAGE = 'usage: node dist/scripts/samples.js [--out DIR] [--force]';
 
 async function main(argv: string[]): Promise<number> {
@@ -253,7 +246,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const outDir = path.resolve(values.out ?? path.join(findProjectRoot(__dirname), 'samples'));
+  const outDir = path.resolve(values.out ?? SAMPLES_DIR);
   const files = await generateSamples(outDir, { force: values.force === true });
   for (const [i, file] of files.entries()) {
     const { name, width, height, orientation } = SAMPLE_SET[i];

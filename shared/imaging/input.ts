@@ -36,3 +36,23 @@ export function sniffFormat(input: Buffer): InputFormat {
   const head = input.subarray(0, 8).toString('hex').replace(/(..)/g, '$1 ').trim();
   throw new PermanentError('not_an_image', `The input is not an image: ${expected}; received ${input.length} bytes starting with ${head}`);
 }
+
+/**
+ * Whether an embedded ICC profile describes sRGB (by its 'desc' tag, as in "sRGB IEC61966-2.1").
+ * Converting sRGB to sRGB is an identity that still costs a float pass over every pixel, so
+ * such profiles are ignored; any other profile (Display P3, Adobe RGB, …) is honoured.
+ */
+export function isSrgbProfile(icc: Buffer): boolean {
+  if (icc.length < 132) return false;
+  const tags = icc.readUInt32BE(128);
+  for (let i = 0; i < tags && 132 + 12 * (i + 1) <= icc.length; i++) {
+    const entry = 132 + 12 * i;
+    if (icc.toString('latin1', entry, entry + 4) !== 'desc') continue;
+    const offset = icc.readUInt32BE(entry + 4);
+    const size = icc.readUInt32BE(entry + 8);
+    // v2 'desc' stores ASCII, v4 'mluc' stores UTF-16BE: strip NULs so both read as text.
+    const text = icc.toString('latin1', offset, Math.min(icc.length, offset + size)).replace(/\0/g, '');
+    return /\bsRGB\b/.test(text);
+  }
+  return false;
+}

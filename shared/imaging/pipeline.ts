@@ -6,7 +6,7 @@
 import sharp, { type Sharp } from 'sharp';
 import { PermanentError } from '../errors';
 import type { TaskSpec } from '../tasks/spec';
-import { sniffFormat } from './input';
+import { isSrgbProfile, sniffFormat } from './input';
 import { currentLimits, type Limits } from './limits';
 import { ENCODERS, type OutputFormat } from './output';
 import { planStages, type PlannedStep } from './plan';
@@ -54,12 +54,13 @@ export async function processImage(spec: TaskSpec, input: Buffer, limits: Limits
 }
 
 async function openInput(input: Buffer, limits: Limits, flattenAlpha: boolean): Promise<Current> {
-  let image = sharp(input, inputOptions(limits));
-  const meta = await image.metadata();
+  // The header alone (no pixels are decoded), so the size check can name the real dimensions.
+  const meta = await sharp(input, { ...inputOptions(limits), limitInputPixels: false }).metadata();
   const { width, height } = meta.autoOrient;
   if (width * height > limits.maxInputPixels) {
     throw new PermanentError('input_too_large', `The image is ${width}×${height} = ${width * height} pixels: expected at most ${limits.maxInputPixels} (MAX_INPUT_PIXELS)`);
   }
+  let image = sharp(input, { ...inputOptions(limits), ignoreIcc: meta.icc !== undefined && isSrgbProfile(meta.icc) });
   const channels = meta.channels ?? 3;
   // Formats without alpha get transparent areas composited onto white, not the black sharp would leave.
   if (flattenAlpha && meta.hasAlpha) image = image.flatten({ background: '#ffffff' });

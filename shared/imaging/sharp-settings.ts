@@ -36,8 +36,9 @@ export function inputOptions(limits: Limits): SharpOptions {
   return {
     // Refuses decompression bombs from the header, before any pixel is allocated.
     limitInputPixels: limits.maxInputPixels,
-    // Corrupt and truncated data fail the task; mere warnings (odd EXIF, trailing bytes) do not.
-    failOn: 'error',
+    // sharp's strictest level, its default: libjpeg reports garbage in entropy-coded data only as a
+    // warning, and a task must fail rather than deliver an image with damaged pixels.
+    failOn: 'warning',
     // Users see photos the way their camera meant them.
     autoOrient: true,
   };

@@ -8,8 +8,8 @@
  * (`npm run bench -- filters`) behind the split.
  */
 export const CAPABILITIES = [
-  { name: 'light', queue: 'tasks-light', description: 'per-pixel and geometry work: about the cost of decoding and encoding the image' },
-  { name: 'heavy', queue: 'tasks-heavy', description: 'neighbourhood operations (blur, sharpen, edges, median): several times the cost of a light task' },
+  { name: 'light', queue: 'tasks-light', description: 'per-pixel and geometry work: under 1.3× the cost of decoding and encoding the image' },
+  { name: 'heavy', queue: 'tasks-heavy', description: 'neighbourhood and colour-space work (blur, sharpen, edges, median, hue, …): 1.3× to 12× that cost' },
 ] as const;
 
 export type CapabilityName = (typeof CAPABILITIES)[number]['name'];

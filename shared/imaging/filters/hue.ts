@@ -3,7 +3,7 @@ import { num } from '../filter';
 
 const hue: FilterDefinition = {
   name: 'hue',
-  capability: 'light',
+  capability: 'heavy',
   description: 'Rotates every hue around the LCh colour wheel by `degrees`, keeping lightness and chroma.',
   params: {
     degrees: { type: 'integer', min: -360, max: 360, default: 90, description: 'hue rotation in degrees' },

@@ -3,7 +3,7 @@ import { num } from '../filter';
 
 const normalize: FilterDefinition = {
   name: 'normalize',
-  capability: 'light',
+  capability: 'heavy',
   description: 'Auto-levels: stretches luminance so the `lower` percentile becomes black and the `upper` percentile white.',
   params: {
     lower: { type: 'number', min: 0, max: 99, default: 1, description: 'percentile mapped to black' },

@@ -3,7 +3,7 @@ import { num } from '../filter';
 
 const saturation: FilterDefinition = {
   name: 'saturation',
-  capability: 'light',
+  capability: 'heavy',
   description: 'Scales colourfulness in LCh: 0 is grey, 1 keeps the image, 2 doubles the chroma.',
   params: {
     factor: { type: 'number', min: 0, max: 10, default: 1.5, description: 'chroma multiplier; 1 = unchanged' },

@@ -16,11 +16,11 @@ function sepiaMatrix(amount: number): [[number, number, number], [number, number
 
 const sepia: FilterDefinition = {
   name: 'sepia',
-  capability: 'light',
+  capability: 'heavy',
   description: 'Warm brown old-photo toning with the standard sepia colour matrix; `amount` blends it with the original.',
   params: {
     amount: { type: 'number', min: 0, max: 1, default: 1, description: '0 = unchanged, 1 = full sepia' },
   },
-  steps: [{ op: 'recomb', needsColour: true, apply: (image, p) => image.recomb(sepiaMatrix(num(p, 'amount'))) }],
+  steps: [{ op: 'recomb', needsColour: true, makesColour: true, apply: (image, p) => image.recomb(sepiaMatrix(num(p, 'amount'))) }],
 };
 export default sepia;

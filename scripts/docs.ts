@@ -1,0 +1,56 @@
+/**
+ * Regenerates the parts of README.md that come from code: the filter table and the capability
+ * table, between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers. A test fails when the
+ * README drifts; `npm run docs` brings it back.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { expectedOf } from '../shared/tasks/spec';
+import { FILTERS } from '../shared/imaging/filters';
+import { loadLimits } from '../shared/imaging/limits';
+import type { ParamSpec } from '../shared/imaging/filter';
+import { capabilityTable } from '../shared/tasks/routing';
+import { PROJECT_ROOT } from './paths';
+
+export const README = path.join(PROJECT_ROOT, 'README.md');
+const DEFAULT_LIMITS = loadLimits({});
+
+const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+function describeParam(name: string, spec: ParamSpec): string {
+  const fallback = spec.required ? 'required' : spec.default === undefined || spec.default === null ? 'optional' : `default ${spec.default}`;
+  return `\`${name}\` ${expectedOf(spec, DEFAULT_LIMITS)}, ${fallback}: ${spec.description}`;
+}
+
+export function renderFilterTable(): string {
+  const rows = [...FILTERS.values()].map((f) => {
+    const params = Object.entries(f.params).map(([n, s]) => describeParam(n, s)).join('<br>') || '—';
+    return `| \`${f.name}\` | ${f.capability} | ${cell(f.description)} | ${cell(params)} |`;
+  });
+  return ['| filter | capability | effect | parameters |', '|---|---|---|---|', ...rows].join('\n');
+}
+
+export function renderCapabilityTable(): string {
+  const rows = capabilityTable().map((c) => `| \`${c.name}\` | \`${c.queue}\` | \`${c.poison_queue}\` | ${c.filters.join(', ')} |`);
+  return ['| capability | queue | poison queue | filters |', '|---|---|---|---|', ...rows].join('\n');
+}
+
+const SECTIONS: Record<string, () => string> = { filters: renderFilterTable, capabilities: renderCapabilityTable };
+
+/** The README with every generated section replaced by its current rendering. */
+export function regenerate(readme: string): string {
+  let out = readme;
+  for (const [name, render] of Object.entries(SECTIONS)) {
+    const pattern = new RegExp(`(<!-- ${name}:start -->\\n)[\\s\\S]*?(\\n<!-- ${name}:end -->)`);
+    if (!pattern.test(out)) throw new Error(`README.md has no <!-- ${name}:start --> … <!-- ${name}:end --> section`);
+    out = out.replace(pattern, (_m, start: string, end: string) => `${start}${render()}${end}`);
+  }
+  return out;
+}
+
+if (require.main === module) {
+  const current = readFileSync(README, 'utf8');
+  const next = regenerate(current);
+  if (next !== current) writeFileSync(README, next);
+  console.log(next === current ? 'README.md is up to date' : 'README.md regenerated');
+}

@@ -1,0 +1,14 @@
+/** Where the project lives, found from the file (compiled scripts run from dist/scripts/). */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+function findProjectRoot(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return process.cwd();
+  }
+}
+
+export const PROJECT_ROOT = findProjectRoot(__dirname);
+/** `npm run samples` writes here; later the local host uploads it to the `images` container. */
+export const SAMPLES_DIR = path.join(PROJECT_ROOT, 'samples');
