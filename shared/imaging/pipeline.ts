@@ -40,14 +40,13 @@ export async function processImage(spec: TaskSpec, input: Buffer, limits: Limits
   const encoder = ENCODERS[spec.output.format];
   try {
     let current = await openInput(input, limits, !encoder.alpha);
-    const stages = planStages(spec.filters);
+    let grey = current.ctx.channels <= 2;
     const filterInputs = new Map<number, Size>();
-    for (const [i, stage] of stages.entries()) {
-      const { image, grey } = applyStage(current, stage, filterInputs, limits);
-      if (i === stages.length - 1) return await encode(image, grey && encoder.greyBand, spec);
-      current = await handOff(image, stages[i + 1].some((s) => s.step.needsColour));
+    for (const [i, stage] of planStages(spec.filters).entries()) {
+      if (i > 0) current = await handOff(current.image, stage.some((s) => s.step.needsColour));
+      ({ image: current.image, grey } = applyStage(current, stage, filterInputs, limits));
     }
-    return await encode(current.image, current.ctx.channels <= 2 && encoder.greyBand, spec);
+    return await encode(current.image, grey && encoder.greyBand, spec);
   } catch (err) {
     throw toPermanentIfInputError(err);
   }
