@@ -52,12 +52,16 @@ interface Shape {
   feather: number; colour: readonly number[]; opacity: number; shade: number;
 }
 
+// Local bindings: hot loops read them as locals, not as properties of the global Math object
+// (which is much slower inside test sandboxes such as jest's vm contexts).
+const { imul, sqrt, log, cos, sin, PI, min, max, floor, ceil, abs, hypot } = Math;
+
 function mulberry32(seed: number): Rng {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    let t = imul(a ^ (a >>> 15), 1 | a);
+    t = (t + imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return (t ^ (t >>> 14)) >>> 0;
   };
 }
@@ -69,7 +73,7 @@ const smoothstep = (t: number): number => t * t * (3 - 2 * t);
 /** FNV-1a, so each sample gets its own stable scene without a hand-maintained seed list. */
 function seedFromName(name: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  for (let i = 0; i < name.length; i++) h = imul(h ^ name.charCodeAt(i), 0x01000193);
   return h >>> 0;
 }
 
@@ -79,7 +83,7 @@ const GAUSSIAN_TABLE = ((): Float32Array => {
   const table = new Float32Array(1024);
   for (let i = 0; i < table.length; i++) {
     const u1 = (rng() + 1) / 4294967297; // never 0, so log() stays finite
-    table[i] = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * unit(rng));
+    table[i] = sqrt(-2 * log(u1)) * cos(2 * PI * unit(rng));
   }
   return table;
 })();
@@ -92,14 +96,14 @@ function paintColourField(c: Canvas, rng: Rng): void {
   const grid = new Float32Array(gx * gy * 3).map((_, k) => base[k % 3] + between(rng, -70, 70));
   const cellOfX = new Uint16Array(w), tOfX = new Float32Array(w), vigOfX = new Float32Array(w);
   for (let x = 0; x < w; x++) {
-    const fx = (x / Math.max(1, w - 1)) * (gx - 1), cell = Math.min(Math.floor(fx), gx - 2);
+    const fx = (x / max(1, w - 1)) * (gx - 1), cell = min(floor(fx), gx - 2);
     cellOfX[x] = cell;
     tOfX[x] = smoothstep(fx - cell);
     vigOfX[x] = (x / w - 0.5) ** 2;
   }
   const row = new Float32Array(gx * 3);
   for (let y = 0; y < h; y++) {
-    const fy = (y / Math.max(1, h - 1)) * (gy - 1), cy = Math.min(Math.floor(fy), gy - 2);
+    const fy = (y / max(1, h - 1)) * (gy - 1), cy = min(floor(fy), gy - 2);
     const ty = smoothstep(fy - cy), vigY = (y / h - 0.5) ** 2;
     const top = cy * gx * 3, bottom = top + gx * 3;
     for (let k = 0; k < gx * 3; k++) row[k] = grid[top + k] + (grid[bottom + k] - grid[top + k]) * ty;
@@ -114,11 +118,11 @@ function paintColourField(c: Canvas, rng: Rng): void {
 
 /** Sizes scale with the short side so every resolution shows the same kind of scene. */
 function randomShape(rng: Rng, w: number, h: number): Shape {
-  const unitSize = Math.min(w, h), r = unitSize * between(rng, 0.03, 0.25);
+  const unitSize = min(w, h), r = unitSize * between(rng, 0.03, 0.25);
   const hardEdge = unit(rng) < 0.35; // mix crisp (anti-aliased only) and defocused edges
   return {
     box: unit(rng) < 0.4, cx: between(rng, -0.05, 1.05) * w, cy: between(rng, -0.05, 1.05) * h,
-    rx: r, ry: r * between(rng, 0.35, 1), angle: between(rng, 0, Math.PI),
+    rx: r, ry: r * between(rng, 0.35, 1), angle: between(rng, 0, PI),
     feather: hardEdge ? 1 : unitSize * between(rng, 0.005, 0.04),
     colour: [between(rng, 10, 245), between(rng, 10, 245), between(rng, 10, 245)],
     opacity: between(rng, 0.55, 1), shade: between(rng, -0.3, 0.3),
@@ -127,24 +131,24 @@ function randomShape(rng: Rng, w: number, h: number): Shape {
 
 /** Signed distance (px, negative inside) to a rotated ellipse (approximate) or box, in shape-local coords. */
 function signedDistance(s: Shape, u: number, v: number): number {
-  if (!s.box) return (Math.sqrt((u / s.rx) ** 2 + (v / s.ry) ** 2) - 1) * s.ry;
-  const qx = Math.abs(u) - s.rx, qy = Math.abs(v) - s.ry;
-  const ox = Math.max(qx, 0), oy = Math.max(qy, 0); // Math.hypot is far slower than sqrt in V8
-  return Math.sqrt(ox * ox + oy * oy) + Math.min(Math.max(qx, qy), 0);
+  if (!s.box) return (sqrt((u / s.rx) ** 2 + (v / s.ry) ** 2) - 1) * s.ry;
+  const qx = abs(u) - s.rx, qy = abs(v) - s.ry;
+  const ox = max(qx, 0), oy = max(qy, 0); // hypot is far slower than sqrt in V8
+  return sqrt(ox * ox + oy * oy) + min(max(qx, qy), 0);
 }
 
 /** Alpha-blends one shape; a linear shade across it fakes lighting so shapes are not flat fills. */
 function paintShape(c: Canvas, s: Shape): void {
   const { data, width: w, height: h, channels } = c;
-  const cos = Math.cos(s.angle), sin = Math.sin(s.angle), reach = Math.hypot(s.rx, s.ry) + s.feather;
-  const x0 = Math.max(0, Math.floor(s.cx - reach)), x1 = Math.min(w, Math.ceil(s.cx + reach));
-  const y0 = Math.max(0, Math.floor(s.cy - reach)), y1 = Math.min(h, Math.ceil(s.cy + reach));
+  const cosA = cos(s.angle), sinA = sin(s.angle), reach = hypot(s.rx, s.ry) + s.feather;
+  const x0 = max(0, floor(s.cx - reach)), x1 = min(w, ceil(s.cx + reach));
+  const y0 = max(0, floor(s.cy - reach)), y1 = min(h, ceil(s.cy + reach));
   const [r, g, b] = s.colour;
   for (let y = y0; y < y1; y++) {
     const dy = y + 0.5 - s.cy;
     for (let x = x0, o = (y * w + x0) * channels; x < x1; x++, o += channels) {
-      const dx = x + 0.5 - s.cx, u = dx * cos + dy * sin, v = dy * cos - dx * sin;
-      const coverage = Math.min(1, 0.5 - signedDistance(s, u, v) / s.feather);
+      const dx = x + 0.5 - s.cx, u = dx * cosA + dy * sinA, v = dy * cosA - dx * sinA;
+      const coverage = min(1, 0.5 - signedDistance(s, u, v) / s.feather);
       if (coverage <= 0) continue;
       const a = coverage * s.opacity, shade = 1 + (s.shade * u) / reach;
       data[o] += (r * shade - data[o]) * a;
@@ -170,12 +174,12 @@ function addGrain(c: Canvas, rng: Rng): void {
 
 /** Opaque disc fading to fully transparent corners, so consumers see alpha 0, 255 and everything between. */
 function applyCircularAlpha(c: Canvas): void {
-  const { data, width: w, height: h, channels } = c, short = Math.min(w, h);
+  const { data, width: w, height: h, channels } = c, short = min(w, h);
   const inner = short * 0.36, outer = short * 0.47;
   for (let y = 0; y < h; y++) {
     const dy2 = (y + 0.5 - h / 2) ** 2;
     for (let x = 0, o = y * w * channels + 3; x < w; x++, o += channels) {
-      data[o] = ((outer - Math.sqrt((x + 0.5 - w / 2) ** 2 + dy2)) / (outer - inner)) * 255;
+      data[o] = ((outer - sqrt((x + 0.5 - w / 2) ** 2 + dy2)) / (outer - inner)) * 255;
     }
   }
 }

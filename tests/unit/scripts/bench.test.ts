@@ -76,7 +76,7 @@ describe('npm run bench -- filters', () => {
   });
 
   it('names the install command when the peer cannot run', async () => {
-    await expect(main(['filters', '--images', dir, '--iterations', '1', '--filters', 'blur', '--compare-peer', '--python', '/nonexistent/python3'])).rejects.toThrow(
+    await expect(main(['filters', '--images', dir, '--iterations', '1', '--filters', 'blur', '--compare-peer', '--python', '/nonexistent/python3', '--peer-script', path.join(dir, 'peer.js')])).rejects.toThrow(
       /apt-get install -y python3-pil python3-opencv/,
     );
   });
