@@ -87,7 +87,7 @@ function readFilter(entry: unknown, field: string, filterParams: PlainObject, li
   const sharedParams = isPlainObject(shared) ? shared : {};
   if (shared !== undefined && !isPlainObject(shared)) problems.push(problem(`filter_params.${filter.name}`, `an object of ${filter.name} parameters`, shared));
   const before = problems.length;
-  const params = readParams(filter, { ...sharedParams, ...named }, (key) => (key in sharedParams && !(key in named) ? `filter_params.${filter.name}.${key}` : `${field}.${key}`), limits, problems);
+  const params = readParams(filter, { ...sharedParams, ...named }, (key) => (Object.hasOwn(sharedParams, key) && !Object.hasOwn(named, key) ? `filter_params.${filter.name}.${key}` : `${field}.${key}`), limits, problems);
   if (problems.length > before) return undefined;
   for (const c of filter.check?.(params, limits) ?? []) problems.push(problem(`${field}.${c.param}`, c.expected, c.received));
   return Object.freeze({ name: filter.name, ...params });
@@ -102,7 +102,7 @@ function readParams(
 ): Record<string, ParamValue> {
   const known = Object.keys(filter.params);
   for (const key of Object.keys(given)) {
-    if (key !== 'name' && !(key in filter.params)) {
+    if (key !== 'name' && !Object.hasOwn(filter.params, key)) {
       const expected = known.length ? `one of ${filter.name}'s parameters: ${known.join(', ')}` : `no parameters (${filter.name} takes none)`;
       problems.push({ ...problem(fieldOf(key), expected, given[key]), message: `Unknown parameter ${fieldOf(key)}: expected ${expected}` });
     }

@@ -82,6 +82,11 @@ describe('validation messages', () => {
     expect(q.message).toContain('grayscale takes none');
   });
 
+  it('treats inherited object keys as unknown parameters, not as known ones', () => {
+    expect(problemsOf({ filters: [{ name: 'blur', toString: 1, constructor: 2 }] }).map((p) => p.field)).toEqual(['filters[0].toString', 'filters[0].constructor']);
+    expect(problemsOf({ filters: ['blur'], filter_params: JSON.parse('{"__proto__": {"radius": 1}}') })[0].field).toBe('filter_params.__proto__');
+  });
+
   it('points at filter_params when a bad value came from there', () => {
     const [p] = problemsOf({ filters: ['blur'], filter_params: { blur: { radius: 'big' } } });
     expect(p.field).toBe('filter_params.blur.radius');
