@@ -62,7 +62,3 @@ export class ConfigError extends AppError {
     super('invalid_configuration', problems.map((p) => p.message).join('; '), { errors: problems });
   }
 }
-
-export function isPermanent(err: unknown): boolean {
-  return err instanceof AppError && err.permanent;
-}

@@ -95,4 +95,3 @@ export const num = (p: ParamValues, key: string): number => p[key] as number;
 export const optNum = (p: ParamValues, key: string): number | undefined =>
   p[key] === null ? undefined : (p[key] as number);
 export const str = (p: ParamValues, key: string): string => p[key] as string;
-export const bool = (p: ParamValues, key: string): boolean => p[key] as boolean;
