@@ -23,24 +23,27 @@ const rank = (step: FilterStep) => SHARP_OP_ORDER.indexOf(step.op);
 
 export function planStages(filters: readonly FilterSpec[]): PlannedStep[][] {
   const stages: PlannedStep[][] = [[]];
-  let grey = false;
+  let grey = false; // whether a step so far has left the image as one grey band
   filters.forEach((spec, filterIndex) => {
     const filter = getFilter(spec.name);
     if (!filter) throw new Error(`planStages: unknown filter '${spec.name}' (specs are validated before planning)`);
     filter.steps.forEach((step, i) => {
-      const stage = stages[stages.length - 1];
-      const last = stage[stage.length - 1];
-      const fits =
-        !last ||
-        (rank(step) > rank(last.step) &&
-          !(step.op === 'geometry' && stage.some((s) => s.step.op === 'geometry')) &&
-          !(step.needsColour && grey));
-      if (!fits) stages.push([]);
+      if (!fitsCurrentStage(stages[stages.length - 1], step, grey)) {
+        stages.push([]);
+        // the hand-off to a colour step expands the grey band to sRGB
+        if (step.needsColour) grey = false;
+      }
       stages[stages.length - 1].push({ step, params: spec, filterIndex, startsFilter: i === 0 });
       if (step.makesGrey) grey = true;
       if (step.makesColour) grey = false;
-      if (!fits && step.needsColour) grey = false;
     });
   });
   return stages.filter((s) => s.length > 0);
+}
+
+function fitsCurrentStage(stage: readonly PlannedStep[], step: FilterStep, grey: boolean): boolean {
+  const last = stage[stage.length - 1];
+  if (!last) return true;
+  const secondGeometry = step.op === 'geometry' && stage.some((s) => s.step.op === 'geometry');
+  return rank(step) > rank(last.step) && !secondGeometry && !(step.needsColour && grey);
 }
