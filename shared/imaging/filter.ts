@@ -71,7 +71,10 @@ export interface FilterStep {
   /** The step turns a grey image into a colour one. */
   readonly makesColour?: boolean;
   apply(image: Sharp, params: ParamValues, ctx: StepContext): Sharp;
-  /** Geometry steps say what size they produce, so limits are checked before any work. */
+  /**
+   * The size the step produces, so limits are checked before any pixel work; it throws a
+   * PermanentError when the step cannot apply to an image of the current size.
+   */
   outputSize?(params: ParamValues, ctx: StepContext): Size;
 }
 

@@ -216,3 +216,18 @@ describe('neighbourhood filters', () => {
     expect(block.size).toBe(1);
   });
 });
+
+describe('tiny images', () => {
+  it('every filter handles a 1×1 image or refuses it as permanent with the reason', async () => {
+    const dot = await solid(1, 1, { r: 200, g: 100, b: 50 });
+    const { FILTER_NAMES } = await import('../../../shared/imaging/filters');
+    for (const name of FILTER_NAMES) {
+      const entry = name === 'crop' ? { name, width: 1, height: 1 } : name === 'resize' ? { name, width: 4 } : name;
+      const outcome = await run(dot, { filters: [entry] }).then(
+        (out) => `${out.width}×${out.height}`,
+        (err: unknown) => (err instanceof PermanentError ? err.code : `transient: ${String(err)}`),
+      );
+      expect([name, outcome]).toEqual([name, name === 'median' ? 'filter_not_applicable' : expect.stringMatching(/^\d+×\d+$/)]);
+    }
+  });
+});
