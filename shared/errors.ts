@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   input_too_large: { status: 413, title: 'The image has too many pixels', permanent: true },
   output_too_large: { status: 422, title: 'The result would be too large', permanent: true },
   filter_not_applicable: { status: 422, title: 'A filter cannot be applied to this image', permanent: true },
+  image_not_found: { status: 404, title: 'The image does not exist', permanent: true },
   invalid_configuration: { status: 500, title: 'The service is misconfigured', permanent: true },
 } as const;
 

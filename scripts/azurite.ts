@@ -1,0 +1,95 @@
+/**
+ * Starts Azurite from the npm package as a child process and stops it. Used by the tests
+ * (free ports, in memory) and by the one-command local run (fixed ports, data on disk).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { azuriteConnectionString, type AzuritePorts } from '../shared/storage/connection';
+
+export interface AzuriteOptions {
+  /** Fixed ports; by default three free ones are picked. */
+  ports?: AzuritePorts;
+  /** Folder for Azurite's data; none means in memory only. */
+  location?: string;
+  /** How long to wait for the three services to listen. */
+  startTimeoutMs?: number;
+}
+
+export interface RunningAzurite {
+  readonly connectionString: string;
+  readonly ports: AzuritePorts;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+const AZURITE_BIN = require.resolve('azurite/dist/src/azurite.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function waitForPorts(child: ChildProcess, ports: AzuritePorts, timeoutMs: number, output: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`Azurite exited with code ${child.exitCode}: ${output()}`);
+    const up = await Promise.all([ports.blob, ports.queue, ports.table].map(canConnect));
+    if (up.every(Boolean)) return;
+    if (Date.now() > deadline) throw new Error(`Azurite did not listen on ${JSON.stringify(ports)} within ${timeoutMs} ms: ${output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function startAzurite(options: AzuriteOptions = {}): Promise<RunningAzurite> {
+  const ports = options.ports ?? { blob: await freePort(), queue: await freePort(), table: await freePort() };
+  const args = [
+    AZURITE_BIN,
+    '--silent',
+    '--skipApiVersionCheck', // current SDKs send API versions newer than Azurite knows
+    '--disableTelemetry', // telemetry tries to reach the internet
+    '--blobPort', String(ports.blob),
+    '--queuePort', String(ports.queue),
+    '--tablePort', String(ports.table),
+    ...(options.location ? ['--location', options.location] : ['--inMemoryPersistence']),
+  ];
+  // In memory, a scratch working directory catches anything Azurite still writes to its cwd.
+  const cwd = options.location ?? mkdtempSync(path.join(tmpdir(), 'azurite-'));
+  const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    await waitForPorts(child, ports, options.startTimeoutMs ?? 20000, () => output.slice(-2000));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { connectionString: azuriteConnectionString(ports), ports, pid: child.pid!, stop };
+}

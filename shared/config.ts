@@ -1,0 +1,43 @@
+/**
+ * Names of settings and storage resources, in one place: function files, the storage layer
+ * and tests read them from here, never as repeated string literals.
+ */
+import { CAPABILITIES, poisonQueueOf, type CapabilityName } from './tasks/capabilities';
+
+/** The app setting (and connection name of every trigger) holding the storage connection string. */
+export const STORAGE_CONNECTION = 'AzureWebJobsStorage';
+
+export interface ResourceNames {
+  readonly images: string;
+  readonly processed: string;
+  readonly tasksTable: string;
+  readonly deadLettersTable: string;
+  queueOf(capability: CapabilityName): string;
+  poisonQueueOf(capability: CapabilityName): string;
+}
+
+/**
+ * Resource names, optionally under a namespace (lower-case letters and digits) so several
+ * apps or test runs can share one storage account without touching each other's data.
+ */
+export function resourceNames(namespace = process.env.STORAGE_NAMESPACE ?? ''): ResourceNames {
+  if (!/^[a-z0-9]{0,20}$/.test(namespace)) {
+    throw new Error(`STORAGE_NAMESPACE must be up to 20 lower-case letters or digits, received '${namespace}'`);
+  }
+  const dash = namespace ? `${namespace}-` : '';
+  const queue = (capability: CapabilityName) => `${dash}${CAPABILITIES.find((c) => c.name === capability)!.queue}`;
+  return Object.freeze({
+    images: `${dash}images`,
+    processed: `${dash}processed`,
+    tasksTable: `${namespace}tasks`,
+    deadLettersTable: `${namespace}deadletters`,
+    queueOf: queue,
+    poisonQueueOf: (capability: CapabilityName) => poisonQueueOf(queue(capability)),
+  });
+}
+
+/** Request and job limits for the HTTP API (image limits live in imaging/limits.ts). */
+export const API_LIMITS = Object.freeze({
+  maxBodyBytes: Number(process.env.MAX_BODY_BYTES ?? 50 * 1024 * 1024),
+  maxImagesPerJob: Number(process.env.MAX_IMAGES_PER_JOB ?? 100),
+});

@@ -1,0 +1,28 @@
+/** A real Azurite for a test file, and a Storage with names no other test uses. */
+import { randomBytes } from 'node:crypto';
+import { resourceNames } from '../../shared/config';
+import { Storage } from '../../shared/storage/clients';
+import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
+
+export function uniqueNamespace(): string {
+  return `t${randomBytes(5).toString('hex')}`;
+}
+
+/** Starts Azurite before the file's tests and stops it after them, even when they fail. */
+export function useAzurite(): { azurite: () => RunningAzurite; storage: () => Promise<Storage> } {
+  let running: RunningAzurite | undefined;
+  beforeAll(async () => {
+    running = await startAzurite();
+  }, 30000);
+  afterAll(async () => {
+    await running?.stop();
+  });
+  return {
+    azurite: () => running!,
+    storage: async () => {
+      const storage = new Storage(running!.connectionString, resourceNames(uniqueNamespace()));
+      await storage.ensureResources();
+      return storage;
+    },
+  };
+}
