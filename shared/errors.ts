@@ -11,6 +11,10 @@ export const ERROR_CODES = {
   output_too_large: { status: 422, title: 'The result would be too large', permanent: true },
   filter_not_applicable: { status: 422, title: 'A filter cannot be applied to this image', permanent: true },
   image_not_found: { status: 404, title: 'The image does not exist', permanent: true },
+  not_found: { status: 404, title: 'Not found', permanent: true },
+  not_ready: { status: 409, title: 'The result is not ready', permanent: true },
+  body_too_large: { status: 413, title: 'The request body is too large', permanent: true },
+  unsupported_media_type: { status: 415, title: 'The content type is not supported', permanent: true },
   invalid_configuration: { status: 500, title: 'The service is misconfigured', permanent: true },
 } as const;
 

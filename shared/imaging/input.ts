@@ -56,3 +56,29 @@ export function isSrgbProfile(icc: Buffer): boolean {
   }
   return false;
 }
+
+const CONTENT_TYPES: Readonly<Record<InputFormat, string>> = {
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+  avif: 'image/avif',
+  heif: 'image/heif',
+  gif: 'image/gif',
+  tiff: 'image/tiff',
+};
+
+export const contentTypeOf = (format: InputFormat): string => CONTENT_TYPES[format];
+
+/**
+ * Cheap completeness checks for uploads: a JPEG ends with its end-of-image marker (possibly
+ * followed by a little padding) and a PNG with its IEND chunk. A cut-off upload is refused at
+ * once instead of failing later in a worker.
+ */
+export function assertComplete(format: InputFormat, input: Buffer): void {
+  const tail = input.subarray(Math.max(0, input.length - 4096));
+  const complete =
+    format === 'jpeg' ? tail.includes(Buffer.from([0xff, 0xd9])) : format === 'png' ? tail.includes(Buffer.from('IEND', 'latin1')) : true;
+  if (!complete) {
+    throw new PermanentError('corrupt_image', `The ${format.toUpperCase()} data ends before the image does (${input.length} bytes received): the upload is truncated`);
+  }
+}

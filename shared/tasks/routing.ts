@@ -31,3 +31,8 @@ export function capabilityTable(): readonly CapabilityRow[] {
     filters: [...FILTERS.values()].filter((f) => f.capability === c.name).map((f) => f.name),
   }));
 }
+
+/** `light` → `Light`: worker and poison functions are named process<Cap> and poison<Cap>. */
+export function functionSuffix(capability: CapabilityName): string {
+  return capability.charAt(0).toUpperCase() + capability.slice(1);
+}

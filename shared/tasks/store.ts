@@ -93,16 +93,31 @@ function toRecord(e: TableEntityResult<TaskEntity>): TaskRecord {
   };
 }
 
-/** Only the columns a change touches; null clears a column. */
-function toColumns(change: TaskChange): Record<string, unknown> {
-  const columns: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(change)) {
-    if (value === undefined) continue;
-    if (key === 'output') columns.output = value === null ? null : JSON.stringify(value);
-    else if (key === 'error' && typeof value === 'string') columns.error = value.slice(0, MAX_ERROR_CHARS);
-    else columns[key] = value;
-  }
-  return columns;
+/** The whole entity: null fields are left out, so a Replace clears them. */
+function toEntity(r: TaskRecord): TaskEntity {
+  const optional = {
+    worker_id: r.worker_id,
+    started_at: r.started_at,
+    completed_at: r.completed_at,
+    duration_ms: r.duration_ms,
+    output: r.output ? JSON.stringify(r.output) : null,
+    failure_type: r.failure_type,
+    failure_reason: r.failure_reason,
+    error: r.error?.slice(0, MAX_ERROR_CHARS) ?? null,
+  };
+  return {
+    partitionKey: r.job_id,
+    rowKey: r.task_id,
+    status: r.status,
+    image: r.image,
+    filters: JSON.stringify(r.filters),
+    output_spec: JSON.stringify(r.output_spec),
+    capability: r.capability,
+    queue: r.queue,
+    attempts: r.attempts,
+    created_at: r.created_at,
+    ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== null)),
+  };
 }
 
 const isStatus = (err: unknown, status: number) => (err as { statusCode?: number }).statusCode === status;
@@ -111,24 +126,25 @@ export class TaskStore {
   constructor(private readonly table: TableClient) {}
 
   async create(tasks: readonly NewTask[], now = new Date()): Promise<TaskRecord[]> {
-    const created = now.toISOString();
-    const entities: TaskEntity[] = tasks.map((t) => ({
-      partitionKey: t.job_id,
-      rowKey: t.task_id,
+    const records: TaskRecord[] = tasks.map((t) => ({
+      ...t,
       status: 'queued',
-      image: t.image,
-      filters: JSON.stringify(t.filters),
-      output_spec: JSON.stringify(t.output_spec),
-      capability: t.capability,
-      queue: t.queue,
       attempts: 0,
-      created_at: created,
+      worker_id: null,
+      created_at: now.toISOString(),
+      started_at: null,
+      completed_at: null,
+      duration_ms: null,
+      output: null,
+      failure_type: null,
+      failure_reason: null,
+      error: null,
     }));
     // One job is one partition: batches of up to 100 entities are written atomically.
-    for (let i = 0; i < entities.length; i += 100) {
-      await this.table.submitTransaction(entities.slice(i, i + 100).map((e): TransactionAction => ['create', e]));
+    for (let i = 0; i < records.length; i += 100) {
+      await this.table.submitTransaction(records.slice(i, i + 100).map((r): TransactionAction => ['create', toEntity(r)]));
     }
-    return entities.map((e) => toRecord(e as TableEntityResult<TaskEntity>));
+    return records;
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {
@@ -153,9 +169,10 @@ export class TaskStore {
       if (!current) return undefined;
       const change = decide(current.record);
       if (!change) return current.record;
+      const next: TaskRecord = { ...current.record, ...change };
       try {
-        await this.table.updateEntity({ partitionKey: current.record.job_id, rowKey: taskId, ...toColumns(change) }, 'Merge', { etag: current.etag });
-        return { ...current.record, ...change };
+        await this.table.updateEntity(toEntity(next), 'Replace', { etag: current.etag });
+        return next;
       } catch (err) {
         if (!isStatus(err, 412)) throw err;
       }

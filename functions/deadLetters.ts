@@ -1,0 +1,13 @@
+/**
+ * GET /api/dead-letters (function key): dead letters and poison-queue backlog per capability.
+ * POST /api/dead-letters/{capability}/requeue (function key): failed tasks back to queued and
+ * their messages back on the capability queue.
+ */
+import { app } from '@azure/functions';
+import { adminRoutes } from '../shared/http/admin';
+import { appStorage } from '../shared/storage/clients';
+
+const routes = adminRoutes(appStorage);
+
+app.http('deadLetters', { route: 'dead-letters', methods: ['GET'], authLevel: 'function', handler: routes.deadLetters });
+app.http('requeueDeadLetters', { route: 'dead-letters/{capability}/requeue', methods: ['POST'], authLevel: 'function', handler: routes.requeue });

@@ -1,0 +1,14 @@
+/**
+ * The `images` container: GET /api/images, GET /api/images/{name}, GET /api/images/{name}/info
+ * (anonymous) and PUT /api/images/{name} (function key; whole, accepted images only).
+ */
+import { app } from '@azure/functions';
+import { imageRoutes } from '../shared/http/images';
+import { appStorage } from '../shared/storage/clients';
+
+const routes = imageRoutes(appStorage);
+
+app.http('listImages', { route: 'images', methods: ['GET'], authLevel: 'anonymous', handler: routes.listImages });
+app.http('putImage', { route: 'images/{name}', methods: ['PUT'], authLevel: 'function', handler: routes.putImage });
+app.http('getImage', { route: 'images/{name}', methods: ['GET'], authLevel: 'anonymous', handler: routes.getImage });
+app.http('getImageInfo', { route: 'images/{name}/info', methods: ['GET'], authLevel: 'anonymous', handler: routes.getImageInfo });

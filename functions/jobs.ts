@@ -1,0 +1,13 @@
+/**
+ * POST /api/jobs (function key): JSON naming blobs, a raw image/* body, or multipart files →
+ * one task record and one queue message per image → 202 + Location. Invalid input → 4xx
+ * problem+json, nothing stored. GET /api/jobs/{job_id} (anonymous): progress and tasks.
+ */
+import { app } from '@azure/functions';
+import { jobRoutes } from '../shared/http/jobs';
+import { appStorage } from '../shared/storage/clients';
+
+const routes = jobRoutes(appStorage);
+
+app.http('submitJob', { route: 'jobs', methods: ['POST'], authLevel: 'function', handler: routes.submitJob });
+app.http('getJob', { route: 'jobs/{job_id}', methods: ['GET'], authLevel: 'anonymous', handler: routes.getJob });

@@ -1,0 +1,48 @@
+/**
+ * One mapping from anything thrown to an HTTP response: AppErrors become RFC 9457
+ * `application/problem+json` with their status, title, detail and field errors; anything else
+ * is logged and becomes a plain 500 that leaks nothing.
+ */
+import type { HttpResponseInit, InvocationContext } from '@azure/functions';
+import { AppError } from '../errors';
+
+export const PROBLEM_TYPE_PREFIX = 'urn:image-pipeline:problem:';
+
+export function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseInit {
+  return { status, jsonBody: body, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } };
+}
+
+export function problem(err: unknown, context: InvocationContext, instance?: string): HttpResponseInit {
+  if (err instanceof AppError) {
+    context.log(`${err.status} ${err.code}: ${err.message}`);
+    return {
+      status: err.status,
+      headers: { 'content-type': 'application/problem+json; charset=utf-8' },
+      jsonBody: {
+        type: `${PROBLEM_TYPE_PREFIX}${err.code}`,
+        title: err.title,
+        status: err.status,
+        detail: err.message,
+        ...(instance ? { instance } : {}),
+        ...(err.errors.length ? { errors: err.errors } : {}),
+      },
+    };
+  }
+  context.error('unhandled error', err);
+  return {
+    status: 500,
+    headers: { 'content-type': 'application/problem+json; charset=utf-8' },
+    jsonBody: { type: `${PROBLEM_TYPE_PREFIX}internal`, title: 'Internal error', status: 500, detail: `The request failed unexpectedly; look up invocation ${context.invocationId} in the logs.` },
+  };
+}
+
+/** Wraps a handler so every failure goes through `problem`. */
+export function handled<Req extends { url: string }>(handler: (request: Req, context: InvocationContext) => Promise<HttpResponseInit>) {
+  return async (request: Req, context: InvocationContext): Promise<HttpResponseInit> => {
+    try {
+      return await handler(request, context);
+    } catch (err) {
+      return problem(err, context, new URL(request.url).pathname);
+    }
+  };
+}

@@ -1,0 +1,45 @@
+/** GET /api/tasks/{task_id} and its result. */
+import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { AppError, ValidationError } from '../errors';
+import type { Storage } from '../storage/clients';
+import { TASK_ID } from '../tasks/message';
+import { TaskStore, type TaskRecord } from '../tasks/store';
+import { problem as fieldProblem } from '../validation';
+import { apiBase, taskLinks } from './jobs';
+import { handled, json } from './respond';
+
+async function findTask(storage: Storage, taskId: string | undefined): Promise<TaskRecord> {
+  if (!TASK_ID.test(taskId ?? '')) throw new ValidationError([fieldProblem('task_id', 'a task id <job uuid>_<index>', taskId)]);
+  await storage.ensureResources();
+  const task = await new TaskStore(storage.tasks).get(taskId!);
+  if (!task) throw new AppError('not_found', `No task ${taskId}`);
+  return task;
+}
+
+/** Why a queued task waits: roughly how many messages are ahead of it in its queue. */
+async function queuePosition(storage: Storage, task: TaskRecord) {
+  const { approximateMessagesCount = 0 } = await storage.queue(task.capability).getProperties();
+  return { queue: task.queue, messages_ahead: Math.max(0, approximateMessagesCount - 1), approximate: true };
+}
+
+export function taskRoutes(getStorage: () => Storage) {
+  return {
+    getTask: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
+      const storage = getStorage();
+      const task = await findTask(storage, request.params.task_id);
+      const waiting = task.status === 'queued' ? { queue_position: await queuePosition(storage, task) } : {};
+      return json(200, { ...task, ...taskLinks(apiBase(request), task), ...waiting });
+    }),
+
+    getTaskResult: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
+      const storage = getStorage();
+      const task = await findTask(storage, request.params.task_id);
+      if (task.status !== 'succeeded' || !task.output) {
+        const why = task.status === 'failed' ? `it failed (${task.failure_type}: ${task.failure_reason})` : `it is ${task.status}`;
+        throw new AppError('not_ready', `Task ${task.task_id} has no result because ${why}; poll ${apiBase(request)}/tasks/${task.task_id}`);
+      }
+      const data = await storage.processed.getBlockBlobClient(task.output.blob).downloadToBuffer();
+      return { status: 200, body: data, headers: { 'content-type': task.output.content_type, 'content-length': String(data.length), 'cache-control': 'public, max-age=31536000, immutable' } };
+    }),
+  };
+}
