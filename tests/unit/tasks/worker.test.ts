@@ -50,6 +50,16 @@ describe('processTaskMessage', () => {
     expect(blobs).toBe(1);
   });
 
+  it('two concurrent deliveries of one message still leave one output and a succeeded task', async () => {
+    const { storage, job, messages, tasks } = await setUp({ filters: ['sepia'] }, { 'a.jpg': await photo(160, 120, 'jpeg') });
+    const outcomes = await Promise.all([processTaskMessage(messages[0], { storage, capability: 'heavy' }), processTaskMessage(messages[0], { storage, capability: 'heavy' })]);
+    expect(outcomes).toContain('succeeded');
+    expect(await tasks.get(job.tasks[0].task_id)).toMatchObject({ status: 'succeeded' });
+    const names: string[] = [];
+    for await (const blob of storage.processed.listBlobsFlat()) names.push(blob.name);
+    expect(names).toEqual([`${job.tasks[0].task_id}.jpg`]);
+  });
+
   it('fails a task at once (job_failure) for a corrupt image or a missing one', async () => {
     const jpeg = await photo(64, 48, 'jpeg');
     const corrupt = await setUp({ filters: ['blur'] }, { 'bad.jpg': jpeg.subarray(0, jpeg.length / 2) });
