@@ -15,15 +15,14 @@ import { version } from '../../package.json';
 
 const HEALTH_TIMEOUT_MS = 3000;
 
-async function check(probe: () => Promise<unknown>): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
+/** One storage probe, cancelled (retries included) when it has not answered in time. */
+async function check(probe: (abortSignal: AbortSignal) => Promise<unknown>): Promise<string> {
   try {
-    await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${HEALTH_TIMEOUT_MS} ms`)), HEALTH_TIMEOUT_MS)))]);
+    await probe(AbortSignal.timeout(HEALTH_TIMEOUT_MS));
     return 'ok';
   } catch (err) {
-    return `error: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
-  } finally {
-    clearTimeout(timer);
+    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    return `error: ${(err as { name?: string }).name === 'AbortError' ? `no answer in ${HEALTH_TIMEOUT_MS} ms` : message}`;
   }
 }
 
@@ -38,9 +37,9 @@ export function adminRoutes(getStorage: () => Storage) {
     health: handled(async (): Promise<HttpResponseInit> => {
       const storage = getStorage();
       const [blob, queue, table] = await Promise.all([
-        check(() => storage.images.createIfNotExists()),
-        check(() => storage.queue(CAPABILITIES[0].name).createIfNotExists()),
-        check(() => storage.tasks.createTable()),
+        check((abortSignal) => storage.images.createIfNotExists({ abortSignal })),
+        check((abortSignal) => storage.queue(CAPABILITIES[0].name).createIfNotExists({ abortSignal })),
+        check((abortSignal) => storage.tasks.createTable({ abortSignal })),
       ]);
       const checks = { blob, queue, table };
       const healthy = Object.values(checks).every((c) => c === 'ok');
