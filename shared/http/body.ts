@@ -12,9 +12,14 @@ function tooLarge(bytes: number, max: number): AppError {
   return new AppError('body_too_large', `The body is ${bytes} bytes: expected at most ${max} (MAX_BODY_BYTES)`);
 }
 
-export async function readBody(request: HttpRequest, max = apiLimits().maxBodyBytes): Promise<Buffer> {
+/** Refuses a body by its declared length before reading any of it. */
+export function checkDeclaredLength(request: HttpRequest, max = apiLimits().maxBodyBytes): void {
   const declared = Number(request.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > max) throw tooLarge(declared, max);
+}
+
+export async function readBody(request: HttpRequest, max = apiLimits().maxBodyBytes): Promise<Buffer> {
+  checkDeclaredLength(request, max);
   const body = Buffer.from(await request.arrayBuffer());
   if (body.length > max) throw tooLarge(body.length, max);
   return body;

@@ -7,6 +7,7 @@ import { assertComplete, contentTypeOf, sniffFormat } from '../imaging/input';
 import { configureSharp } from '../imaging/sharp-settings';
 import { toPermanentIfInputError } from '../imaging/sharp-errors';
 import type { Storage } from '../storage/clients';
+import { downloadImage } from '../storage/images';
 import { IMAGE_NAME } from '../tasks/message';
 import { problem as fieldProblem } from '../validation';
 import { mediaType, readBody } from './body';
@@ -35,18 +36,6 @@ export async function imageExists(storage: Storage, name: string): Promise<boole
   return storage.images.getBlockBlobClient(name).exists();
 }
 
-async function download(storage: Storage, name: string): Promise<{ data: Buffer; contentType: string }> {
-  const blob = storage.images.getBlockBlobClient(name);
-  try {
-    const data = await blob.downloadToBuffer();
-    const { contentType } = await blob.getProperties();
-    return { data, contentType: contentType ?? 'application/octet-stream' };
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode === 404) throw new AppError('image_not_found', `No image named '${name}' in the ${storage.names.images} container`);
-    throw err;
-  }
-}
-
 export function imageRoutes(getStorage: () => Storage) {
   return {
     listImages: handled(async () => {
@@ -70,13 +59,13 @@ export function imageRoutes(getStorage: () => Storage) {
     }),
 
     getImage: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
-      const { data, contentType } = await download(getStorage(), validImageName(request.params.name));
+      const { data, contentType } = await downloadImage(getStorage(), validImageName(request.params.name));
       return { status: 200, body: data, headers: { 'content-type': contentType, 'content-length': String(data.length) } };
     }),
 
     getImageInfo: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const name = validImageName(request.params.name);
-      const { data } = await download(getStorage(), name);
+      const { data } = await downloadImage(getStorage(), name);
       const format = sniffFormat(data);
       const meta = await sharp(data, { limitInputPixels: false }).metadata().catch((err: unknown) => {
         throw toPermanentIfInputError(err);

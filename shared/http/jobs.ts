@@ -10,7 +10,7 @@ import { createJob, summarizeJob } from '../tasks/jobs';
 import { normalizeTaskSpec, type TaskSpec } from '../tasks/spec';
 import { TaskStore, type TaskRecord } from '../tasks/store';
 import { isPlainObject, problem as fieldProblem } from '../validation';
-import { mediaType, parseFiltersField, parseJsonField, readBody, readJson } from './body';
+import { checkDeclaredLength, mediaType, parseFiltersField, parseJsonField, readBody, readJson } from './body';
 import { imageExists, storeImage, validImageName } from './images';
 import { handled, json } from './respond';
 
@@ -67,8 +67,7 @@ async function fromRawImage(request: HttpRequest, storage: Storage): Promise<{ i
 
 /** Multipart form: every file part is an image; fields filters, filter_params, output. */
 async function fromMultipart(request: HttpRequest, storage: Storage): Promise<{ images: string[]; spec: TaskSpec }> {
-  const declared = Number(request.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > apiLimits().maxBodyBytes) throw new AppError('body_too_large', `The body is ${declared} bytes: expected at most ${apiLimits().maxBodyBytes} (MAX_BODY_BYTES)`);
+  checkDeclaredLength(request);
   let form: FormData;
   try {
     form = await request.formData();

@@ -8,11 +8,12 @@
  * acknowledged without work, so at-least-once delivery never duplicates results.
  */
 import os from 'node:os';
-import { AppError, PermanentError, ValidationError } from '../errors';
+import { AppError, ValidationError } from '../errors';
 import { processImage } from '../imaging/pipeline';
 import { ENCODERS } from '../imaging/output';
 import { currentLimits, type Limits } from '../imaging/limits';
 import type { Storage } from '../storage/clients';
+import { downloadImage } from '../storage/images';
 import { enqueue } from '../storage/queue';
 import type { CapabilityName } from './capabilities';
 import { DeadLetterStore } from './dead-letters';
@@ -37,6 +38,7 @@ export function outputBlobName(taskId: string, format: keyof typeof ENCODERS): s
 }
 
 export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): Promise<WorkerOutcome> {
+  await deps.storage.ensureResources(); // a worker may run before any HTTP call created the containers
   const tasks = new TaskStore(deps.storage.tasks);
   let message: TaskMessage;
   try {
@@ -52,7 +54,7 @@ export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): 
   if (!task) return sendToPoison(delivered, deps, `unknown task ${message.task_id}`);
   if (task.status === 'succeeded') return 'already_succeeded';
   try {
-    const input = await downloadInput(deps.storage, message.image);
+    const { data: input } = await downloadImage(deps.storage, message.image);
     const result = await processImage(message, input, deps.limits ?? currentLimits());
     const blob = outputBlobName(message.task_id, message.output.format);
     await deps.storage.processed.getBlockBlobClient(blob).uploadData(result.data, {
@@ -73,17 +75,6 @@ export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): 
     if (!(err instanceof AppError && err.permanent)) throw err;
     await markJobFailure(tasks, message.task_id, err.code, err.message);
     return 'failed';
-  }
-}
-
-async function downloadInput(storage: Storage, image: string): Promise<Buffer> {
-  try {
-    return await storage.images.getBlockBlobClient(image).downloadToBuffer();
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode === 404) {
-      throw new PermanentError('image_not_found', `The input image '${image}' does not exist in the ${storage.names.images} container`);
-    }
-    throw err;
   }
 }
 
@@ -122,6 +113,7 @@ export interface PoisonDeps {
  * and requeue.
  */
 export async function handlePoisonMessage(delivered: unknown, deps: PoisonDeps, meta: { id: string; dequeueCount: number | null }): Promise<void> {
+  await deps.storage.ensureResources();
   const text = typeof delivered === 'string' ? delivered : JSON.stringify(delivered);
   const taskId = (delivered as { task_id?: unknown } | null)?.task_id;
   const named = typeof taskId === 'string' && TASK_ID.test(taskId) ? taskId : null;

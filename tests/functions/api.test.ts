@@ -13,7 +13,7 @@ import { FILTER_NAMES } from '../../shared/imaging/filters';
 import { photo } from '../helpers/images';
 import { SVG_EXTERNAL_HREF, randomBytes } from '../helpers/hostile';
 import { call, multipart, type CallResult } from '../helpers/http';
-import { uniqueNamespace, useAzurite } from '../helpers/storage';
+import { uniqueNamespace, useAzurite, withFailingUploads } from '../helpers/storage';
 
 const env = useAzurite();
 
@@ -260,7 +260,7 @@ describe('no task is ever lost', () => {
     await a.storage.images.getBlockBlobClient('stuck.jpg').uploadData(good);
     await a.storage.images.getBlockBlobClient('garbled.jpg').uploadData(good);
     const res = await call(a.submitJob, { method: 'POST', path: '/api/jobs', body: { images: ['good.jpg', 'corrupt.jpg', 'stuck.jpg', 'garbled.jpg'], filters: ['negate'] } });
-    const broken = new Storage(env.azurite().connectionString, { ...a.storage.names, processed: `${uniqueNamespace()}-gone` });
+    const broken = withFailingUploads(a.storage);
     for (const { body } of await receiveAll(a.storage, 'light')) {
       if (body.image === 'stuck.jpg') {
         // the host's retries: every delivery fails transiently, then the message goes to poison

@@ -1,5 +1,4 @@
 import sharp from 'sharp';
-import { Storage } from '../../../shared/storage/clients';
 import { resourceNames } from '../../../shared/config';
 import { decodeMessageText } from '../../../shared/storage/queue';
 import { createJob } from '../../../shared/tasks/jobs';
@@ -8,7 +7,7 @@ import { TaskStore } from '../../../shared/tasks/store';
 import { DeadLetterStore } from '../../../shared/tasks/dead-letters';
 import { handlePoisonMessage, processTaskMessage } from '../../../shared/tasks/worker';
 import { photo } from '../../helpers/images';
-import { uniqueNamespace, useAzurite } from '../../helpers/storage';
+import { uniqueNamespace, useAzurite, withFailingUploads } from '../../helpers/storage';
 
 const env = useAzurite();
 
@@ -67,14 +66,12 @@ describe('processTaskMessage', () => {
     expect(await corrupt.tasks.get(corrupt.job.tasks[0].task_id)).toMatchObject({ status: 'failed', failure_type: 'job_failure', failure_reason: 'corrupt_image' });
     const missing = await setUp({ filters: ['blur'] });
     expect(await processTaskMessage(missing.messages[0], { storage: missing.storage, capability: 'heavy' })).toBe('failed');
-    expect(await missing.tasks.get(missing.job.tasks[0].task_id)).toMatchObject({ failure_reason: 'image_not_found', error: expect.stringContaining("'missing.jpg' does not exist") });
+    expect(await missing.tasks.get(missing.job.tasks[0].task_id)).toMatchObject({ failure_reason: 'image_not_found', error: expect.stringContaining("No image named 'missing.jpg' in the") });
   });
 
   it('throws on a transient storage failure and leaves the task unfailed for the retry', async () => {
     const { storage, job, messages, tasks } = await setUp({ filters: ['flip'] }, { 'a.jpg': await photo(64, 48, 'jpeg') });
-    // same tables and containers, but an output container that does not exist: the upload fails
-    const broken = new Storage(env.azurite().connectionString, { ...storage.names, processed: `${uniqueNamespace()}-missing` });
-    await expect(processTaskMessage(messages[0], { storage: broken, capability: 'light' })).rejects.toThrow(/container does not exist/i);
+    await expect(processTaskMessage(messages[0], { storage: withFailingUploads(storage), capability: 'light' })).rejects.toThrow(/Server Busy/);
     expect(await tasks.get(job.tasks[0].task_id)).toMatchObject({ status: 'processing', attempts: 1, failure_type: null });
     expect(await processTaskMessage(messages[0], { storage, capability: 'light' })).toBe('succeeded');
     expect(await tasks.get(job.tasks[0].task_id)).toMatchObject({ status: 'succeeded', attempts: 2 });
