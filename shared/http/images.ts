@@ -5,6 +5,8 @@ import sharp from 'sharp';
 import { AppError, ValidationError } from '../errors';
 import { assertComplete, contentTypeOf, sniffFormat } from '../imaging/input';
 import { configureSharp } from '../imaging/sharp-settings';
+import { currentLimits } from '../imaging/limits';
+import { readHeader } from '../imaging/header';
 import { toPermanentIfInputError } from '../imaging/sharp-errors';
 import type { Storage } from '../storage/clients';
 import { downloadImage } from '../storage/images';
@@ -26,6 +28,7 @@ export function validImageName(name: unknown, field = 'name'): string {
 export async function storeImage(storage: Storage, data: Buffer, name?: string): Promise<{ name: string; content_type: string; bytes: number }> {
   const format = sniffFormat(data);
   assertComplete(format, data);
+  await readHeader(data, currentLimits());
   const stored = name ?? `upload-${randomUUID()}.${format === 'jpeg' ? 'jpg' : format}`;
   await storage.ensureResources();
   await storage.images.getBlockBlobClient(stored).uploadData(data, { blobHTTPHeaders: { blobContentType: contentTypeOf(format) } });

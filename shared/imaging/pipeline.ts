@@ -7,6 +7,7 @@ import sharp, { type Sharp } from 'sharp';
 import { PermanentError } from '../errors';
 import type { TaskSpec } from '../tasks/spec';
 import { isSrgbProfile, sniffFormat } from './input';
+import { readHeader } from './header';
 import { currentLimits, type Limits } from './limits';
 import { ENCODERS, type OutputFormat } from './output';
 import { planStages, type PlannedStep } from './plan';
@@ -53,12 +54,8 @@ export async function processImage(spec: TaskSpec, input: Buffer, limits: Limits
 }
 
 async function openInput(input: Buffer, limits: Limits, flattenAlpha: boolean): Promise<Current> {
-  // The header alone (no pixels are decoded), so the size check can name the real dimensions.
-  const meta = await sharp(input, { ...inputOptions(limits), limitInputPixels: false }).metadata();
+  const meta = await readHeader(input, limits);
   const { width, height } = meta.autoOrient;
-  if (width * height > limits.maxInputPixels) {
-    throw new PermanentError('input_too_large', `The image is ${width}×${height} = ${width * height} pixels: expected at most ${limits.maxInputPixels} (MAX_INPUT_PIXELS)`);
-  }
   let image = sharp(input, { ...inputOptions(limits), ignoreIcc: meta.icc !== undefined && isSrgbProfile(meta.icc) });
   const channels = meta.channels ?? 3;
   // Formats without alpha get transparent areas composited onto white, not the black sharp would leave.

@@ -11,7 +11,7 @@ import { decodeMessageText } from '../../shared/storage/queue';
 import { handlePoisonMessage, processTaskMessage } from '../../shared/tasks/worker';
 import { FILTER_NAMES } from '../../shared/imaging/filters';
 import { photo } from '../helpers/images';
-import { SVG_EXTERNAL_HREF, randomBytes } from '../helpers/hostile';
+import { SVG_EXTERNAL_HREF, pngClaiming, randomBytes } from '../helpers/hostile';
 import { call, multipart, type CallResult } from '../helpers/http';
 import { uniqueNamespace, useAzurite, withFailingUploads } from '../helpers/storage';
 
@@ -226,6 +226,9 @@ describe('images', () => {
     expectProblem(await put('../x.png', await photo(8, 8)), 400, 'validation_failed');
     expectProblem(await put('.hidden', await photo(8, 8)), 400, 'validation_failed');
     expectProblem(await put('a.svg', SVG_EXTERNAL_HREF, 'image/svg+xml'), 415, 'refused_format');
+    const bomb = await put('bomb.png', pngClaiming(100000, 100000));
+    expectProblem(bomb, 413, 'input_too_large');
+    expect(bomb.json.detail).toContain('100000×100000');
     expectProblem(await put('a.png', Buffer.from('hello'), 'text/plain'), 415, 'unsupported_media_type');
     expectProblem(await call(a.getImage, { path: '', params: { name: 'nope.png' } }), 404, 'image_not_found');
     expectProblem(await call(a.getImageInfo, { path: '', params: { name: 'nope.png' } }), 404, 'image_not_found');
