@@ -16,6 +16,8 @@ export interface AzuriteOptions {
   location?: string;
   /** How long to wait for the three services to listen. */
   startTimeoutMs?: number;
+  /** In its own process group, so a terminal's Ctrl-C reaches the host first and Azurite is stopped after it. */
+  detached?: boolean;
 }
 
 export interface RunningAzurite {
@@ -74,7 +76,7 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
   ];
   // In memory, a scratch working directory catches anything Azurite still writes to its cwd.
   const cwd = options.location ?? mkdtempSync(path.join(tmpdir(), 'azurite-'));
-  const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));

@@ -2,9 +2,10 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
+/** The folder with package.json and host.json (dist/ holds a copy of package.json, not host.json). */
 function findProjectRoot(start: string): string {
   for (let dir = start; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'host.json'))) return dir;
     if (path.dirname(dir) === dir) return process.cwd();
   }
 }

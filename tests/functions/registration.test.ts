@@ -1,52 +1,35 @@
 /**
- * The function files register through the real @azure/functions library; a stand-in for the
- * worker's @azure/functions-core module records the metadata the host would receive.
+ * The complete registration table, as the local host loads it: package.json `main` → the built
+ * function files → the real @azure/functions library → the host's @azure/functions-core
+ * stand-in. (Under jest, the stand-in is provided with jest.mock, since jest resolves modules
+ * itself; the host process installs it into Node's loader.)
  */
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { CAPABILITIES } from '../../shared/tasks/capabilities';
 import { functionSuffix } from '../../shared/tasks/routing';
+import { functionFiles, loadFunctions } from '../../scripts/local-host/loader';
+import type { RegisteredFunction } from '../../scripts/local-host/functions-core';
 
-interface Binding {
-  type: string;
-  direction: string;
-  route?: string;
-  methods?: string[];
-  authLevel?: string;
-  queueName?: string;
-  connection?: string;
-}
-const registered: { name: string; bindings: Record<string, Binding> }[] = [];
+jest.mock('@azure/functions-core', () => jest.requireActual('../../scripts/local-host/functions-core').functionsCore, { virtual: true });
 
-jest.mock(
-  '@azure/functions-core',
-  () => ({
-    setProgrammingModel: () => undefined,
-    getProgrammingModel: () => undefined,
-    registerHook: () => ({ dispose: () => undefined }),
-    registerFunction: (metadata: { name: string; bindings: Record<string, Binding> }) => {
-      registered.push(metadata);
-      return { dispose: () => undefined };
-    },
-  }),
-  { virtual: true },
-);
+const ROOT = path.resolve(__dirname, '../..');
+let functions: readonly RegisteredFunction[];
 
 beforeAll(() => {
-  const dir = path.join(__dirname, '../../functions');
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) require(path.join(dir, file));
+  functions = loadFunctions(functionFiles(ROOT));
 });
 
-const trigger = (name: string) => Object.values(registered.find((f) => f.name === name)!.bindings).find((b) => b.direction === 'in')!;
-
 describe('function registrations', () => {
+  it('loads the function files package.json main names', () => {
+    expect(functionFiles(ROOT).map((f) => path.relative(ROOT, f))).toEqual(
+      ['deadLetters', 'health', 'images', 'jobs', 'tasks', 'workers'].map((n) => `dist/functions/${n}.js`),
+    );
+  });
+
   it('registers every HTTP route with its methods and auth level', () => {
-    const http = registered
-      .filter((f) => Object.values(f.bindings).some((b) => b.type === 'httpTrigger'))
-      .map((f) => {
-        const t = trigger(f.name);
-        return [f.name, t.route, t.methods?.join(','), t.authLevel];
-      })
+    const http = functions
+      .filter((f) => f.trigger.type === 'httpTrigger')
+      .map((f) => [f.name, f.trigger.route, f.trigger.methods?.join(','), f.trigger.authLevel])
       .sort((a, b) => String(a[0]).localeCompare(String(b[0])));
     expect(http).toEqual([
       ['deadLetters', 'dead-letters', 'GET', 'function'],
@@ -65,10 +48,17 @@ describe('function registrations', () => {
   });
 
   it('registers one worker and one poison function per capability, from the capability table', () => {
-    for (const c of CAPABILITIES) {
-      expect(trigger(`process${functionSuffix(c.name)}`)).toMatchObject({ type: 'queueTrigger', queueName: c.queue, connection: 'AzureWebJobsStorage' });
-      expect(trigger(`poison${functionSuffix(c.name)}`)).toMatchObject({ type: 'queueTrigger', queueName: `${c.queue}-poison`, connection: 'AzureWebJobsStorage' });
-    }
-    expect(registered.filter((f) => trigger(f.name).type === 'queueTrigger')).toHaveLength(2 * CAPABILITIES.length);
+    const queues = functions.filter((f) => f.trigger.type === 'queueTrigger').map((f) => [f.name, f.trigger.queueName, f.trigger.connection]);
+    expect(queues.sort()).toEqual(
+      CAPABILITIES.flatMap((c) => [
+        [`poison${functionSuffix(c.name)}`, `${c.queue}-poison`, 'AzureWebJobsStorage'],
+        [`process${functionSuffix(c.name)}`, c.queue, 'AzureWebJobsStorage'],
+      ]).sort(),
+    );
+  });
+
+  it('has no other triggers (no timers yet) and nothing registered twice', () => {
+    expect(functions.filter((f) => !['httpTrigger', 'queueTrigger'].includes(f.trigger.type))).toEqual([]);
+    expect(new Set(functions.map((f) => f.name)).size).toBe(functions.length);
   });
 });

@@ -1,0 +1,53 @@
+/**
+ * `node dist/scripts/local-host/main.js [--port 7071]`: the local Functions host as a process.
+ * Loads local.settings.json like func, prints the functions and their URLs, and on SIGINT or
+ * SIGTERM stops taking work, lets running invocations finish (bounded) and exits 0.
+ */
+import { parseArgs } from 'node:util';
+import { PROJECT_ROOT } from '../paths';
+import { loadLocalSettings } from '../local-settings';
+import { startLocalHost } from './host';
+
+const USAGE = 'usage: node dist/scripts/local-host/main.js [--port N] (default 7071, or FUNCTIONS_HTTPWORKER_PORT / PORT)';
+const GRACE_MS = Number(process.env.LOCAL_HOST_GRACE_MS ?? 25000);
+
+async function main(argv: string[]): Promise<number> {
+  let port: number;
+  try {
+    const { values } = parseArgs({ args: argv, options: { port: { type: 'string' } } });
+    port = Number(values.port ?? process.env.PORT ?? 7071);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`expected --port to be 0-65535 but received '${values.port ?? process.env.PORT}'`);
+  } catch (err) {
+    console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    return 2;
+  }
+  loadLocalSettings(PROJECT_ROOT);
+  const leaseSeconds = Number(process.env.LOCAL_HOST_QUEUE_LEASE_SECONDS ?? 30);
+  const host = await startLocalHost({ root: PROJECT_ROOT, port, queueLeaseMs: leaseSeconds * 1000 });
+  console.log(`Local Functions host (no Core Tools found): ${host.functions.length} functions`);
+  for (const fn of host.functions) {
+    const t = fn.trigger;
+    const where = t.type === 'httpTrigger' ? `${(t.methods ?? []).join(',')} ${host.url}/${t.route}` : t.type === 'queueTrigger' ? `queue ${t.queueName}` : `schedule ${t.schedule}`;
+    console.log(`  ${fn.name}: ${where}`);
+  }
+  console.log(`Host listening on ${host.url}`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      console.log(`${signal}: stopping (waiting up to ${GRACE_MS / 1000} s for running functions)`);
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await host.stop(GRACE_MS);
+  console.log('Host stopped');
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  },
+);

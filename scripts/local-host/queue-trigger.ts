@@ -1,0 +1,210 @@
+/**
+ * A storage-queue trigger with the semantics of the Functions host's queue listener (host.json
+ * `extensions.queues`): batched polls with exponential back-off, a lease renewed while the
+ * function runs, retries after `visibilityTimeout` and `<queue>-poison` after `maxDequeueCount`.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import type { QueueClient, ReceivedMessageItem } from '@azure/storage-queue';
+import type { QueueOptions } from './host-config';
+
+export interface QueueTriggerMetadata { id: string; dequeueCount: number; insertionTime?: Date; expirationTime?: Date; nextVisibleTime?: Date; popReceipt: string; queueTrigger: string; }
+
+export interface QueueTriggerOptions {
+  queue: QueueClient; // the trigger's queue
+  poisonQueue: QueueClient; // `<queue>-poison`
+  options: QueueOptions;
+  /** Runs the function; rejects = failure. payload: the decoded text parsed as JSON when it is JSON (object/array/number/boolean/null), else the text. */
+  invoke(payload: unknown, metadata: QueueTriggerMetadata): Promise<void>;
+  log?: (line: string) => void;
+  /** How long a received message stays hidden while its function runs; renewed at half-life while running. Default 30000. */
+  leaseMs?: number;
+  /** First (and minimum) poll interval of the back-off; default 100. */
+  minPollingIntervalMs?: number;
+}
+
+export interface RunningQueueTrigger { stop(graceMs?: number): Promise<void>; readonly inFlight: number; }
+
+/** The storage service takes at most 32 messages per receive. */
+const MAX_RECEIVE = 32;
+
+interface Delivery { readonly done: Promise<void>; abandon(): void; }
+
+interface Lease { abandon(): void; release(): Promise<string>; }
+
+/** Storage takes whole seconds; round up so a message never reappears sooner than configured. */
+const seconds = (ms: number): number => Math.ceil(ms / 1000);
+
+const reasonOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** The text of a message, or undefined when base64 is expected and the text is not strictly base64 (the host poisons those). */
+function decodeText(messageText: string, encoding: QueueOptions['messageEncoding']): string | undefined {
+  if (encoding === 'none') return messageText;
+  const bytes = Buffer.from(messageText, 'base64');
+  // Node skips characters outside the alphabet instead of failing; a round trip exposes them.
+  const unpadded = (text: string) => text.replace(/=+$/, '');
+  return unpadded(bytes.toString('base64')) === unpadded(messageText) ? bytes.toString('utf8') : undefined;
+}
+
+/** As the Node.js worker hands trigger data to a function: JSON when it parses, else the string. */
+function parsePayload(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
+  const { queue, poisonQueue, options } = o;
+  const log = o.log ?? (() => undefined);
+  const leaseMs = o.leaseMs ?? 30000;
+  const minPollMs = o.minPollingIntervalMs ?? 100;
+  const stopping = new AbortController();
+  const stopped = new Promise<void>((resolve) => stopping.signal.addEventListener('abort', () => resolve(), { once: true }));
+  const inFlight = new Set<Delivery>();
+
+  /** Storage calls that fail are logged: the message simply becomes visible again when its lease ends. */
+  async function attempt(what: string, call: () => Promise<unknown>): Promise<void> {
+    try {
+      await call();
+    } catch (err) {
+      log(`queue ${queue.name}: ${what} failed: ${reasonOf(err)}`);
+    }
+  }
+
+  function moveToPoison(message: ReceivedMessageItem, popReceipt: string): Promise<void> {
+    return attempt(`moving message ${message.messageId} to ${poisonQueue.name}`, async () => {
+      await poisonQueue.createIfNotExists(); // the host creates the poison queue on first use
+      await poisonQueue.sendMessage(message.messageText); // as received, still encoded
+      await queue.deleteMessage(message.messageId, popReceipt);
+    });
+  }
+
+  /** Keeps the message hidden while its function runs, so a slow function is not delivered twice. */
+  function holdLease(message: ReceivedMessageItem): Lease {
+    let popReceipt = message.popReceipt;
+    let renewing = Promise.resolve();
+    const renew = () => {
+      renewing = renewing.then(() =>
+        attempt(`renewing the lease of message ${message.messageId}`, async () => {
+          popReceipt = (await queue.updateMessage(message.messageId, popReceipt, undefined, seconds(leaseMs))).popReceipt ?? popReceipt;
+        }),
+      );
+    };
+    const timer = setInterval(renew, leaseMs / 2);
+    return {
+      abandon: () => clearInterval(timer),
+      release: async () => {
+        clearInterval(timer);
+        await renewing; // a renewal under way changes the pop receipt the next call needs
+        return popReceipt;
+      },
+    };
+  }
+
+  async function run(text: string, message: ReceivedMessageItem): Promise<boolean> {
+    const metadata: QueueTriggerMetadata = {
+      id: message.messageId,
+      dequeueCount: message.dequeueCount,
+      insertionTime: message.insertedOn,
+      expirationTime: message.expiresOn,
+      nextVisibleTime: message.nextVisibleOn,
+      popReceipt: message.popReceipt,
+      queueTrigger: text,
+    };
+    try {
+      await o.invoke(parsePayload(text), metadata);
+      return true;
+    } catch (err) {
+      log(`queue ${queue.name}: message ${message.messageId} failed (delivery ${message.dequeueCount} of ${options.maxDequeueCount}): ${reasonOf(err)}`);
+      return false;
+    }
+  }
+
+  function deliver(message: ReceivedMessageItem): Delivery {
+    let abandoned = false;
+    let lease: Lease | undefined;
+    const settle = async () => {
+      const text = decodeText(message.messageText, options.messageEncoding);
+      if (text === undefined) {
+        log(`queue ${queue.name}: message ${message.messageId} is not valid base64 (host.json messageEncoding is "base64"); moving it to ${poisonQueue.name}`);
+        return moveToPoison(message, message.popReceipt);
+      }
+      lease = holdLease(message);
+      const succeeded = await run(text, message);
+      const popReceipt = await lease.release();
+      if (abandoned) return; // stop() gave up on it: leave it to reappear when its lease ends
+      if (succeeded) return attempt(`deleting message ${message.messageId}`, () => queue.deleteMessage(message.messageId, popReceipt));
+      if (message.dequeueCount >= options.maxDequeueCount) return moveToPoison(message, popReceipt);
+      return attempt(`releasing message ${message.messageId} for a retry`, () =>
+        queue.updateMessage(message.messageId, popReceipt, undefined, seconds(options.visibilityTimeoutMs)),
+      );
+    };
+    const delivery: Delivery = {
+      done: settle().finally(() => inFlight.delete(delivery)),
+      abandon: () => {
+        abandoned = true;
+        lease?.abandon();
+      },
+    };
+    return delivery;
+  }
+
+  async function receiveBatch(): Promise<ReceivedMessageItem[]> {
+    try {
+      const numberOfMessages = Math.min(options.batchSize, MAX_RECEIVE);
+      const response = await queue.receiveMessages({ numberOfMessages, visibilityTimeout: seconds(leaseMs), abortSignal: stopping.signal });
+      return response.receivedMessageItems;
+    } catch (err) {
+      if (!stopping.signal.aborted) log(`queue ${queue.name}: polling failed: ${reasonOf(err)}`);
+      return [];
+    }
+  }
+
+  /** The host fetches again only once the messages in flight have fallen to newBatchThreshold. */
+  async function waitForCapacity(): Promise<void> {
+    while (inFlight.size > options.newBatchThreshold && !stopping.signal.aborted) {
+      await Promise.race([...[...inFlight].map((d) => d.done), stopped]);
+    }
+  }
+
+  async function poll(): Promise<void> {
+    let idleMs = minPollMs;
+    while (!stopping.signal.aborted) {
+      await waitForCapacity();
+      if (stopping.signal.aborted) return;
+      const messages = await receiveBatch();
+      if (messages.length > 0) {
+        idleMs = minPollMs;
+        for (const message of messages) inFlight.add(deliver(message));
+        continue;
+      }
+      // An empty queue and an unreachable one back off alike, doubling up to maxPollingInterval.
+      await delay(idleMs, undefined, { signal: stopping.signal }).catch(() => undefined);
+      idleMs = Math.min(idleMs * 2, options.maxPollingIntervalMs);
+    }
+  }
+
+  async function drain(graceMs: number): Promise<void> {
+    const grace = new AbortController();
+    const allDone = Promise.all([...inFlight].map((d) => d.done));
+    const timedOut = delay(graceMs, true, { signal: grace.signal }).catch(() => false);
+    const gaveUp = await Promise.race([allDone.then(() => false), timedOut]);
+    grace.abort();
+    if (!gaveUp) return;
+    log(`queue ${queue.name}: stopped with ${inFlight.size} invocation(s) still running; their messages reappear when their leases end`);
+    for (const delivery of inFlight) delivery.abandon();
+  }
+
+  const polling = poll();
+  return {
+    get inFlight() {
+      return inFlight.size;
+    },
+    async stop(graceMs = 30000) {
+      stopping.abort();
+      await polling;
+      await drain(graceMs);
+    },
+  };
+}

@@ -1,0 +1,209 @@
+/**
+ * Timer triggers for the local host: Azure Functions' 6-field NCRONTAB schedules
+ * (`{second} {minute} {hour} {day} {month} {day-of-week}`) and a setTimeout loop that invokes the function.
+ * Schedules run in the local time of this Node process (its TZ). The real host uses UTC unless WEBSITE_TIME_ZONE
+ * or TZ is set (which one depends on OS and plan), so run with TZ=UTC to match a default Azure deployment.
+ */
+
+export interface CronSchedule {
+  readonly expression: string;
+  /** The first matching instant strictly after `after`, in whole seconds. */
+  next(after: Date): Date;
+  matches(at: Date): boolean;
+}
+
+/** What the Node.js worker hands a timer function (`Timer` in @azure/functions). */
+export interface TimerInfo {
+  schedule: { adjustForDST: boolean };
+  scheduleStatus: { last: string; next: string; lastUpdated: string };
+  isPastDue: boolean;
+}
+
+export interface TimerTriggerOptions {
+  schedule: string;
+  runOnStartup?: boolean;
+  invoke(timer: TimerInfo): Promise<void>;
+  log?: (line: string) => void;
+  now?: () => Date;
+}
+
+export interface RunningTimerTrigger {
+  stop(graceMs?: number): Promise<void>;
+  nextRun(): Date;
+}
+
+/** `names` are full English names; any prefix of 3+ letters is accepted, as NCrontab does (JAN, Mon, Tues...). */
+interface FieldSpec { readonly name: string; readonly min: number; readonly max: number; readonly names?: readonly string[] }
+
+/** Allowed values ascending, and whether written as a bare `*` (which decides the day / day-of-week rule). */
+interface Field { readonly values: readonly number[] }
+
+const MONTHS = ['JANUARY', 'FEBRUARY', 'MARCH', 'APRIL', 'MAY', 'JUNE', 'JULY', 'AUGUST', 'SEPTEMBER', 'OCTOBER', 'NOVEMBER', 'DECEMBER'];
+const DAYS = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'];
+// day-of-week accepts 7 for Sunday too, as most crons do (folded onto 0)
+const SPECS: readonly FieldSpec[] = [
+  { name: 'seconds', min: 0, max: 59 }, { name: 'minutes', min: 0, max: 59 }, { name: 'hours', min: 0, max: 23 },
+  { name: 'day', min: 1, max: 31 }, { name: 'month', min: 1, max: 12, names: MONTHS }, { name: 'day-of-week', min: 0, max: 7, names: DAYS },
+];
+const SEARCH_YEARS = 5;
+/** setTimeout overflows (and fires at once) above a signed 32-bit delay. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+/** The host reports .NET's DateTime.MinValue while no run has been recorded yet. */
+const NEVER = new Date(-62135596800000).toISOString();
+
+type Fail = (expected: string, received: string) => never;
+
+function parseValue(token: string, spec: FieldSpec, fail: Fail): number {
+  const upper = token.toUpperCase();
+  const named = upper.length >= 3 ? (spec.names ?? []).findIndex((n) => n.startsWith(upper)) : -1;
+  if (named >= 0) return named + spec.min;
+  const range = `${spec.min}-${spec.max}`;
+  const expected = spec.names ? `a number ${range} or a name ${spec.names[0]?.slice(0, 3)}-${spec.names.at(-1)?.slice(0, 3)}` : `a number ${range}`;
+  if (!/^\d+$/.test(token) || Number(token) < spec.min || Number(token) > spec.max) fail(expected, token);
+  return Number(token);
+}
+
+/** One list item: `*`, `a`, `a-b`, each optionally `/step`; `a/step` runs from a to the field's maximum. */
+function parsePart(part: string, spec: FieldSpec, fail: Fail): number[] {
+  const [range = '', step, extra] = part.split('/');
+  if (extra !== undefined) fail('at most one "/" per item', part);
+  const maxStep = spec.max - spec.min;
+  if (step !== undefined && (!/^\d+$/.test(step) || Number(step) < 1 || Number(step) > maxStep)) fail(`a step of 1-${maxStep}`, step);
+  let [low, high] = [spec.min, spec.max];
+  if (range !== '*') {
+    const [first = '', last, more] = range.split('-');
+    if (more !== undefined) fail('a range like a-b', range);
+    low = parseValue(first, spec, fail);
+    high = last !== undefined ? parseValue(last, spec, fail) : step !== undefined ? spec.max : low;
+    if (low > high) fail('a range whose start is not after its end', range);
+  }
+  const values: number[] = [];
+  for (let v = low; v <= high; v += Number(step ?? 1)) values.push(spec.name === 'day-of-week' && v === 7 ? 0 : v);
+  return values;
+}
+
+function parseField(text: string, spec: FieldSpec, fail: Fail): Field {
+  const values = new Set(text.split(',').flatMap((part) => parsePart(part, spec, fail)));
+  return { values: [...values].sort((a, b) => a - b) };
+}
+
+const has = (field: Field, value: number): boolean => field.values.includes(value);
+
+/**
+ * NCrontab's rule, which the Functions host uses: day and day-of-week must both match (so
+ * `0 0 0 13 * FRI` is Friday the 13th), unlike classic cron's "either".
+ */
+function dayMatches(day: Field, dow: Field, at: Date): boolean {
+  return has(day, at.getDate()) && has(dow, at.getDay());
+}
+
+/**
+ * `at` if it matches, else a later instant no match lies before. Months and days jump to local midnight; below a
+ * day we move in real time, at most to the next hour boundary, so no DST change (on an hour boundary) is jumped
+ * over. Like the host's wall-clock schedule, a local time that DST repeats matches only its first instance, and
+ * one that DST skips never matches.
+ */
+function advance(f: readonly Field[], at: Date): Date | undefined {
+  const [second, minute, hour, day, month, dow] = f as [Field, Field, Field, Field, Field, Field];
+  if (!has(month, at.getMonth() + 1)) return new Date(at.getFullYear(), at.getMonth() + 1, 1);
+  if (!dayMatches(day, dow, at)) return new Date(at.getFullYear(), at.getMonth(), at.getDate() + 1);
+  const [ms, m, s] = [at.getTime(), at.getMinutes(), at.getSeconds()];
+  const nextHour = new Date(ms + ((60 - m) * 60 - s) * 1000);
+  if (!has(hour, at.getHours())) return nextHour;
+  const m2 = minute.values.find((v) => v >= m);
+  if (m2 === undefined) return nextHour;
+  if (m2 > m) return new Date(ms + ((m2 - m) * 60 - s) * 1000);
+  const s2 = second.values.find((v) => v >= s);
+  if (s2 === undefined) return new Date(ms + (60 - s) * 1000);
+  if (s2 > s) return new Date(ms + (s2 - s) * 1000);
+  // the Date constructor resolves a repeated local time to its first instance
+  const first = new Date(at.getFullYear(), at.getMonth(), at.getDate(), at.getHours(), m, s).getTime() === ms;
+  return first ? undefined : nextHour;
+}
+
+export function parseNcrontab(expression: string): CronSchedule {
+  const texts = expression.trim().split(/\s+/).filter(Boolean);
+  if (texts.length !== 6) {
+    const hint = texts.length === 5 ? `; Azure Functions needs 6 fields with seconds first, e.g. "0 ${texts.join(' ')}"` : '';
+    throw new Error(`Invalid NCRONTAB schedule "${expression}": expected 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) but received ${texts.length}${hint}`);
+  }
+  const fields = texts.map((text, i) => {
+    const spec = SPECS[i] as FieldSpec;
+    const fail: Fail = (expected, received) => {
+      throw new Error(`Invalid NCRONTAB schedule "${expression}": the ${spec.name} field expected ${expected} but received ${received === '' ? 'nothing' : received}`);
+    };
+    return parseField(text, spec, fail);
+  });
+  return {
+    expression,
+    matches: (at) => advance(fields, new Date(Math.floor(at.getTime() / 1000) * 1000)) === undefined,
+    next(after) {
+      const limit = new Date(after);
+      limit.setFullYear(limit.getFullYear() + SEARCH_YEARS);
+      for (let at = new Date(Math.floor(after.getTime() / 1000) * 1000 + 1000); at <= limit; ) {
+        const later = advance(fields, at);
+        if (!later) return at;
+        at = later;
+      }
+      throw new Error(`NCRONTAB schedule "${expression}" has no occurrence within ${SEARCH_YEARS} years after ${after.toISOString()}`);
+    },
+  };
+}
+
+export function startTimerTrigger(o: TimerTriggerOptions): RunningTimerTrigger {
+  const schedule = parseNcrontab(o.schedule);
+  const now = o.now ?? (() => new Date());
+  const log = (line: string): void => o.log?.(`[timer "${o.schedule}"] ${line}`);
+  let nextAt = schedule.next(now());
+  let handle: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  // As the host does, the status passed in is the one recorded by the previous run.
+  let last = NEVER;
+
+  const invoke = (next: Date, isPastDue: boolean): void => {
+    const timer: TimerInfo = { schedule: { adjustForDST: true }, scheduleStatus: { last, next: next.toISOString(), lastUpdated: last }, isPastDue };
+    const startedAt = now();
+    last = (startedAt > next ? startedAt : next).toISOString();
+    // a rejected (or throwing) invocation is logged and the schedule carries on, as in the host
+    running = Promise.resolve()
+      .then(() => o.invoke(timer))
+      .catch((err: unknown) => log(`invocation failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`))
+      .finally(() => (running = undefined));
+  };
+
+  const fire = (): void => {
+    const [due, firedAt] = [nextAt, now()];
+    // from the later of the two: a timer firing a hair early must not hit the same occurrence twice,
+    // and one firing late skips occurrences already missed instead of running them back to back
+    nextAt = schedule.next(firedAt > due ? firedAt : due);
+    arm();
+    if (running) return log(`skipped the ${due.toISOString()} occurrence: the previous invocation is still running`);
+    invoke(due, firedAt.getTime() - due.getTime() > 1000);
+  };
+
+  // Re-armed in chunks: delays above MAX_DELAY_MS would overflow, and each chunk re-reads the clock.
+  const arm = (): void => {
+    if (stopped) return;
+    const wait = nextAt.getTime() - now().getTime();
+    handle = setTimeout(wait > MAX_DELAY_MS ? arm : fire, Math.max(0, Math.min(wait, MAX_DELAY_MS)));
+  };
+
+  log(`next run at ${nextAt.toISOString()}`);
+  if (o.runOnStartup) invoke(nextAt, false);
+  arm();
+
+  return {
+    nextRun: () => new Date(nextAt),
+    async stop(graceMs = 30_000) {
+      stopped = true;
+      clearTimeout(handle);
+      if (!running) return;
+      let grace: NodeJS.Timeout | undefined;
+      const expired = new Promise<boolean>((resolve) => (grace = setTimeout(resolve, graceMs, true)));
+      const timedOut = await Promise.race([running.then(() => false), expired]);
+      clearTimeout(grace);
+      if (timedOut) log(`stopped while an invocation was still running after ${graceMs} ms`);
+    },
+  };
+}

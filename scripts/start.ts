@@ -1,0 +1,118 @@
+/**
+ * `npm start`: Azurite (data kept in .azurite/) + the sample images + the function app, with
+ * `func start` when Azure Functions Core Tools is installed and the local host otherwise.
+ * Ctrl-C or SIGTERM stops the host gracefully, then Azurite, and exits 0.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { resourceNames, STORAGE_CONNECTION } from '../shared/config';
+import { Storage } from '../shared/storage/clients';
+import { azuriteConnectionString, DEFAULT_AZURITE_PORTS, type AzuritePorts } from '../shared/storage/connection';
+import { startAzurite, type RunningAzurite } from './azurite';
+import { loadLocalSettings } from './local-settings';
+import { PROJECT_ROOT } from './paths';
+import { seedSampleImages } from './seed';
+
+const GRACE_MS = Number(process.env.LOCAL_HOST_GRACE_MS ?? 25000);
+
+function portFromEnv(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 1 || value > 65535) throw new Error(`${name} must be a port number 1-65535, received '${process.env[name]}'`);
+  return value;
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** An Azurite already on these ports is reused (e.g. one left running after a crash); anything else is an error. */
+async function azuriteOn(ports: AzuritePorts): Promise<'free' | 'azurite'> {
+  const used = await Promise.all([ports.blob, ports.queue, ports.table].map(listening));
+  if (!used.some(Boolean)) return 'free';
+  try {
+    await BlobServiceClient.fromConnectionString(azuriteConnectionString(ports)).getProperties({ abortSignal: AbortSignal.timeout(3000) });
+    return 'azurite';
+  } catch {
+    const taken = [ports.blob, ports.queue, ports.table].filter((_, i) => used[i]);
+    throw new Error(
+      `Port(s) ${taken.join(', ')} are in use by something that is not Azurite. Stop it, or choose other ports with AZURITE_BLOB_PORT, AZURITE_QUEUE_PORT and AZURITE_TABLE_PORT.`,
+    );
+  }
+}
+
+function onPath(command: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, command);
+    if (dir && existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function startHost(port: number, env: NodeJS.ProcessEnv): ChildProcess {
+  const func = process.env.LOCAL_HOST_ONLY === '1' ? undefined : onPath('func');
+  const [command, args] = func ? [func, ['start', '--port', String(port)]] : [process.execPath, [path.join(PROJECT_ROOT, 'dist/scripts/local-host/main.js'), '--port', String(port)]];
+  console.log(func ? `Azure Functions Core Tools found: ${func} start` : 'Azure Functions Core Tools not found: using the local host');
+  return spawn(command, args, { cwd: PROJECT_ROOT, env, stdio: 'inherit' });
+}
+
+async function main(): Promise<number> {
+  loadLocalSettings(PROJECT_ROOT);
+  const port = portFromEnv('PORT', 7071);
+  const ports = { blob: portFromEnv('AZURITE_BLOB_PORT', DEFAULT_AZURITE_PORTS.blob), queue: portFromEnv('AZURITE_QUEUE_PORT', DEFAULT_AZURITE_PORTS.queue), table: portFromEnv('AZURITE_TABLE_PORT', DEFAULT_AZURITE_PORTS.table) };
+  const location = path.resolve(PROJECT_ROOT, process.env.AZURITE_LOCATION ?? '.azurite');
+  let azurite: RunningAzurite | undefined;
+  if ((await azuriteOn(ports)) === 'azurite') console.log(`Using the Azurite already listening on ports ${ports.blob}, ${ports.queue}, ${ports.table}`);
+  else azurite = await startAzurite({ ports, location, detached: true });
+  const connectionString = azuriteConnectionString(ports);
+  const env = { ...process.env, [STORAGE_CONNECTION]: connectionString };
+  process.env[STORAGE_CONNECTION] = connectionString;
+
+  const storage = new Storage(connectionString, resourceNames());
+  const uploaded = await seedSampleImages(storage);
+  if (uploaded.length) console.log(`Uploaded ${uploaded.length} sample images to the ${storage.names.images} container`);
+
+  const host = startHost(port, env);
+  console.log(
+    [
+      '',
+      `  API:        http://localhost:${port}/api   (try: curl http://localhost:${port}/api/health)`,
+      `  Azurite:    blob http://127.0.0.1:${ports.blob}, queue http://127.0.0.1:${ports.queue}, table http://127.0.0.1:${ports.table}${azurite ? `, data in ${path.relative(PROJECT_ROOT, location)}/` : ''}`,
+      `  Storage Explorer connection string: ${connectionString}`,
+      '  Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+
+  const hostExit = new Promise<number>((resolve) => host.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping the host, then Azurite`);
+    if (host.exitCode === null) host.kill('SIGTERM');
+    const killer = setTimeout(() => host.kill('SIGKILL'), GRACE_MS + 5000);
+    await hostExit;
+    clearTimeout(killer);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  const code = await hostExit;
+  await azurite?.stop();
+  if (!stopping) console.error(`The host exited on its own (code ${code})`);
+  return stopping ? 0 : code || 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  },
+);

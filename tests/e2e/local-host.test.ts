@@ -1,0 +1,116 @@
+/**
+ * The app as a user runs it: Azurite + the local host as a separate process (what `npm start`
+ * does without Core Tools), driven over HTTP. Needs the build (npm test builds first).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { resourceNames } from '../../shared/config';
+import { Storage } from '../../shared/storage/clients';
+import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
+import { seedSampleImages } from '../../scripts/seed';
+import { SAMPLES_DIR } from '../../scripts/paths';
+import { SAMPLE_SET } from '../../scripts/samples';
+import { getJson, HOST_MAIN, jobDone, postJson, spawnApp, waitFor, type HostProcess } from '../helpers/host';
+import { uniqueNamespace } from '../helpers/storage';
+
+const run = promisify(execFile);
+const README = path.resolve(__dirname, '../../README.md');
+let azurite: RunningAzurite;
+const hosts: HostProcess[] = [];
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+}, 30000);
+afterAll(async () => {
+  for (const h of hosts) if (h.child.exitCode === null) h.child.kill('SIGKILL');
+  await azurite?.stop();
+});
+
+async function app(namespace: string, port?: number): Promise<HostProcess> {
+  const host = await spawnApp(HOST_MAIN, { AzureWebJobsStorage: azurite.connectionString, STORAGE_NAMESPACE: namespace, LOCAL_HOST_QUEUE_LEASE_SECONDS: '3' }, /Host listening on/, { port });
+  hosts.push(host);
+  return host;
+}
+
+async function seeded(namespace: string): Promise<Storage> {
+  const storage = new Storage(azurite.connectionString, resourceNames(namespace));
+  await seedSampleImages(storage);
+  return storage;
+}
+
+describe('the README walkthrough, run verbatim against the local host', () => {
+  it('every command succeeds and the job over the sample set completes', async () => {
+    const ns = uniqueNamespace();
+    await seeded(ns);
+    const host = await app(ns);
+    const blocks = /<!-- walkthrough:start -->([\s\S]*?)<!-- walkthrough:end -->/.exec(readFileSync(README, 'utf8'))![1];
+    const script = [...blocks.matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1]).join('\n').replaceAll('localhost:7071', `localhost:${host.port}`);
+    const cwd = mkdtempSync(path.join(tmpdir(), 'walkthrough-'));
+    symlinkSync(SAMPLES_DIR, path.join(cwd, 'samples'));
+    const { stdout } = await run('bash', ['-e', '-c', script], { cwd, timeout: 150000 });
+    expect(stdout).toMatch(/"status":"ok"/);
+    expect(stdout).toMatch(/job [0-9a-f-]{36}: succeeded/);
+    expect(stdout).toMatch(/^200 image\/jpeg \d+ bytes$/m);
+    expect(stdout).toMatch(/"name":"my-photo.jpg","format":"jpeg","width":640,"height":480/);
+    expect((stdout.match(/"job_id":/g) ?? []).length).toBe(3);
+  }, 180000);
+});
+
+describe('jobs over HTTP', () => {
+  let url: string;
+  beforeAll(async () => {
+    const ns = uniqueNamespace();
+    await seeded(ns);
+    url = (await app(ns)).url;
+  }, 90000);
+
+  it('processes the whole sample set', async () => {
+    const job = await postJson(`${url}/jobs`, { filters: [{ name: 'resize', width: 320 }, 'edges'] });
+    const done = await jobDone(url, job.job_id);
+    expect(done.status).toBe('succeeded');
+    expect(done.tasks.map((t: { image: string }) => t.image).sort()).toEqual(SAMPLE_SET.map((s) => s.name).sort());
+    expect(done.tasks.every((t: { output: { width: number } }) => t.output.width === 320)).toBe(true);
+  }, 120000);
+
+  it('runs a 4K image through a heavy pipeline', async () => {
+    const job = await postJson(`${url}/jobs`, { images: ['sample_4k.jpg'], filters: [{ name: 'blur', radius: 4 }, 'sharpen', { name: 'median', size: 3 }], output: { format: 'jpeg', quality: 85 } });
+    expect(job.tasks[0].capability).toBe('heavy');
+    const done = await jobDone(url, job.job_id);
+    expect(done.tasks[0]).toMatchObject({ status: 'succeeded', output: { width: 3840, height: 2160, content_type: 'image/jpeg' } });
+    const res = await fetch(`${url}/tasks/${job.tasks[0].task_id}/result`);
+    expect(res.headers.get('content-type')).toBe('image/jpeg');
+    expect((await res.arrayBuffer()).byteLength).toBe(done.tasks[0].output.bytes);
+  }, 120000);
+
+  it('answers unknown routes with 404 and wrong methods with 405', async () => {
+    expect((await fetch(`${url}/nope`)).status).toBe(404);
+    const res = await fetch(`${url}/health`, { method: 'DELETE' });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET');
+  });
+});
+
+describe('crash and restart', () => {
+  it('a host killed with SIGKILL mid-job loses nothing: after a restart every task succeeds once', async () => {
+    const ns = uniqueNamespace();
+    const storage = await seeded(ns);
+    const first = await app(ns);
+    const images = ['sample_4k.jpg', 'sample_1920x1080.jpg', 'sample_1280x720.jpg', 'sample_portrait_1200x1600.jpg', 'sample_4k.jpg', 'sample_1920x1080.jpg'];
+    const job = await postJson(`${first.url}/jobs`, { images, filters: [{ name: 'median', size: 5 }, 'emboss'] });
+    await waitFor('a task in flight', async () => ((await getJson(`${first.url}/jobs/${job.job_id}`)).counts.processing > 0 ? true : undefined), 60000, 50);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const second = await app(ns, first.port);
+    const done = await jobDone(second.url, job.job_id, 150000);
+    expect(done.tasks.map((t: { status: string }) => t.status)).toEqual(images.map(() => 'succeeded'));
+    expect(done.tasks.every((t: { failure_type: string | null }) => t.failure_type === null)).toBe(true);
+    const outputs: string[] = [];
+    for await (const blob of storage.processed.listBlobsFlat()) outputs.push(blob.name);
+    expect(outputs.sort()).toEqual(done.tasks.map((t: { task_id: string }) => `${t.task_id}.jpg`).sort());
+    const letters = await getJson(`${second.url}/dead-letters`);
+    expect(letters.capabilities.every((c: { count: number }) => c.count === 0)).toBe(true);
+  }, 200000);
+});

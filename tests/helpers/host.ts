@@ -1,0 +1,73 @@
+/** The built local host as a child process, the way `npm start` runs it, on a free port. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { freePort } from '../../scripts/azurite';
+
+const ROOT = path.resolve(__dirname, '../..');
+export const HOST_MAIN = path.join(ROOT, 'dist/scripts/local-host/main.js');
+export const START_MAIN = path.join(ROOT, 'dist/scripts/start.js');
+
+export interface HostProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly url: string;
+  output(): string;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60000, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Spawns `script` (the host or the start script) with the given environment and waits until it says it listens. */
+export async function spawnApp(script: string, env: NodeJS.ProcessEnv, readyPattern: RegExp, opts: { detached?: boolean; port?: number } = {}): Promise<HostProcess> {
+  const port = opts.port ?? (await freePort());
+  const child = spawn(process.execPath, [script, '--port', String(port)], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const ready = waitFor(`${path.basename(script)} to listen`, async () => (readyPattern.test(output) ? true : undefined), 60000, 100);
+  const died = exited.then((code) => {
+    throw new Error(`${path.basename(script)} exited with ${code} before listening`);
+  });
+  try {
+    await Promise.race([ready, died]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${String(err)}\n${output}`);
+  }
+  died.catch(() => undefined);
+  return { child, port, url: `http://localhost:${port}/api`, output: () => output, exited };
+}
+
+export async function getJson(url: string): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
+  const res = await fetch(url);
+  return res.json();
+}
+
+export async function postJson(url: string, body: unknown): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
+  return res.json();
+}
+
+/** Polls a job until no task is queued or processing. */
+export function jobDone(url: string, jobId: string, timeoutMs = 120000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
+  return waitFor(`job ${jobId}`, async () => {
+    const job = await getJson(`${url}/jobs/${jobId}`);
+    return ['succeeded', 'failed', 'partially_failed'].includes(job.status) ? job : undefined;
+  }, timeoutMs, 250);
+}

@@ -1,0 +1,196 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
+import type { QueueOptions } from '../../../scripts/local-host/host-config';
+import { startQueueTrigger, type QueueTriggerMetadata, type QueueTriggerOptions, type RunningQueueTrigger } from '../../../scripts/local-host/queue-trigger';
+import { enqueue } from '../../../shared/storage/queue';
+import { uniqueNamespace, useAzurite } from '../../helpers/storage';
+
+const env = useAzurite();
+
+const OPTIONS: QueueOptions = { batchSize: 16, newBatchThreshold: 8, maxPollingIntervalMs: 400, visibilityTimeoutMs: 0, maxDequeueCount: 3, messageEncoding: 'base64' };
+
+interface Call { payload: unknown; metadata: QueueTriggerMetadata; at: number; }
+
+/** A fresh queue and its poison queue under a namespace no other test uses. */
+async function freshQueues(): Promise<{ queue: QueueClient; poison: QueueClient }> {
+  const service = QueueServiceClient.fromConnectionString(env.azurite().connectionString);
+  const name = `${uniqueNamespace()}-work`;
+  const queue = service.getQueueClient(name);
+  const poison = service.getQueueClient(`${name}-poison`);
+  await Promise.all([queue.createIfNotExists(), poison.createIfNotExists()]);
+  return { queue, poison };
+}
+
+async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+const messageCount = async (queue: QueueClient) => (await queue.getProperties()).approximateMessagesCount ?? 0;
+const peekTexts = async (queue: QueueClient) => (await queue.peekMessages({ numberOfMessages: 32 })).peekedMessageItems.map((m) => m.messageText);
+
+describe('local host queue trigger', () => {
+  let triggers: RunningQueueTrigger[];
+  let calls: Call[];
+  let logs: string[];
+
+  beforeEach(() => {
+    triggers = [];
+    calls = [];
+    logs = [];
+  });
+  afterEach(() => Promise.all(triggers.map((t) => t.stop(0))));
+
+  /** Starts a trigger that records every invocation before running `body`. */
+  function start(queues: { queue: QueueClient; poison: QueueClient }, body: (call: Call) => Promise<void>, extra: Partial<QueueTriggerOptions> = {}): RunningQueueTrigger {
+    const trigger = startQueueTrigger({
+      queue: queues.queue,
+      poisonQueue: queues.poison,
+      options: OPTIONS,
+      leaseMs: 2000,
+      minPollingIntervalMs: 50,
+      log: (line) => void logs.push(line),
+      invoke: async (payload, metadata) => {
+        const call = { payload, metadata, at: Date.now() };
+        calls.push(call);
+        await body(call);
+      },
+      ...extra,
+    });
+    triggers.push(trigger);
+    return trigger;
+  }
+
+  it('delivers a JSON payload parsed, and plain text as text, once each, then deletes them', async () => {
+    const queues = await freshQueues();
+    await enqueue(queues.queue, { hello: 'wörld', n: 1 });
+    await enqueue(queues.queue, 'just text');
+    start(queues, async () => undefined);
+    await until(async () => calls.length === 2 && (await messageCount(queues.queue)) === 0, 'both messages processed');
+    const json = calls.find((c) => typeof c.payload === 'object');
+    expect(json?.payload).toEqual({ hello: 'wörld', n: 1 });
+    expect(json?.metadata).toMatchObject({ dequeueCount: 1, queueTrigger: '{"hello":"wörld","n":1}', id: expect.any(String), popReceipt: expect.any(String) });
+    expect(json?.metadata.insertionTime).toBeInstanceOf(Date);
+    expect(calls.find((c) => typeof c.payload === 'string')?.payload).toBe('just text');
+    await sleep(300); // long enough for a wrong redelivery to show
+    expect(calls).toHaveLength(2);
+  });
+
+  it('runs at most batchSize + newBatchThreshold at once and processes every message', async () => {
+    const queues = await freshQueues();
+    await Promise.all(Array.from({ length: 10 }, (_, n) => enqueue(queues.queue, { n })));
+    let running = 0;
+    let maxRunning = 0;
+    start(queues, async () => {
+      maxRunning = Math.max(maxRunning, ++running);
+      await sleep(300);
+      running--;
+    }, { options: { ...OPTIONS, batchSize: 4, newBatchThreshold: 2 } });
+    await until(async () => calls.length === 10 && (await messageCount(queues.queue)) === 0, 'all ten processed');
+    expect(new Set(calls.map((c) => (c.payload as { n: number }).n)).size).toBe(10);
+    expect(maxRunning).toBeGreaterThanOrEqual(4);
+    expect(maxRunning).toBeLessThanOrEqual(6);
+  });
+
+  it('retries a failing function maxDequeueCount times, then moves the original text to the poison queue', async () => {
+    const queues = await freshQueues();
+    await enqueue(queues.queue, { fail: true });
+    start(queues, async () => {
+      throw new Error('always fails');
+    });
+    await until(async () => (await peekTexts(queues.poison)).length === 1, 'the poison message');
+    expect(calls.map((c) => c.metadata.dequeueCount)).toEqual([1, 2, 3]);
+    expect(await peekTexts(queues.poison)).toEqual([Buffer.from('{"fail":true}').toString('base64')]);
+    expect(await messageCount(queues.queue)).toBe(0);
+    expect(logs.some((l) => l.includes('always fails'))).toBe(true);
+  });
+
+  it('keeps a failed message invisible for visibilityTimeout before the next delivery', async () => {
+    const queues = await freshQueues();
+    await enqueue(queues.queue, 'retry me');
+    let firstFailedAt = 0;
+    start(queues, async (call) => {
+      if (call.metadata.dequeueCount === 1) {
+        firstFailedAt = Date.now();
+        throw new Error('first delivery fails');
+      }
+    }, { options: { ...OPTIONS, visibilityTimeoutMs: 1500 } });
+    await until(() => calls.length === 2, 'the second delivery');
+    expect(calls[1].at - firstFailedAt).toBeGreaterThanOrEqual(1400);
+    await until(async () => (await messageCount(queues.queue)) === 0, 'the retried message deleted');
+  });
+
+  it('polls an idle queue less and less often, up to maxPollingInterval', async () => {
+    const queues = await freshQueues();
+    const polls: number[] = [];
+    const receive = queues.queue.receiveMessages.bind(queues.queue);
+    queues.queue.receiveMessages = (options) => {
+      polls.push(Date.now());
+      return receive(options);
+    };
+    start(queues, async () => undefined);
+    await sleep(2000); // an observation window: the number of polls in it is the result
+    const gaps = polls.slice(1).map((at, i) => at - polls[i]);
+    expect(polls.length).toBeGreaterThanOrEqual(4);
+    expect(polls.length).toBeLessThanOrEqual(12);
+    expect(gaps[0]).toBeLessThan(200);
+    expect(gaps[gaps.length - 1]).toBeGreaterThanOrEqual(350);
+    expect(gaps[gaps.length - 1]).toBeLessThan(800);
+  });
+
+  it('moves a message that is not base64 straight to the poison queue without invoking', async () => {
+    const queues = await freshQueues();
+    await queues.queue.sendMessage('not base64 !!');
+    start(queues, async () => undefined);
+    await until(async () => (await peekTexts(queues.poison)).length === 1, 'the poison message');
+    expect(await peekTexts(queues.poison)).toEqual(['not base64 !!']);
+    expect(await messageCount(queues.queue)).toBe(0);
+    expect(calls).toHaveLength(0);
+    expect(logs.some((l) => /not valid base64/.test(l))).toBe(true);
+  });
+
+  it('stop() waits for the invocation in flight, completes its message and starts no other', async () => {
+    const queues = await freshQueues();
+    await enqueue(queues.queue, { n: 1 });
+    await enqueue(queues.queue, { n: 2 });
+    let finished = 0;
+    const trigger = start(queues, async () => {
+      await sleep(800);
+      finished++;
+    }, { options: { ...OPTIONS, batchSize: 1, newBatchThreshold: 0 } });
+    await until(() => calls.length === 1, 'the first invocation');
+    await trigger.stop();
+    expect(finished).toBe(1);
+    expect(trigger.inFlight).toBe(0);
+    await sleep(500); // no further invocation may start after stop
+    expect(calls).toHaveLength(1);
+    expect(await messageCount(queues.queue)).toBe(1);
+  });
+
+  it('stop() gives up after graceMs and leaves the unfinished message for a later delivery', async () => {
+    const queues = await freshQueues();
+    await enqueue(queues.queue, 'slow');
+    let finish = () => undefined as void;
+    const trigger = start(queues, () => new Promise<void>((resolve) => (finish = resolve)));
+    await until(() => calls.length === 1, 'the invocation');
+    const stoppingAt = Date.now();
+    await trigger.stop(200);
+    expect(Date.now() - stoppingAt).toBeLessThan(1000);
+    expect(trigger.inFlight).toBe(1);
+    finish();
+    await until(() => trigger.inFlight === 0, 'the abandoned invocation to end');
+    expect(await messageCount(queues.queue)).toBe(1); // not deleted: it reappears when its lease ends
+  });
+
+  it('renews the lease so an invocation longer than leaseMs is not delivered again meanwhile', async () => {
+    const queues = await freshQueues();
+    await enqueue(queues.queue, 'long task');
+    start(queues, () => sleep(4500).then(() => undefined), { options: { ...OPTIONS, maxPollingIntervalMs: 200 } });
+    await until(async () => calls.length >= 1 && (await messageCount(queues.queue)) === 0, 'the long task completed', 15000);
+    expect(calls).toHaveLength(1);
+    expect(calls[0].metadata.dequeueCount).toBe(1);
+  });
+});
