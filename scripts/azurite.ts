@@ -3,7 +3,7 @@
  * (free ports, in memory) and by the one-command local run (fixed ports, data on disk).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -54,7 +54,7 @@ function canConnect(port: number): Promise<boolean> {
 async function waitForPorts(child: ChildProcess, ports: AzuritePorts, timeoutMs: number, output: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`Azurite exited with code ${child.exitCode}: ${output()}`);
+    if (child.exitCode !== null || child.pid === undefined) throw new Error(`Azurite did not start (exit code ${child.exitCode}): ${output()}`);
     const up = await Promise.all([ports.blob, ports.queue, ports.table].map(canConnect));
     if (up.every(Boolean)) return;
     if (Date.now() > deadline) throw new Error(`Azurite did not listen on ${JSON.stringify(ports)} within ${timeoutMs} ms: ${output()}`);
@@ -76,11 +76,16 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
   ];
   // In memory, a scratch working directory catches anything Azurite still writes to its cwd.
   const cwd = options.location ?? mkdtempSync(path.join(tmpdir(), 'azurite-'));
+  mkdirSync(cwd, { recursive: true });
   const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
   let output = '';
+  child.once('error', (err) => (output += `${err.message}\n`)); // e.g. node missing: reported by the wait below
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
