@@ -3,6 +3,7 @@
  * in the middle of a job: it exits 0 within a bounded time, leaves no process or listening port
  * behind, and a second start finishes the job with the earlier results still there.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -77,3 +78,26 @@ it('Ctrl-C mid-job exits cleanly and the next start completes the job', async ()
   process.kill(-second.child.pid!, 'SIGTERM');
   expect(await second.exited).toBe(0);
 }, 240000);
+
+it('refuses ports held by something that is not Azurite, with a message saying what to do', async () => {
+  const squatter = net.createServer((socket) => {
+    socket.on('error', () => undefined); // the probe hangs up on it
+    socket.end('not http\r\n');
+  });
+  await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', () => resolve()));
+  const taken = (squatter.address() as net.AddressInfo).port;
+  try {
+    const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn(process.execPath, [START_MAIN], { env: { ...process.env, ...env, AZURITE_BLOB_PORT: String(taken) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      child.once('exit', (code) => resolve({ code, output }));
+    });
+    expect(result.code).toBe(1);
+    expect(result.output).toContain(`Port(s) ${taken} are in use by something that is not Azurite`);
+    expect(result.output).toContain('AZURITE_BLOB_PORT');
+  } finally {
+    squatter.close();
+  }
+}, 30000);
