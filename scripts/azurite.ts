@@ -40,7 +40,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on the local port. */
+export function isListening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host: '127.0.0.1' });
     socket.once('connect', () => {
@@ -55,7 +56,7 @@ async function waitForPorts(child: ChildProcess, ports: AzuritePorts, timeoutMs:
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null || child.pid === undefined) throw new Error(`Azurite did not start (exit code ${child.exitCode}): ${output()}`);
-    const up = await Promise.all([ports.blob, ports.queue, ports.table].map(canConnect));
+    const up = await Promise.all([ports.blob, ports.queue, ports.table].map(isListening));
     if (up.every(Boolean)) return;
     if (Date.now() > deadline) throw new Error(`Azurite did not listen on ${JSON.stringify(ports)} within ${timeoutMs} ms: ${output()}`);
     await new Promise((r) => setTimeout(r, 50));

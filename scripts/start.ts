@@ -5,13 +5,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { resourceNames, STORAGE_CONNECTION } from '../shared/config';
 import { Storage } from '../shared/storage/clients';
 import { azuriteConnectionString, DEFAULT_AZURITE_PORTS, type AzuritePorts } from '../shared/storage/connection';
-import { startAzurite, type RunningAzurite } from './azurite';
+import { isListening, startAzurite, type RunningAzurite } from './azurite';
 import { loadLocalSettings } from './local-settings';
 import { PROJECT_ROOT } from './paths';
 import { seedSampleImages } from './seed';
@@ -24,17 +23,9 @@ function portFromEnv(name: string, fallback: number): number {
   return value;
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
-}
-
 /** An Azurite already on these ports is reused (e.g. one left running after a crash); anything else is an error. */
 async function azuriteOn(ports: AzuritePorts): Promise<'free' | 'azurite'> {
-  const used = await Promise.all([ports.blob, ports.queue, ports.table].map(listening));
+  const used = await Promise.all([ports.blob, ports.queue, ports.table].map(isListening));
   if (!used.some(Boolean)) return 'free';
   try {
     await BlobServiceClient.fromConnectionString(azuriteConnectionString(ports)).getProperties({ abortSignal: AbortSignal.timeout(3000) });

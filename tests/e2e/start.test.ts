@@ -8,16 +8,9 @@ import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../scripts/azurite';
+import { freePort, isListening } from '../../scripts/azurite';
 import { getJson, jobDone, postJson, spawnApp, START_MAIN, waitFor, type HostProcess } from '../helpers/host';
 import { uniqueNamespace } from '../helpers/storage';
-
-const listening = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
 
 const alive = (pid: number) => {
   try {
@@ -68,7 +61,7 @@ it('Ctrl-C mid-job exits cleanly and the next start completes the job', async ()
   expect(await first.exited).toBe(0);
   expect(Date.now() - interrupted).toBeLessThan(20000);
   expect(alive(first.child.pid!)).toBe(false);
-  for (const port of [first.port, ...ports]) expect(await listening(port)).toBe(false);
+  for (const port of [first.port, ...ports]) expect(await isListening(port)).toBe(false);
 
   const second = await npmStart(first.port);
   const done = await jobDone(second.url, job.job_id, 150000);
