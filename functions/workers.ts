@@ -5,12 +5,14 @@
  *   return, transient ones throw so the host retries, then moves the message to poison.
  * - poison<Cap> (queue tasks-<cap>-poison): marks the task failed/worker_failure and keeps
  *   the message as a dead letter for GET /api/dead-letters and requeue.
+ * The process registers in Table `workers` at app start and heartbeats its counters until it stops.
  */
 import { app, type InvocationContext } from '@azure/functions';
 import { resourceNames, STORAGE_CONNECTION } from '../shared/config';
 import { appStorage } from '../shared/storage/clients';
 import { CAPABILITIES } from '../shared/tasks/capabilities';
 import { handlePoisonMessage, processTaskMessage } from '../shared/tasks/worker';
+import { startHeartbeat, workerStats } from '../shared/metrics/worker-stats';
 import { functionSuffix } from '../shared/tasks/routing';
 
 const names = resourceNames();
@@ -20,7 +22,7 @@ for (const { name: capability } of CAPABILITIES) {
     queueName: names.queueOf(capability),
     connection: STORAGE_CONNECTION,
     handler: async (message: unknown, context: InvocationContext) => {
-      const outcome = await processTaskMessage(message, { storage: appStorage(), capability, log: (m) => context.warn(m) });
+      const outcome = await workerStats.track(capability, () => processTaskMessage(message, { storage: appStorage(), capability, log: (m) => context.warn(m) }));
       context.log(`task message ${String(context.triggerMetadata?.id ?? '')}: ${outcome}`);
     },
   });
@@ -33,3 +35,11 @@ for (const { name: capability } of CAPABILITIES) {
     },
   });
 }
+
+let heartbeat: ReturnType<typeof startHeartbeat> | undefined;
+app.hook.appStart(() => {
+  heartbeat = startHeartbeat(appStorage(), workerStats, undefined, (line) => console.warn(line));
+});
+app.hook.appTerminate(async () => {
+  await heartbeat?.stop();
+});

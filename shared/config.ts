@@ -12,6 +12,8 @@ export interface ResourceNames {
   readonly processed: string;
   readonly tasksTable: string;
   readonly deadLettersTable: string;
+  readonly workersTable: string;
+  readonly metricsTable: string;
   queueOf(capability: CapabilityName): string;
   poisonQueueOf(capability: CapabilityName): string;
 }
@@ -31,6 +33,8 @@ export function resourceNames(namespace = process.env.STORAGE_NAMESPACE ?? ''): 
     processed: `${dash}processed`,
     tasksTable: `${namespace}tasks`,
     deadLettersTable: `${namespace}deadletters`,
+    workersTable: `${namespace}workers`,
+    metricsTable: `${namespace}metrics`,
     queueOf: queue,
     poisonQueueOf: (capability: CapabilityName) => poisonQueueOf(queue(capability)),
   });

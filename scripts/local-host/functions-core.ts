@@ -36,6 +36,7 @@ export interface RegisteredFunction {
 }
 
 const registered: RegisteredFunction[] = [];
+const hooks = new Map<string, CoreHandler[]>();
 
 const disposable = (dispose: () => void) => ({ dispose });
 
@@ -48,11 +49,19 @@ export const functionsCore = {
     registered.push(entry);
     return disposable(() => registered.splice(registered.indexOf(entry), 1));
   },
-  // The programming model and hooks matter to the RPC worker, not to a host that calls handlers itself.
+  // The programming model matters to the RPC worker, not to a host that calls handlers itself.
   setProgrammingModel: (): void => undefined,
   getProgrammingModel: (): undefined => undefined,
-  registerHook: () => disposable(() => undefined),
+  registerHook(name: string, callback: CoreHandler) {
+    hooks.set(name, [...(hooks.get(name) ?? []), callback]);
+    return disposable(() => hooks.set(name, (hooks.get(name) ?? []).filter((c) => c !== callback)));
+  },
 };
+
+/** Runs the app's `app.hook.appStart` / `appTerminate` callbacks, as the worker does at start and stop. */
+export async function runAppHooks(name: 'appStart' | 'appTerminate', functionAppDirectory: string): Promise<void> {
+  for (const callback of hooks.get(name) ?? []) await callback({ hookData: {}, appHookData: {}, functionAppDirectory });
+}
 
 export function registeredFunctions(): readonly RegisteredFunction[] {
   return [...registered];

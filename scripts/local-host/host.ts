@@ -8,7 +8,7 @@ import { InvocationContext } from '@azure/functions';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { resolveConnectionString } from '../../shared/storage/connection';
 import { poisonQueueOf } from '../../shared/tasks/capabilities';
-import type { RegisteredFunction } from './functions-core';
+import { runAppHooks, type RegisteredFunction } from './functions-core';
 import { readHostConfig, type HostConfig } from './host-config';
 import { startHttpServer, type RunningHttpServer } from './http-server';
 import { functionFiles, loadFunctions } from './loader';
@@ -69,6 +69,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
   const unsupported = functions.filter((f) => !['httpTrigger', 'queueTrigger', 'timerTrigger'].includes(f.trigger.type));
   for (const f of unsupported) log(`skipping ${f.name}: the local host does not run ${f.trigger.type} (use func start)`);
 
+  await runAppHooks('appStart', opts.root);
   const queues = await Promise.all(byType('queueTrigger').map((f) => startQueueFunction(f, config, opts, log)));
   const timers: RunningTimerTrigger[] = byType('timerTrigger').map((fn) =>
     startTimerTrigger({
@@ -93,6 +94,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
     config,
     stop: async (graceMs = 30000) => {
       await Promise.all([server.stop(graceMs), ...queues.map((q) => q.stop(graceMs)), ...timers.map((t) => t.stop(graceMs))]);
+      await runAppHooks('appTerminate', opts.root);
     },
   };
 }

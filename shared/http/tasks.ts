@@ -7,6 +7,7 @@ import { TaskStore, type TaskRecord } from '../tasks/store';
 import { problem as fieldProblem } from '../validation';
 import { apiBase, taskLinks } from './jobs';
 import { handled, json } from './respond';
+import { isLive, listWorkers } from '../metrics/registry';
 
 async function findTask(storage: Storage, taskId: string | undefined): Promise<TaskRecord> {
   if (!TASK_ID.test(taskId ?? '')) throw new ValidationError([fieldProblem('task_id', 'a task id <job uuid>_<index>', taskId)]);
@@ -16,10 +17,17 @@ async function findTask(storage: Storage, taskId: string | undefined): Promise<T
   return task;
 }
 
-/** Why a queued task waits: roughly how many messages are ahead of it in its queue. */
+/** Why a queued task waits: roughly how many messages are ahead of it, and whether any worker serves its queue. */
 async function queuePosition(storage: Storage, task: TaskRecord) {
-  const { approximateMessagesCount = 0 } = await storage.queue(task.capability).getProperties();
-  return { queue: task.queue, messages_ahead: Math.max(0, approximateMessagesCount - 1), approximate: true };
+  const [{ approximateMessagesCount = 0 }, workers] = await Promise.all([storage.queue(task.capability).getProperties(), listWorkers(storage)]);
+  const live = workers.filter((w) => isLive(w) && w.capabilities.includes(task.capability)).length;
+  return {
+    queue: task.queue,
+    messages_ahead: Math.max(0, approximateMessagesCount - 1),
+    approximate: true,
+    live_workers: live,
+    ...(live === 0 ? { waiting_for: `no live worker serves the ${task.capability} capability` } : {}),
+  };
 }
 
 export function taskRoutes(getStorage: () => Storage) {

@@ -15,6 +15,8 @@ export class Storage {
   readonly processed: ContainerClient;
   readonly tasks: TableClient;
   readonly deadLetters: TableClient;
+  readonly workers: TableClient;
+  readonly metrics: TableClient;
   private readonly queues: QueueServiceClient;
   private ready: Promise<void> | undefined;
 
@@ -28,6 +30,8 @@ export class Storage {
     this.processed = blobs.getContainerClient(names.processed);
     this.tasks = TableClient.fromConnectionString(connectionString, names.tasksTable, tableOptions);
     this.deadLetters = TableClient.fromConnectionString(connectionString, names.deadLettersTable, tableOptions);
+    this.workers = TableClient.fromConnectionString(connectionString, names.workersTable, tableOptions);
+    this.metrics = TableClient.fromConnectionString(connectionString, names.metricsTable, tableOptions);
   }
 
   queue(capability: CapabilityName): QueueClient {
@@ -56,6 +60,8 @@ export class Storage {
       this.processed.createIfNotExists(),
       this.tasks.createTable().catch(ignoreExists),
       this.deadLetters.createTable().catch(ignoreExists),
+      this.workers.createTable().catch(ignoreExists),
+      this.metrics.createTable().catch(ignoreExists),
       ...CAPABILITIES.flatMap((c) => [this.queue(c.name).createIfNotExists(), this.poisonQueue(c.name).createIfNotExists()]),
     ]);
   }

@@ -22,7 +22,7 @@ beforeAll(() => {
 describe('function registrations', () => {
   it('loads the function files package.json main names', () => {
     expect(functionFiles(ROOT).map((f) => path.relative(ROOT, f))).toEqual(
-      ['deadLetters', 'health', 'images', 'jobs', 'tasks', 'workers'].map((n) => `dist/functions/${n}.js`),
+      ['deadLetters', 'health', 'images', 'jobs', 'metrics', 'tasks', 'workers'].map((n) => `dist/functions/${n}.js`),
     );
   });
 
@@ -41,9 +41,12 @@ describe('function registrations', () => {
       ['getTaskResult', 'tasks/{task_id}/result', 'GET', 'anonymous'],
       ['health', 'health', 'GET', 'anonymous'],
       ['listImages', 'images', 'GET', 'anonymous'],
+      ['metrics', 'metrics', 'GET', 'anonymous'],
+      ['metricsHistory', 'metrics/history', 'GET', 'anonymous'],
       ['putImage', 'images/{name}', 'PUT', 'function'],
       ['requeueDeadLetters', 'dead-letters/{capability}/requeue', 'POST', 'function'],
       ['submitJob', 'jobs', 'POST', 'function'],
+      ['workers', 'workers', 'GET', 'anonymous'],
     ]);
   });
 
@@ -57,8 +60,9 @@ describe('function registrations', () => {
     );
   });
 
-  it('has no other triggers (no timers yet) and nothing registered twice', () => {
-    expect(functions.filter((f) => !['httpTrigger', 'queueTrigger'].includes(f.trigger.type))).toEqual([]);
+  it('registers the metrics timer on its schedule, nothing else, and nothing twice', () => {
+    expect(functions.filter((f) => f.trigger.type === 'timerTrigger').map((f) => [f.name, f.trigger.schedule])).toEqual([['collectMetrics', '*/10 * * * * *']]);
+    expect(functions.filter((f) => !['httpTrigger', 'queueTrigger', 'timerTrigger'].includes(f.trigger.type))).toEqual([]);
     expect(new Set(functions.map((f) => f.name)).size).toBe(functions.length);
   });
 });

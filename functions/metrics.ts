@@ -1,0 +1,24 @@
+/**
+ * collectMetrics (timer, METRICS_SCHEDULE, default every 10 s): a snapshot of queues, workers,
+ * task figures and scaling recommendations into Table `metrics`.
+ * GET /api/metrics (?format=prometheus), GET /api/metrics/history?minutes=N, GET /api/workers:
+ * anonymous reads.
+ */
+import { app } from '@azure/functions';
+import { collectAndStore, METRICS_SCHEDULE } from '../shared/metrics/collect';
+import { metricsRoutes } from '../shared/http/metrics';
+import { appStorage } from '../shared/storage/clients';
+
+const routes = metricsRoutes(appStorage);
+
+app.timer('collectMetrics', {
+  schedule: METRICS_SCHEDULE,
+  handler: async (_timer, context) => {
+    const snapshot = await collectAndStore(appStorage());
+    const summary = Object.entries(snapshot.capabilities).map(([name, m]) => `${name}: queue ${m.queue_length}, ${m.workers.active} workers, ${m.recommendation.action}`);
+    context.log(`metrics snapshot: ${summary.join('; ')}`);
+  },
+});
+app.http('metrics', { route: 'metrics', methods: ['GET'], authLevel: 'anonymous', handler: routes.metrics });
+app.http('metricsHistory', { route: 'metrics/history', methods: ['GET'], authLevel: 'anonymous', handler: routes.metricsHistory });
+app.http('workers', { route: 'workers', methods: ['GET'], authLevel: 'anonymous', handler: routes.workers });

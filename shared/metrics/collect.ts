@@ -1,0 +1,14 @@
+/** What the collectMetrics timer does: a snapshot from the previous one, saved, old ones pruned. */
+import type { Storage } from '../storage/clients';
+import { collectSnapshot, type Snapshot } from './snapshot';
+import { latestSnapshot, pruneSnapshots, saveSnapshot } from './snapshot-store';
+
+export const METRICS_SCHEDULE = process.env.METRICS_SCHEDULE ?? '*/10 * * * * *';
+
+export async function collectAndStore(storage: Storage, now = new Date()): Promise<Snapshot> {
+  const previous = await latestSnapshot(storage);
+  const snapshot = await collectSnapshot(storage, previous, now);
+  await saveSnapshot(storage, snapshot);
+  await pruneSnapshots(storage, now);
+  return snapshot;
+}

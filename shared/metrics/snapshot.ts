@@ -1,0 +1,137 @@
+/**
+ * One metrics snapshot: host load, and per capability its queue, workers, task figures over the
+ * window since the previous snapshot, and a scaling recommendation. Built from O(capabilities +
+ * workers) reads (queue properties and the worker registry), never from task records.
+ */
+import os from 'node:os';
+import type { Storage } from '../storage/clients';
+import { CAPABILITIES, type CapabilityName } from '../tasks/capabilities';
+import { DEFAULT_POLICY, recommend, type Recommendation, type ScalingPolicy } from './recommendation';
+import { isLive, listWorkers, type WorkerView } from './registry';
+import { emptyCounters, LATENCY_BUCKETS_MS, type CapabilityCounters } from './worker-stats';
+
+/** Concurrent tasks one worker runs: host.json batchSize + newBatchThreshold. */
+export const SLOTS_PER_WORKER = Number(process.env.WORKER_SLOTS ?? 6);
+
+export interface CapabilityMetrics {
+  readonly queue: string;
+  readonly queue_length: number;
+  readonly poison_length: number;
+  readonly oldest_message_age_s: number | null;
+  readonly workers: { readonly active: number; readonly busy: number; readonly utilization: number };
+  readonly tasks: {
+    readonly completed: number;
+    readonly failed: number;
+    readonly success_rate: number | null;
+    readonly throughput_per_min: number;
+    readonly arrivals_per_min: number;
+    readonly latency_ms: { readonly p50: number | null; readonly p95: number | null };
+  };
+  readonly recommendation: Recommendation;
+  /** Cumulative counters over every worker ever registered, for the next snapshot's differences. */
+  readonly totals: CapabilityCounters;
+}
+
+export interface Snapshot {
+  readonly timestamp: string;
+  readonly window_s: number | null;
+  readonly host: { readonly cpu_percent: number; readonly memory_percent: number; readonly memory_used_mb: number };
+  readonly capabilities: Readonly<Record<CapabilityName, CapabilityMetrics>>;
+}
+
+const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
+
+function hostLoad() {
+  const total = os.totalmem();
+  const used = total - os.freemem();
+  return {
+    cpu_percent: round(Math.min(100, (os.loadavg()[0] / os.cpus().length) * 100), 1),
+    memory_percent: round((used / total) * 100, 1),
+    memory_used_mb: Math.round(used / 1024 / 1024),
+  };
+}
+
+function sumCounters(workers: readonly WorkerView[], capability: CapabilityName): CapabilityCounters {
+  const total = emptyCounters();
+  for (const c of workers.map((w) => w.counters[capability]).filter((c): c is CapabilityCounters => c !== undefined)) {
+    total.completed += c.completed;
+    total.failed += c.failed;
+    total.errors += c.errors;
+    total.busy_ms += c.busy_ms;
+    c.latency.forEach((n, i) => (total.latency[i] += n));
+  }
+  return total;
+}
+
+/** Counter growth since the previous snapshot (never negative: a pruned worker row would shrink the totals). */
+function difference(now: CapabilityCounters, before: CapabilityCounters | undefined): CapabilityCounters {
+  const base = before ?? emptyCounters();
+  const minus = (a: number, b: number) => Math.max(0, a - b);
+  return { completed: minus(now.completed, base.completed), failed: minus(now.failed, base.failed), errors: minus(now.errors, base.errors), busy_ms: minus(now.busy_ms, base.busy_ms), latency: now.latency.map((n, i) => minus(n, base.latency[i] ?? 0)) };
+}
+
+/** The upper bound of the bucket holding the p-th percentile (histograms give bounds, not exact values). */
+export function percentile(histogram: readonly number[], p: number): number | null {
+  const count = histogram.reduce((a, b) => a + b, 0);
+  if (count === 0) return null;
+  let seen = 0;
+  for (const [i, n] of histogram.entries()) {
+    seen += n;
+    if (seen >= p * count) return Number.isFinite(LATENCY_BUCKETS_MS[i]) ? LATENCY_BUCKETS_MS[i] : LATENCY_BUCKETS_MS[i - 1];
+  }
+  return null;
+}
+
+export async function queueFigures(storage: Storage, capability: CapabilityName, now: Date) {
+  const [props, poison, peeked] = await Promise.all([
+    storage.queue(capability).getProperties(),
+    storage.poisonQueue(capability).getProperties(),
+    storage.queue(capability).peekMessages({ numberOfMessages: 1 }),
+  ]);
+  const oldest = peeked.peekedMessageItems[0]?.insertedOn;
+  return {
+    queue_length: props.approximateMessagesCount ?? 0,
+    poison_length: poison.approximateMessagesCount ?? 0,
+    oldest_message_age_s: oldest ? Math.max(0, Math.round((now.getTime() - oldest.getTime()) / 1000)) : null,
+  };
+}
+
+export async function collectSnapshot(storage: Storage, previous?: Snapshot, now = new Date(), policy: ScalingPolicy = DEFAULT_POLICY): Promise<Snapshot> {
+  await storage.ensureResources();
+  const workers = await listWorkers(storage, now);
+  const windowMs = previous ? now.getTime() - Date.parse(previous.timestamp) : null;
+  const capabilities = {} as Record<CapabilityName, CapabilityMetrics>;
+  for (const { name } of CAPABILITIES) {
+    const queue = await queueFigures(storage, name, now);
+    const serving = workers.filter((w) => isLive(w) && w.capabilities.includes(name));
+    const totals = sumCounters(workers, name);
+    const before = previous?.capabilities[name];
+    const delta = difference(totals, before?.totals);
+    const minutes = windowMs ? windowMs / 60000 : null;
+    const utilization = windowMs && serving.length ? Math.min(1, delta.busy_ms / (windowMs * serving.length * SLOTS_PER_WORKER)) : 0;
+    const backlogGrowth = before ? queue.queue_length - before.queue_length : 0;
+    const arrivals = minutes ? Math.max(0, (delta.completed + delta.failed + backlogGrowth) / minutes) : 0;
+    // Tasks one fully busy worker finishes per minute: completions per slot-minute of busy time, times its slots.
+    const servicePerWorker = delta.completed > 0 && delta.busy_ms > 0 ? (delta.completed / (delta.busy_ms / 60000)) * SLOTS_PER_WORKER : null;
+    const finished = delta.completed + delta.failed;
+    capabilities[name] = {
+      queue: storage.names.queueOf(name),
+      ...queue,
+      workers: { active: serving.length, busy: serving.filter((w) => w.status === 'busy').length, utilization: round(utilization, 3) },
+      tasks: {
+        completed: delta.completed,
+        failed: delta.failed,
+        success_rate: finished ? round(delta.completed / finished, 3) : null,
+        throughput_per_min: minutes ? round(delta.completed / minutes) : 0,
+        arrivals_per_min: round(arrivals),
+        latency_ms: { p50: percentile(delta.latency, 0.5), p95: percentile(delta.latency, 0.95) },
+      },
+      recommendation: recommend(
+        { currentWorkers: serving.length, queueLength: queue.queue_length, arrivalPerMin: arrivals, servicePerWorkerPerMin: servicePerWorker, utilization, samples: delta.completed, oldestMessageAgeS: queue.oldest_message_age_s },
+        policy,
+      ),
+      totals,
+    };
+  }
+  return { timestamp: now.toISOString(), window_s: windowMs === null ? null : round(windowMs / 1000, 1), host: hostLoad(), capabilities };
+}

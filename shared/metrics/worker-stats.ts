@@ -1,0 +1,114 @@
+/**
+ * Running counters of one worker process and its heartbeat into Table `workers`. Counters are
+ * cumulative, so the metrics timer reads O(workers) rows and takes differences between
+ * snapshots instead of reading every task.
+ */
+import os from 'node:os';
+import type { Storage } from '../storage/clients';
+import { CAPABILITIES, type CapabilityName } from '../tasks/capabilities';
+import { functionSuffix } from '../tasks/routing';
+import { WORKER_ID, type WorkerOutcome } from '../tasks/worker';
+
+/** Upper bounds (ms) of the latency histogram's buckets; the last one catches everything. */
+export const LATENCY_BUCKETS_MS = [100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, Number.POSITIVE_INFINITY] as const;
+
+export interface CapabilityCounters {
+  completed: number;
+  failed: number;
+  /** Transient errors: the host retries these messages. */
+  errors: number;
+  busy_ms: number;
+  /** Completed-task latency counts per LATENCY_BUCKETS_MS bucket. */
+  latency: number[];
+}
+
+export const HEARTBEAT_MS = Number(process.env.WORKER_HEARTBEAT_SECONDS ?? 5) * 1000;
+
+export const emptyCounters = (): CapabilityCounters => ({ completed: 0, failed: 0, errors: 0, busy_ms: 0, latency: LATENCY_BUCKETS_MS.map(() => 0) });
+
+/**
+ * The capabilities this process serves: in a per-capability deployment the host runs only the
+ * functions named in AzureFunctionsJobHost__functions__N; otherwise it runs them all.
+ */
+export function servedCapabilities(env: NodeJS.ProcessEnv = process.env): CapabilityName[] {
+  const selected = Object.entries(env).filter(([k]) => /^AzureFunctionsJobHost__functions__\d+$/.test(k)).map(([, v]) => v);
+  return CAPABILITIES.map((c) => c.name).filter((c) => selected.length === 0 || selected.includes(`process${functionSuffix(c)}`));
+}
+
+export class WorkerStats {
+  readonly startedAt = new Date().toISOString();
+  inFlight = 0;
+  private readonly counters = new Map<CapabilityName, CapabilityCounters>();
+
+  constructor(
+    readonly id: string,
+    readonly capabilities: readonly CapabilityName[],
+  ) {}
+
+  /** Runs one task and counts it: completed (with its latency), failed, or a transient error. */
+  async track(capability: CapabilityName, run: () => Promise<WorkerOutcome>): Promise<WorkerOutcome> {
+    const counters = this.countersOf(capability);
+    const started = Date.now();
+    this.inFlight += 1;
+    try {
+      const outcome = await run();
+      const ms = Date.now() - started;
+      if (outcome === 'succeeded') {
+        counters.completed += 1;
+        counters.latency[LATENCY_BUCKETS_MS.findIndex((bound) => ms <= bound)] += 1;
+      } else if (outcome === 'failed') counters.failed += 1;
+      return outcome;
+    } catch (err) {
+      counters.errors += 1;
+      throw err;
+    } finally {
+      this.inFlight -= 1;
+      counters.busy_ms += Date.now() - started;
+    }
+  }
+
+  countersOf(capability: CapabilityName): CapabilityCounters {
+    let counters = this.counters.get(capability);
+    if (!counters) this.counters.set(capability, (counters = emptyCounters()));
+    return counters;
+  }
+
+  /** The Table `workers` row of this process. */
+  toEntity(now: Date, stopped = false) {
+    return {
+      partitionKey: 'workers',
+      rowKey: this.id,
+      host: os.hostname(),
+      capabilities: JSON.stringify(this.capabilities),
+      started_at: this.startedAt,
+      last_heartbeat: now.toISOString(),
+      in_flight: this.inFlight,
+      counters: JSON.stringify(Object.fromEntries(this.counters)),
+      stopped,
+    };
+  }
+}
+
+export const workerStats = new WorkerStats(WORKER_ID, servedCapabilities());
+
+/** Heartbeats from a plain interval (a timer trigger would run on one instance only). */
+export function startHeartbeat(storage: Storage, stats: WorkerStats = workerStats, intervalMs = HEARTBEAT_MS, log: (line: string) => void = () => undefined) {
+  const beat = async (stopped = false) => {
+    try {
+      await storage.ensureResources();
+      await storage.workers.upsertEntity(stats.toEntity(new Date(), stopped), 'Replace');
+    } catch (err) {
+      log(`heartbeat failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    }
+  };
+  void beat();
+  const timer = setInterval(() => void beat(), intervalMs);
+  timer.unref();
+  return {
+    /** A last heartbeat that says the worker stopped on purpose (not dead). */
+    stop: async () => {
+      clearInterval(timer);
+      await beat(true);
+    },
+  };
+}

@@ -1,0 +1,71 @@
+/** Snapshots on Azurite from worker rows and queues: figures over a window, recommendations, Prometheus text. */
+import { collectSnapshot } from '../../../shared/metrics/snapshot';
+import { collectAndStore } from '../../../shared/metrics/collect';
+import { latestSnapshot, pruneSnapshots, snapshotsSince } from '../../../shared/metrics/snapshot-store';
+import { toPrometheus } from '../../../shared/metrics/prometheus';
+import { startHeartbeat, WorkerStats } from '../../../shared/metrics/worker-stats';
+import { listWorkers } from '../../../shared/metrics/registry';
+import { enqueue } from '../../../shared/storage/queue';
+import { useAzurite } from '../../helpers/storage';
+
+const env = useAzurite();
+
+describe('metrics snapshots', () => {
+  it('reports queues, live workers and task figures over the window, with a recommendation per capability', async () => {
+    const storage = await env.storage();
+    const stats = new WorkerStats('worker-a', ['light', 'heavy']);
+    const heartbeat = startHeartbeat(storage, stats, 60000);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = new Date();
+    const first = await collectSnapshot(storage, undefined, t0);
+    expect(first.window_s).toBeNull();
+    expect(first.capabilities.heavy).toMatchObject({ queue: storage.names.queueOf('heavy'), queue_length: 0, workers: { active: 1, busy: 0 } });
+
+    for (let i = 0; i < 12; i++) await enqueue(storage.queue('heavy'), { n: i });
+    for (let i = 0; i < 6; i++) await stats.track('heavy', async () => (await new Promise((r) => setTimeout(r, 20)), 'succeeded'));
+    await stats.track('heavy', async () => 'failed');
+    await heartbeat.stop();
+    const second = await collectSnapshot(storage, first, new Date(t0.getTime() + 60000));
+    const heavy = second.capabilities.heavy;
+    expect(second.window_s).toBe(60);
+    expect(heavy.queue_length).toBe(12);
+    expect(heavy.oldest_message_age_s).toBeGreaterThanOrEqual(0);
+    expect(heavy.tasks).toMatchObject({ completed: 6, failed: 1, success_rate: 0.857, throughput_per_min: 6, latency_ms: { p50: 100, p95: 100 } });
+    expect(heavy.tasks.arrivals_per_min).toBe(19); // 7 finished + 12 more waiting than before
+    expect(heavy.workers.active).toBe(0); // the heartbeat said it stopped
+    expect(heavy.recommendation).toMatchObject({ current_workers: 0, action: 'SCALE_UP', urgency: 'HIGH' });
+    expect(heavy.recommendation.keda_replicas).toBeGreaterThan(0);
+    expect(second.capabilities.light.tasks.completed).toBe(0);
+  });
+
+  it('stores snapshots, serves the latest and a window of history, and prunes past the retention', async () => {
+    const storage = await env.storage();
+    const base = Date.now();
+    for (let i = 0; i < 3; i++) await collectAndStore(storage, new Date(base + i * 10000));
+    expect((await latestSnapshot(storage))!.timestamp).toBe(new Date(base + 20000).toISOString());
+    expect((await snapshotsSince(storage, 1, new Date(base + 20000))).map((s) => s.window_s)).toEqual([10, 10, null]);
+    expect(await pruneSnapshots(storage, new Date(base + 20000), 0.25)).toBe(1);
+    expect(await snapshotsSince(storage, 60, new Date(base + 20000))).toHaveLength(2);
+  });
+
+  it('lists workers with their status and counters', async () => {
+    const storage = await env.storage();
+    const stats = new WorkerStats('worker-b', ['light']);
+    await stats.track('light', async () => 'succeeded');
+    const heartbeat = startHeartbeat(storage, stats, 60000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await listWorkers(storage)).toMatchObject([{ id: 'worker-b', capabilities: ['light'], status: 'idle', processed: 1, failed: 0, in_flight: 0 }]);
+    await heartbeat.stop();
+    expect((await listWorkers(storage))[0].status).toBe('stopped');
+  });
+
+  it('renders valid Prometheus text with one label per capability', async () => {
+    const storage = await env.storage();
+    const text = toPrometheus(await collectSnapshot(storage));
+    const samples = text.split('\n').filter((l) => l && !l.startsWith('#'));
+    for (const line of samples) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (-?[0-9.e+-]+|NaN)$/);
+    expect(text).toContain('image_pipeline_queue_length{capability="heavy"} 0');
+    expect(text).toMatch(/# TYPE image_pipeline_tasks_completed_total counter/);
+    expect(samples.filter((l) => l.startsWith('image_pipeline_recommendation_action{capability="light"'))).toHaveLength(3);
+  });
+});

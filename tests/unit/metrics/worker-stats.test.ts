@@ -1,0 +1,51 @@
+import { percentile } from '../../../shared/metrics/snapshot';
+import { servedCapabilities, WorkerStats, LATENCY_BUCKETS_MS } from '../../../shared/metrics/worker-stats';
+import { statusOf } from '../../../shared/metrics/registry';
+
+describe('worker counters', () => {
+  it('counts completed tasks with their latency, failures and transient errors', async () => {
+    const stats = new WorkerStats('w1', ['light']);
+    await stats.track('light', async () => 'succeeded');
+    await stats.track('light', async () => 'failed');
+    await expect(stats.track('light', async () => Promise.reject(new Error('storage busy')))).rejects.toThrow('storage busy');
+    const c = stats.countersOf('light');
+    expect([c.completed, c.failed, c.errors]).toEqual([1, 1, 1]);
+    expect(c.latency.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(c.latency[0]).toBe(1);
+    expect(stats.inFlight).toBe(0);
+  });
+
+  it('counts tasks in flight while they run', async () => {
+    const stats = new WorkerStats('w1', ['heavy']);
+    let release!: () => void;
+    const running = stats.track('heavy', () => new Promise((resolve) => (release = () => resolve('succeeded'))));
+    expect(stats.inFlight).toBe(1);
+    release();
+    await running;
+    expect(stats.inFlight).toBe(0);
+  });
+
+  it('serves every capability unless the host runs only some functions (AzureFunctionsJobHost__functions__N)', () => {
+    expect(servedCapabilities({})).toEqual(['light', 'heavy']);
+    expect(servedCapabilities({ AzureFunctionsJobHost__functions__0: 'processHeavy', AzureFunctionsJobHost__functions__1: 'poisonHeavy' })).toEqual(['heavy']);
+  });
+
+  it('estimates percentiles as histogram bucket bounds', () => {
+    const histogram = LATENCY_BUCKETS_MS.map(() => 0);
+    histogram[0] = 50; // ≤100 ms
+    histogram[3] = 45; // ≤1000 ms
+    histogram[5] = 5; // ≤5000 ms
+    expect(percentile(histogram, 0.5)).toBe(100);
+    expect(percentile(histogram, 0.95)).toBe(1000);
+    expect(percentile(histogram, 0.99)).toBe(5000);
+    expect(percentile(LATENCY_BUCKETS_MS.map(() => 0), 0.5)).toBeNull();
+  });
+
+  it('derives worker status from heartbeats: busy, idle, dead after three silent beats, stopped', () => {
+    const now = new Date('2026-01-01T00:01:00Z');
+    expect(statusOf({ last_heartbeat: '2026-01-01T00:00:58Z', in_flight: 2 }, now)).toBe('busy');
+    expect(statusOf({ last_heartbeat: '2026-01-01T00:00:58Z', in_flight: 0 }, now)).toBe('idle');
+    expect(statusOf({ last_heartbeat: '2026-01-01T00:00:40Z', in_flight: 1 }, now)).toBe('dead');
+    expect(statusOf({ last_heartbeat: '2026-01-01T00:00:59Z', in_flight: 0, stopped: true }, now)).toBe('stopped');
+  });
+});
