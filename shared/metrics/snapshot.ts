@@ -108,7 +108,9 @@ export async function collectSnapshot(storage: Storage, previous?: Snapshot, now
     const before = previous?.capabilities[name];
     const delta = difference(totals, before?.totals);
     const minutes = windowMs ? windowMs / 60000 : null;
-    const utilization = windowMs && serving.length ? Math.min(1, delta.busy_ms / (windowMs * serving.length * SLOTS_PER_WORKER)) : 0;
+    const busy = serving.filter((w) => w.status === 'busy').length;
+    // Over a window, busy time per slot; for the first snapshot only the busy workers right now.
+    const utilization = !serving.length ? 0 : windowMs ? Math.min(1, delta.busy_ms / (windowMs * serving.length * SLOTS_PER_WORKER)) : busy / serving.length;
     const backlogGrowth = before ? queue.queue_length - before.queue_length : 0;
     const arrivals = minutes ? Math.max(0, (delta.completed + delta.failed + backlogGrowth) / minutes) : 0;
     // Tasks one fully busy worker finishes per minute: completions per slot-minute of busy time, times its slots.
@@ -117,7 +119,7 @@ export async function collectSnapshot(storage: Storage, previous?: Snapshot, now
     capabilities[name] = {
       queue: storage.names.queueOf(name),
       ...queue,
-      workers: { active: serving.length, busy: serving.filter((w) => w.status === 'busy').length, utilization: round(utilization, 3) },
+      workers: { active: serving.length, busy, utilization: round(utilization, 3) },
       tasks: {
         completed: delta.completed,
         failed: delta.failed,

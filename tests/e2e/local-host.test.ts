@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { resourceNames } from '../../shared/config';
 import { Storage } from '../../shared/storage/clients';
+import { listWorkers } from '../../shared/metrics/registry';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { seedSampleImages } from '../../scripts/seed';
 import { SAMPLES_DIR } from '../../scripts/paths';
@@ -113,4 +114,32 @@ describe('crash and restart', () => {
     const letters = await getJson(`${second.url}/dead-letters`);
     expect(letters.capabilities.every((c: { count: number }) => c.count === 0)).toBe(true);
   }, 200000);
+});
+
+describe('workers and metrics through the running host', () => {
+  it('the worker registers and heartbeats, the timer writes snapshots, and the routes serve them', async () => {
+    const ns = uniqueNamespace();
+    await seeded(ns);
+    const host = await app(ns);
+    const job = await postJson(`${host.url}/jobs`, { images: ['sample_1280x720.jpg', 'sample_640x480.jpg'], filters: ['blur'] });
+    await jobDone(host.url, job.job_id);
+    const workers = await waitFor('a live worker with two processed tasks', async () => {
+      const { workers: list } = await getJson(`${host.url}/workers`);
+      return list.find((w: { status: string; processed: number }) => w.status !== 'dead' && w.processed === 2) ? list : undefined;
+    }, 20000);
+    expect(workers[0]).toMatchObject({ capabilities: ['light', 'heavy'], failed: 0, in_flight: 0 });
+    const history = await waitFor('two metrics snapshots', async () => {
+      const h = await getJson(`${host.url}/metrics/history?minutes=5`);
+      return h.count >= 2 ? h : undefined;
+    }, 30000, 1000);
+    expect(history.snapshots[0].capabilities.heavy).toMatchObject({ queue: `${ns}-tasks-heavy`, workers: { active: 1 }, recommendation: { action: expect.stringMatching(/SCALE_UP|SCALE_DOWN|MAINTAIN/) } });
+    const metrics = await getJson(`${host.url}/metrics`);
+    expect(metrics.capabilities.light.totals).toBeUndefined();
+    const prometheus = await (await fetch(`${host.url}/metrics?format=prometheus`)).text();
+    expect(prometheus).toContain('image_pipeline_workers_active{capability="heavy"} 1');
+    host.child.kill('SIGTERM');
+    expect(await host.exited).toBe(0);
+    // a graceful stop says so in the registry: the worker is stopped, not dead
+    expect((await listWorkers(new Storage(azurite.connectionString, resourceNames(ns)))).map((w) => w.status)).toEqual(['stopped']);
+  }, 60000);
 });
