@@ -22,7 +22,8 @@ for (const { name: capability } of CAPABILITIES) {
     queueName: names.queueOf(capability),
     connection: STORAGE_CONNECTION,
     handler: async (message: unknown, context: InvocationContext) => {
-      const outcome = await workerStats.track(capability, () => processTaskMessage(message, { storage: appStorage(), capability, log: (m) => context.warn(m) }));
+      const taskId = typeof (message as { task_id?: unknown } | null)?.task_id === 'string' ? (message as { task_id: string }).task_id : null;
+      const outcome = await workerStats.track(capability, () => processTaskMessage(message, { storage: appStorage(), capability, log: (m) => context.warn(m) }), taskId);
       context.log(`task message ${String(context.triggerMetadata?.id ?? '')}: ${outcome}`);
     },
   });

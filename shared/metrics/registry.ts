@@ -1,7 +1,7 @@
 /** The worker registry as the API shows it: Table `workers` rows with a status derived from their heartbeats. */
 import type { Storage } from '../storage/clients';
 import type { CapabilityName } from '../tasks/capabilities';
-import { HEARTBEAT_MS, type CapabilityCounters } from './worker-stats';
+import { HEARTBEAT_MS, type CapabilityCounters, type RecentTask } from './worker-stats';
 
 export type WorkerStatus = 'idle' | 'busy' | 'dead' | 'stopped';
 
@@ -16,6 +16,8 @@ export interface WorkerView {
   readonly started_at: string;
   readonly last_heartbeat: string;
   readonly counters: Readonly<Partial<Record<CapabilityName, CapabilityCounters>>>;
+  /** The worker's latest tasks, newest first. */
+  readonly recent_tasks: readonly RecentTask[];
 }
 
 interface WorkerEntity {
@@ -26,6 +28,7 @@ interface WorkerEntity {
   last_heartbeat: string;
   in_flight: number;
   counters: string;
+  recent_tasks?: string;
   stopped?: boolean;
 }
 
@@ -55,6 +58,7 @@ export async function listWorkers(storage: Storage, now = new Date()): Promise<W
       started_at: e.started_at,
       last_heartbeat: e.last_heartbeat,
       counters,
+      recent_tasks: e.recent_tasks ? (JSON.parse(e.recent_tasks) as RecentTask[]) : [],
     });
   }
   return workers.sort((a, b) => a.id.localeCompare(b.id));

@@ -22,6 +22,17 @@ export interface CapabilityCounters {
   latency: number[];
 }
 
+export interface RecentTask {
+  readonly task_id: string | null;
+  readonly capability: CapabilityName;
+  readonly outcome: WorkerOutcome | 'error';
+  readonly duration_ms: number;
+  readonly finished_at: string;
+}
+
+/** How many of its latest tasks a worker reports (the dashboard's "recent tasks"). */
+const RECENT_TASKS = 10;
+
 export const HEARTBEAT_MS = Number(process.env.WORKER_HEARTBEAT_SECONDS ?? 5) * 1000;
 
 export const emptyCounters = (): CapabilityCounters => ({ completed: 0, failed: 0, errors: 0, busy_ms: 0, latency: LATENCY_BUCKETS_MS.map(() => 0) });
@@ -39,6 +50,7 @@ export class WorkerStats {
   readonly startedAt = new Date().toISOString();
   inFlight = 0;
   private readonly counters = new Map<CapabilityName, CapabilityCounters>();
+  private readonly recent: RecentTask[] = [];
 
   constructor(
     readonly id: string,
@@ -46,12 +58,13 @@ export class WorkerStats {
   ) {}
 
   /** Runs one task and counts it: completed (with its latency), failed, or a transient error. */
-  async track(capability: CapabilityName, run: () => Promise<WorkerOutcome>): Promise<WorkerOutcome> {
+  async track(capability: CapabilityName, run: () => Promise<WorkerOutcome>, taskId: string | null = null): Promise<WorkerOutcome> {
     const counters = this.countersOf(capability);
     const started = Date.now();
+    let outcome: WorkerOutcome | 'error' = 'error';
     this.inFlight += 1;
     try {
-      const outcome = await run();
+      outcome = await run();
       const ms = Date.now() - started;
       if (outcome === 'succeeded') {
         counters.completed += 1;
@@ -63,7 +76,10 @@ export class WorkerStats {
       throw err;
     } finally {
       this.inFlight -= 1;
-      counters.busy_ms += Date.now() - started;
+      const ms = Date.now() - started;
+      counters.busy_ms += ms;
+      this.recent.unshift({ task_id: taskId, capability, outcome, duration_ms: ms, finished_at: new Date().toISOString() });
+      this.recent.length = Math.min(this.recent.length, RECENT_TASKS);
     }
   }
 
@@ -84,6 +100,7 @@ export class WorkerStats {
       last_heartbeat: now.toISOString(),
       in_flight: this.inFlight,
       counters: JSON.stringify(Object.fromEntries(this.counters)),
+      recent_tasks: JSON.stringify(this.recent),
       stopped,
     };
   }
