@@ -1,14 +1,17 @@
-/** What the collectMetrics timer does: a snapshot from the previous one, saved, old ones pruned. */
+/** What the collectMetrics timer does: a snapshot from the previous one, saved, old ones pruned, sent to Application Insights. */
 import type { Storage } from '../storage/clients';
 import { collectSnapshot, type Snapshot } from './snapshot';
 import { latestSnapshot, pruneSnapshots, saveSnapshot } from './snapshot-store';
+import { appTelemetry, reportSnapshot, type Telemetry } from '../telemetry';
 
 export const METRICS_SCHEDULE = process.env.METRICS_SCHEDULE ?? '*/10 * * * * *';
 
-export async function collectAndStore(storage: Storage, now = new Date()): Promise<Snapshot> {
+export async function collectAndStore(storage: Storage, now = new Date(), telemetry: Telemetry = appTelemetry()): Promise<Snapshot> {
   const previous = await latestSnapshot(storage);
   const snapshot = await collectSnapshot(storage, previous, now);
   await saveSnapshot(storage, snapshot);
   await pruneSnapshots(storage, now);
+  reportSnapshot(telemetry, snapshot, previous);
+  await telemetry.flush();
   return snapshot;
 }
