@@ -1,0 +1,52 @@
+/** `dead-letters` lists what ran out of retries per capability; `requeue <capability>` sends it back to work. */
+import { Argument, type Command } from 'commander';
+import { CAPABILITIES } from '../../../shared/tasks/capabilities';
+import { ApiError, type ApiClient } from '../api';
+import type { CliContext } from '../context';
+import { table } from '../format';
+import { writeLine, type CliIo } from '../io';
+import type { DeadLetters, RequeueResult } from '../types';
+
+export function renderDeadLetters(d: DeadLetters): string {
+  const summary = table(
+    ['capability', 'poison queue', 'waiting in poison queue', 'dead letters'],
+    d.capabilities.map((c) => [c.capability, c.poison_queue, c.waiting_in_poison_queue, c.count]),
+  );
+  const letters = d.capabilities.flatMap((c) => c.dead_letters.map((l) => [c.capability, l.task_id ?? l.id, l.reason, l.dequeue_count, l.failed_at]));
+  if (letters.length === 0) return `${summary}\nno dead letters`;
+  const hint = `requeue with: image-pipeline requeue <capability>`;
+  return [summary, table(['capability', 'task', 'reason', 'deliveries', 'failed at'], letters), hint].join('\n');
+}
+
+export async function runDeadLetters(api: ApiClient, io: CliIo): Promise<number> {
+  writeLine(io.stdout, renderDeadLetters(await api.get<DeadLetters>('/dead-letters')));
+  return 0;
+}
+
+export async function runRequeue(api: ApiClient, io: CliIo, capability: string): Promise<number> {
+  let result: RequeueResult;
+  try {
+    result = await api.post<RequeueResult>(`/dead-letters/${encodeURIComponent(capability)}/requeue`);
+  } catch (err) {
+    // The API answers 404 when there is nothing to requeue: nothing to do is not a failure.
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
+    writeLine(io.stdout, `${capability}: nothing to requeue (${err.problem?.detail ?? 'no dead letters'})`);
+    return 0;
+  }
+  writeLine(io.stdout, `${result.capability}: requeued ${result.requeued} message(s) onto ${result.queue}; skipped ${result.skipped.length}`);
+  for (const s of result.skipped) writeLine(io.stdout, `  skipped ${s.id}: ${s.reason}`);
+  return 0;
+}
+
+export function registerDeadLetters(program: Command, ctx: CliContext): void {
+  program
+    .command('dead-letters')
+    .description('messages that ran out of retries, and the poison-queue backlog, per capability')
+    .action(async (_opts: unknown, cmd: Command) => ctx.exit(await runDeadLetters(ctx.api(cmd), ctx.io)));
+
+  program
+    .command('requeue')
+    .description('put a capability\'s dead letters back on its queue')
+    .addArgument(new Argument('<capability>', 'which capability').choices(CAPABILITIES.map((c) => c.name)))
+    .action(async (capability: string, _opts: unknown, cmd: Command) => ctx.exit(await runRequeue(ctx.api(cmd), ctx.io, capability)));
+}

@@ -1,0 +1,12 @@
+/** What every command gets from the entry point. */
+import type { Command } from 'commander';
+import type { ApiClient } from './api';
+import type { CliIo } from './io';
+
+export interface CliContext {
+  readonly io: CliIo;
+  /** The client for the URL in effect: --url, else IMAGE_PIPELINE_URL, else the local default. */
+  api(command: Command): ApiClient;
+  /** Records the exit code of the command that ran; main returns it. */
+  exit(code: number): void;
+}

@@ -1,0 +1,166 @@
+/**
+ * The built CLI (node dist/scripts/cli.js) as a user runs it, against the real app: Azurite +
+ * the local host in their own processes. Includes the acceptance run `stress 1 10`, which takes
+ * its full minute. Needs the build (npm test builds first).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { resourceNames } from '../../shared/config';
+import { Storage } from '../../shared/storage/clients';
+import { freePort, startAzurite, type RunningAzurite } from '../../scripts/azurite';
+import { SAMPLES_DIR } from '../../scripts/paths';
+import { seedSampleImages } from '../../scripts/seed';
+import { HOST_MAIN, spawnApp, type HostProcess } from '../helpers/host';
+import { uniqueNamespace } from '../helpers/storage';
+
+const CLI = path.resolve(__dirname, '../../dist/scripts/cli.js');
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let azurite: RunningAzurite;
+let host: HostProcess;
+let env: NodeJS.ProcessEnv;
+
+/** stdin is /dev/null, so nothing can wait for typing. */
+function cli(args: string[], timeoutMs = 60000): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`cli ${args.join(' ')} took over ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+  const namespace = uniqueNamespace();
+  await seedSampleImages(new Storage(azurite.connectionString, resourceNames(namespace)));
+  host = await spawnApp(HOST_MAIN, { AzureWebJobsStorage: azurite.connectionString, STORAGE_NAMESPACE: namespace, LOCAL_HOST_QUEUE_LEASE_SECONDS: '3' }, /Host listening on/);
+  // purge reads storage itself, as the app does: the variables win over local.settings.json.
+  env = { ...process.env, IMAGE_PIPELINE_URL: host.url, AzureWebJobsStorage: azurite.connectionString, STORAGE_NAMESPACE: namespace };
+}, 60000);
+
+afterAll(async () => {
+  if (host && host.child.exitCode === null) {
+    host.child.kill('SIGKILL');
+    await host.exited;
+  }
+  await azurite?.stop();
+});
+
+describe('the CLI against the running app', () => {
+  let jobId: string;
+
+  it('check: healthy, with the filter and worker counts', async () => {
+    const r = await cli(['check']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/health\s+ok \(blob ok, queue ok, table ok\)/);
+    expect(r.stdout).toMatch(/filters\s+\d+ \(light \d+, heavy \d+\)/);
+    expect(r.stdout).toMatch(/workers\s+1 live/);
+  });
+
+  it('metrics: --json is the snapshot; the default is a table per capability', async () => {
+    const json = await cli(['metrics', '--json']);
+    expect(json.code).toBe(0);
+    const snapshot = JSON.parse(json.stdout) as { capabilities: Record<string, { recommendation: { action: string } }> };
+    expect(Object.keys(snapshot.capabilities).sort()).toEqual(['heavy', 'light']);
+    const text = await cli(['metrics']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/│ light\s+│/);
+    expect(text.stdout).toMatch(/│ heavy\s+│/);
+    expect(text.stdout).not.toMatch(/\x1b\[/); // eslint-disable-line no-control-regex -- no colour codes
+  });
+
+  it('submit: uploads a local file, waits, downloads the result into --out', async () => {
+    const out = mkdtempSync(path.join(tmpdir(), 'cli-results-'));
+    const file = path.join(SAMPLES_DIR, 'sample_640x480.jpg');
+    const r = await cli(['submit', file, 'sample_alpha_1024.png', '--filters', 'resize,grayscale', '--params', '{"resize":{"width":160}}', '--format', 'png', '--out', out]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^uploaded .*sample_640x480\.jpg as sample_640x480\.jpg/m);
+    jobId = /^job ([0-9a-f-]{36}): 2 task\(s\) on light$/m.exec(r.stdout)![1];
+    expect(r.stdout).toMatch(/^processing: 2\/2 finished \(2 succeeded, 0 failed\)$/m);
+    expect(readdirSync(out).sort()).toEqual([`${jobId}_0000.png`, `${jobId}_0001.png`]);
+    expect(r.stdout).toMatch(/160×120 png/);
+    expect(r.stdout).toMatch(new RegExp(`job ${jobId}: succeeded; 2 result\\(s\\) in `));
+  }, 60000);
+
+  it('stress 1 10: a full minute of batches, every task succeeds, and the report says so', async () => {
+    const started = Date.now();
+    const r = await cli(['stress', '1', '10', '--filters', 'grayscale'], 110000);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(60000);
+    expect(r.stdout).toMatch(/^stress: 12 batches of 10 tasks \(grayscale\) every 5 s for 1 min/m);
+    expect(r.stdout).toMatch(/^ {2}duration\s+6\d\.\d s submitting \(12 batches every 5 s\)/m);
+    expect(r.stdout).toMatch(/^ {2}submitted\s+120 tasks in 12 jobs$/m);
+    expect(r.stdout).toMatch(/^ {2}succeeded\s+120$/m);
+    expect(r.stdout).toMatch(/^ {2}failed\s+0$/m);
+    expect(r.stdout).toMatch(/^ {2}unfinished\s+0$/m);
+    expect(r.stdout).toMatch(/^ {2}throughput\s+\d+\.\d tasks\/min/m);
+    expect(r.stdout).toMatch(/^ {2}latency p50\s+\d+ ms$/m);
+    expect(r.stdout).toMatch(/^ {2}latency p95\s+\d+ ms$/m);
+    expect(r.stdout).toMatch(/^ {2}recommendations\s+light: (SCALE_UP|SCALE_DOWN|MAINTAIN) ×\d+/m);
+  }, 120000);
+
+  it('monitor --count stops after that many refreshes', async () => {
+    const r = await cli(['monitor', '--interval', '0.2', '--count', '2']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.match(/^image-pipeline monitor · /gm)).toHaveLength(2);
+  });
+
+  it('compare --count 2: sequential, parallel and queued runs with the speed-up', async () => {
+    const r = await cli(['compare', '--count', '2']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/compare: 2 image\(s\)/);
+    expect(r.stdout).toMatch(/│ in-process sequential\s+│ 2\s+│ \d+ ms\s+│ \d+ ms\s+│ 1\.00×/);
+    expect(r.stdout).toMatch(/│ in-process parallel\s+│ 2\s+│ \d+ ms\s+│ \d+ ms\s+│ \d+\.\d\d×/);
+    expect(r.stdout).toMatch(/│ queues \(running app\)\s+│ 2\s+│ \d+ ms\s+│ \d+ ms\s+│ \d+\.\d\d×/);
+  }, 60000);
+
+  it('dead-letters: a row per capability', async () => {
+    const r = await cli(['dead-letters']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/│ light\s+│ \S+-tasks-light-poison\s+│ 0\s+│ 0\s+│/);
+    expect(r.stdout).toMatch(/│ heavy\s+│ \S+-tasks-heavy-poison\s+│ 0\s+│ 0\s+│/);
+  });
+
+  it('purge: refuses without --yes on a non-terminal stdin; with --yes the jobs are gone', async () => {
+    const refused = await cli(['purge']);
+    expect(refused.code).toBe(2);
+    expect((await fetch(`${host.url}/jobs/${jobId}`)).status).toBe(200);
+    const r = await cli(['purge', '--yes']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}124 task record\(s\) from table /m); // submit's 2 + stress's 120 + compare's 2
+    expect((await fetch(`${host.url}/jobs/${jobId}`)).status).toBe(404);
+  });
+
+  it('a bad command line exits 2, an unreachable app exits 1 with one line', async () => {
+    const bad = await cli(['stress', '0', '10']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/Usage: image-pipeline stress/);
+    const url = `http://127.0.0.1:${await freePort()}/api`;
+    const down = await cli(['check', '--url', url]);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(new RegExp(`^error: Cannot reach ${url}/health \\(.*\\): is the app running\\? \\(npm start\\)\\n$`));
+  });
+});
