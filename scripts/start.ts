@@ -74,6 +74,7 @@ async function main(): Promise<number> {
     [
       '',
       `  API:        http://localhost:${port}/api   (try: curl http://localhost:${port}/api/health)`,
+      `  Dashboard:  http://localhost:${port}/api/dashboard`,
       `  Azurite:    blob http://127.0.0.1:${ports.blob}, queue http://127.0.0.1:${ports.queue}, table http://127.0.0.1:${ports.table}${azurite ? `, data in ${path.relative(PROJECT_ROOT, location)}/` : ''}`,
       `  Storage Explorer connection string: ${connectionString}`,
       '  Ctrl-C stops everything.',

@@ -22,7 +22,7 @@ beforeAll(() => {
 describe('function registrations', () => {
   it('loads the function files package.json main names', () => {
     expect(functionFiles(ROOT).map((f) => path.relative(ROOT, f))).toEqual(
-      ['deadLetters', 'health', 'images', 'jobs', 'metrics', 'tasks', 'workers'].map((n) => `dist/functions/${n}.js`),
+      ['dashboard', 'deadLetters', 'health', 'images', 'jobs', 'metrics', 'tasks', 'workers'].map((n) => `dist/functions/${n}.js`),
     );
   });
 
@@ -32,6 +32,8 @@ describe('function registrations', () => {
       .map((f) => [f.name, f.trigger.route, f.trigger.methods?.join(','), f.trigger.authLevel])
       .sort((a, b) => String(a[0]).localeCompare(String(b[0])));
     expect(http).toEqual([
+      ['dashboard', 'dashboard', 'GET', 'anonymous'],
+      ['dashboardAssets', 'dashboard/assets/{file}', 'GET', 'anonymous'],
       ['deadLetters', 'dead-letters', 'GET', 'function'],
       ['filters', 'filters', 'GET', 'anonymous'],
       ['getImage', 'images/{name}', 'GET', 'anonymous'],

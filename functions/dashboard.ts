@@ -1,0 +1,13 @@
+/**
+ * GET /api/dashboard (anonymous): the live dashboard page; it polls /api/metrics,
+ * /api/metrics/history, /api/workers and /api/dead-letters from the browser.
+ * GET /api/dashboard/assets/{file} (anonymous): its script, stylesheet and Chart.js from an
+ * allow-list; any other name is a 404 problem.
+ */
+import { app } from '@azure/functions';
+import { dashboardRoutes } from '../shared/http/dashboard';
+
+const routes = dashboardRoutes();
+
+app.http('dashboard', { route: 'dashboard', methods: ['GET'], authLevel: 'anonymous', handler: routes.dashboard });
+app.http('dashboardAssets', { route: 'dashboard/assets/{file}', methods: ['GET'], authLevel: 'anonymous', handler: routes.dashboardAssets });

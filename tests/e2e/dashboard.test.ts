@@ -1,0 +1,223 @@
+/**
+ * The dashboard as a person sees it: the local host on Azurite after real jobs, opened in
+ * headless Chromium (playwright-core, Debian's /usr/bin/chromium). Needs the build (npm test
+ * builds first). Writes docs/dashboard.png.
+ */
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { resourceNames } from '../../shared/config';
+import { dashboardRoutes } from '../../shared/http/dashboard';
+import { PROBLEM_TYPE_PREFIX } from '../../shared/http/respond';
+import { Storage } from '../../shared/storage/clients';
+import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
+import { seedSampleImages } from '../../scripts/seed';
+import { getJson, HOST_MAIN, jobDone, postJson, spawnApp, type HostProcess } from '../helpers/host';
+import { call } from '../helpers/http';
+import { uniqueNamespace } from '../helpers/storage';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const SCREENSHOT = path.resolve(__dirname, '../../docs/dashboard.png');
+const VIEWPORT = { width: 1280, height: 900 };
+
+/** The few browser globals the page-side predicates use (tests compile without the DOM library). */
+interface PageElement {
+  readonly href: string;
+  readonly textContent: string | null;
+  getAttribute(name: string): string | null;
+}
+declare const document: { querySelector(selector: string): PageElement | null; querySelectorAll(selector: string): Iterable<PageElement> };
+declare const window: { Chart?: { instances: Record<string, { data: { datasets: { data: unknown[] }[] } }> } };
+
+let azurite: RunningAzurite | undefined;
+let host: HostProcess | undefined;
+let browser: Browser | undefined;
+let url: string;
+let taskIds: string[];
+
+/** Console errors and uncaught exceptions of a page, collected from its first request on. */
+async function openPage(route = '/dashboard'): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser!.newPage({ viewport: VIEWPORT });
+  const errors: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(`console: ${m.text()}`));
+  page.on('pageerror', (e) => errors.push(`page: ${e.message}`));
+  await page.goto(`${url}${route}`);
+  return { page, errors };
+}
+
+async function stopHost(h: HostProcess): Promise<void> {
+  if (h.child.exitCode !== null || h.child.signalCode !== null) return;
+  h.child.kill('SIGTERM');
+  const timer = setTimeout(() => h.child.kill('SIGKILL'), 10000);
+  await h.exited;
+  clearTimeout(timer);
+}
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+  const ns = uniqueNamespace();
+  await seedSampleImages(new Storage(azurite.connectionString, resourceNames(ns)));
+  host = await spawnApp(
+    HOST_MAIN,
+    { AzureWebJobsStorage: azurite.connectionString, STORAGE_NAMESPACE: ns, LOCAL_HOST_QUEUE_LEASE_SECONDS: '3', METRICS_SCHEDULE: '*/2 * * * * *', WORKER_HEARTBEAT_SECONDS: '2' },
+    /Host listening on/,
+  );
+  url = host.url;
+  const heavy = await postJson(`${url}/jobs`, { filters: ['blur'] });
+  const light = await postJson(`${url}/jobs`, { images: ['sample_640x480.jpg'], filters: ['grayscale'] });
+  const done = await Promise.all([jobDone(url, heavy.job_id, 40000), jobDone(url, light.job_id, 40000)]);
+  expect(done.map((j) => j.status)).toEqual(['succeeded', 'succeeded']);
+  taskIds = done.flatMap((j) => j.tasks.map((t: { task_id: string }) => t.task_id));
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}, 60000);
+
+afterAll(async () => {
+  await browser?.close().catch(() => undefined);
+  if (host) await stopHost(host);
+  await azurite?.stop();
+}, 30000);
+
+describe('GET /api/dashboard and its assets', () => {
+  it('serves the page and an allow-list of assets with their content types and caching', async () => {
+    const page = await fetch(`${url}/dashboard`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('cache-control')).toBe('no-cache');
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const html = await page.text();
+    expect(html).toContain('src="./dashboard/assets/chart.umd.js"');
+    expect(html).not.toMatch(/https?:\/\//);
+
+    const assets = [
+      ['chart.umd.js', 'text/javascript; charset=utf-8', /Chart\.js v4\./],
+      ['dashboard.js', 'text/javascript; charset=utf-8', /\.\/metrics\/history\?minutes=/],
+      ['dashboard.css', 'text/css; charset=utf-8', /\.card/],
+      ['chart.umd.js.map', 'application/json; charset=utf-8', /"sources"/],
+    ] as const;
+    for (const [name, type, content] of assets) {
+      const res = await fetch(`${url}/dashboard/assets/${name}`);
+      expect([name, res.status, res.headers.get('content-type')]).toEqual([name, 200, type]);
+      expect(res.headers.get('cache-control')).toMatch(/no-cache|max-age=\d+/);
+      expect(await res.text()).toMatch(content);
+      const again = await fetch(`${url}/dashboard/assets/${name}`, { headers: { 'if-none-match': res.headers.get('etag')! } });
+      expect(again.status).toBe(304);
+    }
+
+    const slash = await fetch(`${url}/dashboard/?code=abc`, { redirect: 'manual' });
+    expect([slash.status, slash.headers.get('location')]).toEqual([308, '../dashboard?code=abc']);
+  });
+
+  it('answers 404 problem+json for any other name, traversal included', async () => {
+    const unknown = await fetch(`${url}/dashboard/assets/secrets.js`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('content-type')).toBe('application/problem+json; charset=utf-8');
+    expect(await unknown.json()).toMatchObject({ type: `${PROBLEM_TYPE_PREFIX}not_found`, status: 404 });
+
+    for (const name of ['..%2F..%2Fpackage.json', '..%2Fdashboard.ts', '..%5C..%5Cpackage.json', '%2E%2E%2Fhost.json', 'dashboard.js%00.png']) {
+      const res = await fetch(`${url}/dashboard/assets/${name}`);
+      const body = await res.text();
+      expect([name, res.status]).toEqual([name, 404]);
+      expect(body).not.toMatch(/"dependencies"|routePrefix|import /);
+    }
+    // Whatever a host decodes, the handler itself refuses a path: only allow-listed names are served.
+    const routes = dashboardRoutes();
+    for (const file of ['../package.json', '../../host.json', '/etc/passwd', 'dashboard/../dashboard.js', '__proto__', 'constructor']) {
+      const res = await call(routes.dashboardAssets, { path: `/api/dashboard/assets/${encodeURIComponent(file)}`, params: { file } });
+      expect([file, res.status, res.headers['content-type'], res.json?.type]).toEqual([file, 404, 'application/problem+json; charset=utf-8', `${PROBLEM_TYPE_PREFIX}not_found`]);
+    }
+  });
+});
+
+describe('the dashboard in a browser', () => {
+  it('draws live charts, advice per capability, recent tasks and workers without console errors', async () => {
+    const { page, errors } = await openPage();
+    const capabilities = Object.keys((await getJson(`${url}/metrics`)).capabilities);
+    expect(capabilities.length).toBeGreaterThan(0);
+
+    await page.waitForFunction(
+      (count) => {
+        const charts = Object.values(window.Chart?.instances ?? {});
+        const canvases = [...document.querySelectorAll('.capability canvas')];
+        return canvases.length === count && canvases.every((c) => Number(c.getAttribute('data-points')) > 0) && charts.length === count + 1 && charts.every((c) => c.data.datasets[0].data.length > 0);
+      },
+      capabilities.length,
+      { timeout: 15000 },
+    );
+    await page.waitForSelector('a.task-result', { timeout: 15000 });
+
+    // Live: another job reaches the charts and the recent tasks without a reload.
+    const pointsBefore = Number(await page.locator('.capability canvas').first().getAttribute('data-points'));
+    // Two jobs are more tasks than one worker takes at once (batchSize + newBatchThreshold), so the queue shows too.
+    const pipeline = { filters: [{ name: 'median', size: 5 }, { name: 'blur', radius: 6 }] };
+    const [more, extra] = [await postJson(`${url}/jobs`, pipeline), await postJson(`${url}/jobs`, pipeline)];
+    const moreDone = await Promise.all([jobDone(url, more.job_id, 30000), jobDone(url, extra.job_id, 30000)]);
+    taskIds.push(...moreDone.flatMap((j) => j.tasks.map((t: { task_id: string }) => t.task_id)));
+    await page.waitForFunction(
+      ([before, jobId]) => Number(document.querySelector('.capability canvas')?.getAttribute('data-points')) > before + 1 && document.querySelector(`a.task-result[href*="${jobId}"]`) !== null,
+      [pointsBefore, more.job_id] as const,
+      { timeout: 15000 },
+    );
+
+    for (const name of capabilities) {
+      const card = page.locator(`.capability[data-capability="${name}"]`);
+      expect(await card.locator('.rec-action').textContent()).toMatch(/^(SCALE UP|SCALE DOWN|MAINTAIN)$/);
+      expect(await card.locator('.keda-replicas').textContent()).toMatch(/^\d+$/);
+      expect(await card.locator('.reason').textContent()).not.toBe('');
+      expect(await card.locator('.kpi-value').count()).toBe(5);
+    }
+
+    const results = await page.locator('a.task-result').evaluateAll((links) => links.map((a) => (a as unknown as PageElement).href));
+    expect(results.length).toBeGreaterThan(0);
+    for (const href of results) expect(href).toMatch(new RegExp(`^${url}/tasks/(${taskIds.join('|')})/result$`));
+    const records = await page.locator('a.task-record').evaluateAll((links) => links.map((a) => (a as unknown as PageElement).href));
+    expect(records.every((href) => /\/tasks\/[^/]+$/.test(href))).toBe(true);
+    const image = await fetch(results[0]);
+    expect([image.status, image.headers.get('content-type')]).toEqual([200, 'image/jpeg']);
+
+    expect(await page.locator('#workers tbody tr').count()).toBeGreaterThan(0);
+    expect(await page.locator('#host .meter').count()).toBe(2);
+    expect(await page.locator('#dead .dead-counts .kpi').count()).toBe(capabilities.length);
+    expect(await page.locator('#banner').isHidden()).toBe(true);
+    expect(await page.getAttribute('html', 'data-state')).toBe('live');
+
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 30000);
+
+  it('renders empty states when nothing has run yet', async () => {
+    const page = await browser!.newPage({ viewport: VIEWPORT });
+    const errors: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.route('**/api/metrics/history*', (r) => r.fulfill({ json: { minutes: 15, count: 0, snapshots: [] } }));
+    await page.route('**/api/workers', (r) => r.fulfill({ json: { count: 0, workers: [] } }));
+    await page.goto(`${url}/dashboard`);
+    await page.waitForSelector('.capability .rec-action:not(:empty)');
+    await page.waitForFunction(() => document.querySelector('#workers')?.textContent?.includes('No worker has registered yet'));
+    expect(await page.locator('#recent').textContent()).toContain('No worker has registered yet');
+    expect(await page.locator('.chart-empty').first().isVisible()).toBe(true);
+    expect(await page.locator('.capability canvas').first().getAttribute('data-points')).toBe('0');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 20000);
+
+  it('shows a banner and keeps the last data while the API is unreachable', async () => {
+    const { page, errors } = await openPage();
+    await page.waitForSelector('a.task-result', { timeout: 15000 });
+    const rowsBefore = await page.locator('#recent tbody tr').count();
+    await page.route('**/api/{metrics,workers,dead-letters}**', (r) => r.abort('connectionrefused'));
+    await page.waitForSelector('#banner:not([hidden])', { timeout: 10000 });
+    expect(await page.locator('#banner').textContent()).toMatch(/Cannot reach the API.*retrying/);
+    expect(await page.getAttribute('html', 'data-state')).toBe('stale');
+    expect(await page.locator('#recent tbody tr').count()).toBe(rowsBefore);
+    expect(Number(await page.locator('.capability canvas').first().getAttribute('data-points'))).toBeGreaterThan(0);
+
+    await page.unroute('**/api/{metrics,workers,dead-letters}**');
+    await page.waitForSelector('#banner[hidden]', { state: 'attached', timeout: 10000 });
+    expect(await page.getAttribute('html', 'data-state')).toBe('live');
+    // The refused requests log network errors; the page itself must not throw.
+    expect(errors.filter((e) => e.startsWith('page:'))).toEqual([]);
+    await page.close();
+  }, 30000);
+});
