@@ -1,8 +1,10 @@
 /**
  * The dashboard as a person sees it: the local host on Azurite after real jobs, opened in
  * headless Chromium (playwright-core, Debian's /usr/bin/chromium). Needs the build (npm test
- * builds first). Writes docs/dashboard.png.
+ * builds first). UPDATE_SCREENSHOT=1 writes the README's docs/dashboard.png; otherwise the
+ * screenshot goes to the temp folder, so a test run never changes tracked files.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { resourceNames } from '../../shared/config';
@@ -17,7 +19,7 @@ import { uniqueNamespace } from '../helpers/storage';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const SCREENSHOT = path.resolve(__dirname, '../../docs/dashboard.png');
+const SCREENSHOT = process.env.UPDATE_SCREENSHOT === '1' ? path.resolve(__dirname, '../../docs/dashboard.png') : path.join(os.tmpdir(), 'dashboard.png');
 const VIEWPORT = { width: 1280, height: 900 };
 
 /** The few browser globals the page-side predicates use (tests compile without the DOM library). */
