@@ -1,7 +1,11 @@
 /**
  * The parts of the API's JSON the CLI reads (see the README for full responses). Declared here,
- * not imported from shared/, because they describe the wire format, which is the contract.
+ * not imported from shared/, because they describe the wire format, which is the contract; nested
+ * shapes the app serializes unchanged are the app's own types.
  */
+import type { CapabilityMetrics as SnapshotCapability } from '../../shared/metrics/snapshot';
+import type { TaskOutput } from '../../shared/tasks/store';
+
 export interface Health {
   readonly status: string;
   readonly checks: Readonly<Record<string, string>>;
@@ -48,14 +52,7 @@ export interface TaskRecord {
   readonly created_at: string;
   readonly completed_at: string | null;
   readonly duration_ms: number | null;
-  readonly output: {
-    readonly blob: string;
-    readonly format: string;
-    readonly content_type: string;
-    readonly width: number;
-    readonly height: number;
-    readonly bytes: number;
-  } | null;
+  readonly output: TaskOutput | null;
   readonly failure_type: string | null;
   readonly failure_reason: string | null;
   readonly error: string | null;
@@ -84,15 +81,8 @@ export interface CapabilityMetrics {
   readonly queue_length: number;
   readonly poison_length: number;
   readonly oldest_message_age_s: number | null;
-  readonly workers: { readonly active: number; readonly busy: number; readonly utilization: number };
-  readonly tasks: {
-    readonly completed: number;
-    readonly failed: number;
-    readonly success_rate: number | null;
-    readonly throughput_per_min: number;
-    readonly arrivals_per_min: number;
-    readonly latency_ms: { readonly p50: number | null; readonly p95: number | null };
-  };
+  readonly workers: SnapshotCapability['workers'];
+  readonly tasks: SnapshotCapability['tasks'];
   readonly recommendation: Recommendation;
 }
 
