@@ -4,6 +4,7 @@
  * every call is a silent no-op (applicationinsights 3.x throws on some calls without one).
  */
 import type * as ApplicationInsights from 'applicationinsights';
+import type * as OpenTelemetryResources from '@opentelemetry/resources';
 import type { Snapshot } from './metrics/snapshot';
 
 export interface Telemetry {
@@ -20,8 +21,13 @@ export function createTelemetry(connectionString = process.env.APPLICATIONINSIGH
   // Loaded only when configured: the SDK pulls in OpenTelemetry, which no-telemetry runs do not need.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { TelemetryClient } = require('applicationinsights') as typeof ApplicationInsights;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { defaultResource, resourceFromAttributes } = require('@opentelemetry/resources') as typeof OpenTelemetryResources;
   // Own providers, not the process-wide ones: no auto-collection of HTTP or console traffic.
   const client = new TelemetryClient(connectionString, { useGlobalProviders: false });
+  // The cloud role Application Insights groups by (it would be "unknown_service:node"); OTEL_SERVICE_NAME overrides it.
+  const serviceName = process.env.OTEL_SERVICE_NAME?.trim() || 'image-pipeline';
+  client.config.azureMonitorOpenTelemetryOptions = { resource: defaultResource().merge(resourceFromAttributes({ 'service.name': serviceName })) };
   const guard = (what: string, call: () => void) => {
     try {
       call();
