@@ -31,8 +31,8 @@ export function renderFilterTable(): string {
 }
 
 export function renderCapabilityTable(): string {
-  const rows = capabilityTable().map((c) => `| \`${c.name}\` | \`${c.queue}\` | \`${c.poison_queue}\` | ${c.filters.join(', ')} |`);
-  return ['| capability | queue | poison queue | filters |', '|---|---|---|---|', ...rows].join('\n');
+  const rows = capabilityTable().map((c) => `| \`${c.name}\` | \`${c.queue}\` | \`${c.poison_queue}\` | ${c.scaling.queueLength} | ${c.scaling.minReplicas}–${c.scaling.maxReplicas} | ${c.filters.join(', ')} |`);
+  return ['| capability | queue | poison queue | KEDA queueLength | replicas | filters |', '|---|---|---|---:|---|---|', ...rows].join('\n');
 }
 
 const SECTIONS: Record<string, () => string> = { filters: renderFilterTable, capabilities: renderCapabilityTable };

@@ -23,6 +23,7 @@
  * the policy's guess. oldestMessageAgeS is quoted in the reason, not used: Q and the rates already fix the drain.
  */
 import { problem } from '../validation';
+import type { CapabilityScaling } from '../tasks/capabilities';
 
 export type ScalingAction = 'SCALE_UP' | 'SCALE_DOWN' | 'MAINTAIN';
 export type Urgency = 'NONE' | 'LOW' | 'MEDIUM' | 'HIGH';
@@ -59,6 +60,11 @@ export const DEFAULT_POLICY: ScalingPolicy = Object.freeze({
   minWorkers: 0, maxWorkers: 10, targetDrainSeconds: 60, scaleDownUtilization: 0.3,
   defaultServicePerWorkerPerMin: 30, kedaQueueLength: 5, kedaActivationQueueLength: 0,
 });
+
+/** The policy for a capability: its scaling row (the same figures its KEDA ScaledObject uses) over the defaults. */
+export function policyFor(scaling: CapabilityScaling, base: ScalingPolicy = DEFAULT_POLICY): ScalingPolicy {
+  return Object.freeze({ ...base, minWorkers: scaling.minReplicas, maxWorkers: scaling.maxReplicas, kedaQueueLength: scaling.queueLength, kedaActivationQueueLength: scaling.activationQueueLength });
+}
 
 export interface Recommendation {
   readonly current_workers: number; readonly recommended_workers: number; readonly action: ScalingAction;

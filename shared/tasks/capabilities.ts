@@ -8,9 +8,36 @@
  * (`npm run bench -- filters`) behind the split.
  */
 export const CAPABILITIES = [
-  { name: 'light', queue: 'tasks-light', description: 'per-pixel and geometry work: under 1.3× the cost of decoding and encoding the image' },
-  { name: 'heavy', queue: 'tasks-heavy', description: 'neighbourhood and colour-space work (blur, sharpen, edges, median, hue, …): 1.3× to 12× that cost' },
+  {
+    name: 'light',
+    queue: 'tasks-light',
+    description: 'per-pixel and geometry work: under 1.3× the cost of decoding and encoding the image',
+    // A light task takes tens of milliseconds: one replica (6 slots) drains 20 messages in about a second.
+    scaling: { queueLength: 20, activationQueueLength: 0, minReplicas: 0, maxReplicas: 10 },
+  },
+  {
+    name: 'heavy',
+    queue: 'tasks-heavy',
+    description: 'neighbourhood and colour-space work (blur, sharpen, edges, median, hue, …): 1.3× to 12× that cost',
+    // Up to 12× a light task: a replica per 5 waiting messages (KEDA's default) keeps the wait short.
+    scaling: { queueLength: 5, activationQueueLength: 0, minReplicas: 0, maxReplicas: 10 },
+  },
 ] as const;
+
+/**
+ * How a capability's workers scale. KEDA's ScaledObject for the capability is generated from it
+ * (infra/k8s, `npm run k8s`), and the metrics snapshot's scaling advice uses the same figures, so
+ * `keda_replicas` there is what the cluster does.
+ * - queueLength: KEDA azure-queue target, messages per replica
+ * - activationQueueLength: at or below it, zero replicas stay zero
+ * - minReplicas / maxReplicas: KEDA's minReplicaCount / maxReplicaCount
+ */
+export interface CapabilityScaling {
+  readonly queueLength: number;
+  readonly activationQueueLength: number;
+  readonly minReplicas: number;
+  readonly maxReplicas: number;
+}
 
 export type CapabilityName = (typeof CAPABILITIES)[number]['name'];
 export type Capability = (typeof CAPABILITIES)[number];

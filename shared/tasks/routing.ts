@@ -1,6 +1,6 @@
 /** Routing: which capability (and so which queue) a pipeline goes to. */
 import { FILTERS } from '../imaging/filters';
-import { CAPABILITIES, poisonQueueOf, type Capability, type CapabilityName } from './capabilities';
+import { CAPABILITIES, poisonQueueOf, type Capability, type CapabilityScaling, type CapabilityName } from './capabilities';
 
 /** The capability a pipeline needs: the most expensive among its filters (the cheapest when there are none). */
 export function capabilityFor(filterNames: readonly string[]): Capability {
@@ -18,6 +18,7 @@ export interface CapabilityRow {
   readonly queue: string;
   readonly poison_queue: string;
   readonly description: string;
+  readonly scaling: CapabilityScaling;
   readonly filters: readonly string[];
 }
 
@@ -28,6 +29,7 @@ export function capabilityTable(): readonly CapabilityRow[] {
     queue: c.queue,
     poison_queue: poisonQueueOf(c.queue),
     description: c.description,
+    scaling: c.scaling,
     filters: [...FILTERS.values()].filter((f) => f.capability === c.name).map((f) => f.name),
   }));
 }
