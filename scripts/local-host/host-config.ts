@@ -23,6 +23,8 @@ export interface HostConfig {
   readonly routePrefix: string;
   readonly queues: QueueOptions;
   readonly functionTimeoutMs: number;
+  /** Only these functions run (host.json `functions`, or AzureFunctionsJobHost__functions__N settings); null: all. */
+  readonly functions: readonly string[] | null;
 }
 
 /** `hh:mm:ss` or `d.hh:mm:ss` (a .NET TimeSpan) in milliseconds. */
@@ -39,9 +41,27 @@ interface HostJson {
     queues?: { batchSize?: number; newBatchThreshold?: number; maxPollingInterval?: string; visibilityTimeout?: string; maxDequeueCount?: number; messageEncoding?: string };
   };
   functionTimeout?: string;
+  functions?: unknown;
 }
 
-export function readHostConfig(root: string): HostConfig {
+/**
+ * The function selection, as the Functions host reads it: AzureFunctionsJobHost__functions__0..N
+ * settings override host.json's `functions` array (that is how one image runs one role per
+ * Kubernetes Deployment).
+ */
+export function selectedFunctions(hostJson: unknown, env: NodeJS.ProcessEnv = process.env): string[] | null {
+  const fromEnv = Object.entries(env)
+    .map(([key, value]) => [/^AzureFunctionsJobHost__functions__(\d+)$/i.exec(key)?.[1], value] as const)
+    .filter((e): e is readonly [string, string] => e[0] !== undefined && typeof e[1] === 'string' && e[1].trim() !== '')
+    .sort((a, b) => Number(a[0]) - Number(b[0]))
+    .map(([, value]) => value.trim());
+  if (fromEnv.length) return fromEnv;
+  if (hostJson === undefined) return null;
+  if (!Array.isArray(hostJson) || !hostJson.every((n) => typeof n === 'string')) throw new Error(`host.json functions: expected an array of function names but received ${JSON.stringify(hostJson)}`);
+  return hostJson as string[];
+}
+
+export function readHostConfig(root: string, env: NodeJS.ProcessEnv = process.env): HostConfig {
   const file = path.join(root, 'host.json');
   const json = JSON.parse(readFileSync(file, 'utf8')) as HostJson;
   const q = json.extensions?.queues ?? {};
@@ -51,6 +71,7 @@ export function readHostConfig(root: string): HostConfig {
   return {
     routePrefix: (json.extensions?.http?.routePrefix ?? 'api').replace(/^\/+|\/+$/g, ''),
     functionTimeoutMs: json.functionTimeout ? parseTimeSpan(json.functionTimeout, 'functionTimeout') : 5 * 60 * 1000,
+    functions: selectedFunctions(json.functions, env),
     queues: {
       batchSize,
       // the host's default is batchSize / 2 (per core in newer versions; one core's worth here)

@@ -61,10 +61,20 @@ async function startQueueFunction(fn: RegisteredFunction, config: HostConfig, op
   });
 }
 
+/** Keeps the selected functions; a selected name that no file registers is an error, not a silent no-op. */
+export function selectFunctions(all: readonly RegisteredFunction[], selected: readonly string[] | null, log: (line: string) => void = () => undefined): readonly RegisteredFunction[] {
+  if (!selected) return all;
+  const known = new Set(all.map((f) => f.name));
+  const missing = selected.filter((name) => !known.has(name));
+  if (missing.length) throw new Error(`function selection names ${missing.map((n) => `"${n}"`).join(', ')}, which no function file registers; registered: ${[...known].sort().join(', ')}`);
+  log(`running only the selected functions: ${selected.join(', ')}`);
+  return all.filter((f) => selected.includes(f.name));
+}
+
 export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLocalHost> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const config = readHostConfig(opts.root);
-  const functions = loadFunctions(opts.files ?? functionFiles(opts.root));
+  const functions = selectFunctions(loadFunctions(opts.files ?? functionFiles(opts.root)), config.functions, log);
   const byType = (type: string) => functions.filter((f) => f.trigger.type === type);
   const unsupported = functions.filter((f) => !['httpTrigger', 'queueTrigger', 'timerTrigger'].includes(f.trigger.type));
   for (const f of unsupported) log(`skipping ${f.name}: the local host does not run ${f.trigger.type} (use func start)`);

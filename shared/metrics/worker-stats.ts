@@ -42,7 +42,7 @@ export const emptyCounters = (): CapabilityCounters => ({ completed: 0, failed: 
  * functions named in AzureFunctionsJobHost__functions__N; otherwise it runs them all.
  */
 export function servedCapabilities(env: NodeJS.ProcessEnv = process.env): CapabilityName[] {
-  const selected = Object.entries(env).filter(([k]) => /^AzureFunctionsJobHost__functions__\d+$/.test(k)).map(([, v]) => v);
+  const selected = Object.entries(env).filter(([k]) => /^AzureFunctionsJobHost__functions__\d+$/i.test(k)).map(([, v]) => v);
   return CAPABILITIES.map((c) => c.name).filter((c) => selected.length === 0 || selected.includes(`process${functionSuffix(c)}`));
 }
 
@@ -110,6 +110,8 @@ export const workerStats = new WorkerStats(WORKER_ID, servedCapabilities());
 
 /** Heartbeats from a plain interval (a timer trigger would run on one instance only). */
 export function startHeartbeat(storage: Storage, stats: WorkerStats = workerStats, intervalMs = HEARTBEAT_MS, log: (line: string) => void = () => undefined) {
+  // A process running no worker function (the API or the metrics timer in Kubernetes) is not a worker.
+  if (stats.capabilities.length === 0) return { stop: async () => undefined };
   const beat = async (stopped = false) => {
     try {
       await storage.ensureResources();

@@ -1,0 +1,229 @@
+/**
+ * Generates the role-specific Kubernetes manifests (infra/k8s/base/roles.yaml) from the code:
+ * the function registration table decides which functions each Deployment runs, and the
+ * capability table gives one worker Deployment and one KEDA ScaledObject per capability.
+ *
+ * Roles, by trigger:
+ * - api: every HTTP function (Deployment + Service, keys in a Kubernetes Secret)
+ * - worker-<capability>: the capability's queue worker and poison functions, scaled by KEDA on
+ *   its queue (and its poison queue, so dead letters are recorded even at zero replicas)
+ * - metrics: the timer functions, exactly one replica, never autoscaled
+ * A function that fits no role stops the generator: every function must run somewhere.
+ *
+ * `npm run k8s` rewrites the file; a test fails when it differs from what this script renders.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { resourceNames } from '../shared/config';
+import { CAPABILITIES, type Capability } from '../shared/tasks/capabilities';
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import type { IService } from 'kubernetes-models/v1/Service';
+import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import type { IDeploymentSpec } from 'kubernetes-models/apps/v1/DeploymentSpec';
+import type { IScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
+import type { RegisteredFunction } from './local-host/functions-core';
+import { functionFiles, loadFunctions } from './local-host/loader';
+import { PROJECT_ROOT } from './paths';
+
+export const ROLES_FILE = path.join(PROJECT_ROOT, 'infra/k8s/base/roles.yaml');
+export const APP = 'image-pipeline';
+/** The image every Deployment runs; overlays change it with kustomize `images:`. */
+export const IMAGE = APP;
+/** The host listens here (ASPNETCORE_URLS in infra/Dockerfile): a non-root process cannot bind 80. */
+export const HTTP_PORT = 8080;
+export const STORAGE_SECRET = `${APP}-storage`;
+export const CONFIG_MAP = `${APP}-config`;
+export const KEYS_SECRET = `${APP}-function-keys`;
+
+export interface Role {
+  readonly name: string;
+  readonly functions: readonly string[];
+  readonly capability?: Capability;
+}
+
+/** Splits the registered functions into roles; throws on a function no role runs. */
+export function rolesOf(functions: readonly RegisteredFunction[]): Role[] {
+  const names = resourceNames('');
+  const pick = (test: (f: RegisteredFunction) => boolean) => functions.filter(test).map((f) => f.name).sort();
+  const roles: Role[] = [
+    { name: 'api', functions: pick((f) => f.trigger.type === 'httpTrigger') },
+    ...CAPABILITIES.map((capability) => ({
+      name: `worker-${capability.name}`,
+      capability,
+      functions: pick((f) => f.trigger.type === 'queueTrigger' && [names.queueOf(capability.name), names.poisonQueueOf(capability.name)].includes(f.trigger.queueName ?? '')),
+    })),
+    { name: 'metrics', functions: pick((f) => f.trigger.type === 'timerTrigger') },
+  ];
+  const placed = new Set(roles.flatMap((r) => r.functions));
+  const homeless = functions.filter((f) => !placed.has(f.name));
+  if (homeless.length) throw new Error(`no Kubernetes role runs ${homeless.map((f) => `${f.name} (${f.trigger.type}${f.trigger.queueName ? ` on ${f.trigger.queueName}` : ''})`).join(', ')}: extend rolesOf in scripts/k8s.ts`);
+  for (const role of roles) if (!role.functions.length) throw new Error(`Kubernetes role ${role.name} would run no function`);
+  return roles;
+}
+
+// Typed with the Kubernetes and KEDA models, so a misspelt field fails to compile.
+type K8sObject = IDeployment | IService | IServiceAccount | IRole | IRoleBinding | IScaledObject;
+
+const labelsOf = (role: string) => ({ 'app.kubernetes.io/name': APP, 'app.kubernetes.io/component': role });
+const selectorOf = (role: string) => ({ matchLabels: labelsOf(role) });
+
+/** Resources per role: workers get the most CPU (sharp uses every core it is given). */
+const RESOURCES: Record<'api' | 'worker' | 'metrics', { cpu: string; memory: string; cpuLimit: number; memoryLimit: string }> = {
+  api: { cpu: '250m', memory: '384Mi', cpuLimit: 1, memoryLimit: '1Gi' },
+  worker: { cpu: '1', memory: '768Mi', cpuLimit: 2, memoryLimit: '2Gi' },
+  metrics: { cpu: '100m', memory: '256Mi', cpuLimit: 1, memoryLimit: '512Mi' },
+};
+
+function container(role: Role, kind: keyof typeof RESOURCES): IContainer {
+  const r = RESOURCES[kind];
+  const env: IEnvVar[] = [
+    // One allow-list entry per function: the Functions host runs only these in this Deployment.
+    ...role.functions.map((fn, i) => ({ name: `AzureFunctionsJobHost__functions__${i}`, value: fn })),
+    { name: 'AzureWebJobsStorage', valueFrom: { secretKeyRef: { name: STORAGE_SECRET, key: 'AzureWebJobsStorage' } } },
+    // libvips threads per image = the CPUs this container may use, not the node's core count.
+    { name: 'SHARP_CONCURRENCY', value: String(r.cpuLimit) },
+  ];
+  if (kind === 'api') {
+    env.push({ name: 'AzureWebJobsSecretStorageType', value: 'kubernetes' }, { name: 'AzureWebJobsKubernetesSecretName', value: `secrets/${KEYS_SECRET}` });
+  }
+  // The host answers /admin/host/ping as soon as it listens; / only once the functions are loaded.
+  const ready = kind === 'api' ? '/api/health' : '/';
+  return {
+    name: 'functions',
+    image: IMAGE,
+    ports: [{ name: 'http', containerPort: HTTP_PORT }],
+    envFrom: [{ configMapRef: { name: CONFIG_MAP } }],
+    env,
+    resources: { requests: { cpu: r.cpu, memory: r.memory }, limits: { cpu: String(r.cpuLimit), memory: r.memoryLimit } },
+    startupProbe: { httpGet: { path: '/admin/host/ping', port: 'http' }, periodSeconds: 2, failureThreshold: 60 },
+    readinessProbe: { httpGet: { path: ready, port: 'http' }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: '/admin/host/ping', port: 'http' }, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3 },
+    securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
+  };
+}
+
+function deployment(role: Role, kind: keyof typeof RESOURCES, spec: Partial<IDeploymentSpec>, pod: Partial<IPodSpec> = {}): IDeployment {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: `${APP}-${role.name}`, labels: labelsOf(role.name) },
+    spec: {
+      ...spec,
+      selector: selectorOf(role.name),
+      template: {
+        metadata: { labels: labelsOf(role.name) },
+        spec: { ...pod, containers: [container(role, kind)] },
+      },
+    },
+  };
+}
+
+function apiObjects(role: Role): K8sObject[] {
+  const account = `${APP}-api`;
+  return [
+    deployment(role, 'api', { replicas: 2 }, { serviceAccountName: account, terminationGracePeriodSeconds: 30 }),
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: `${APP}-api`, labels: labelsOf(role.name) },
+      spec: { selector: labelsOf(role.name), ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+    },
+    // The host keeps the function keys (authLevel "function") in a Secret it creates and reads.
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: account, labels: labelsOf(role.name) } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: `${APP}-function-keys`, labels: labelsOf(role.name) },
+      rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: `${APP}-function-keys`, labels: labelsOf(role.name) },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${APP}-function-keys` },
+      subjects: [{ kind: 'ServiceAccount', name: account }],
+    },
+  ];
+}
+
+function workerObjects(role: Role & { capability: Capability }): K8sObject[] {
+  const { scaling } = role.capability;
+  const names = resourceNames('');
+  const queueTrigger = (queueName: string, queueLength: number, activationQueueLength: number) => ({
+    type: 'azure-queue',
+    name: queueName,
+    metadata: { queueName, queueLength: String(queueLength), activationQueueLength: String(activationQueueLength), connectionFromEnv: 'AzureWebJobsStorage' },
+  });
+  return [
+    // No `replicas`: KEDA owns the count (a fixed value would fight the autoscaler on every apply).
+    // A task finishes in seconds; the grace period also covers a 100-megapixel median.
+    deployment(role, 'worker', {}, { automountServiceAccountToken: false, terminationGracePeriodSeconds: 120 }),
+    {
+      apiVersion: 'keda.sh/v1alpha1',
+      kind: 'ScaledObject',
+      metadata: { name: `${APP}-${role.name}`, labels: labelsOf(role.name) },
+      spec: {
+        scaleTargetRef: { name: `${APP}-${role.name}` },
+        pollingInterval: 5,
+        cooldownPeriod: 60,
+        minReplicaCount: scaling.minReplicas,
+        maxReplicaCount: scaling.maxReplicas,
+        advanced: {
+          horizontalPodAutoscalerConfig: {
+            behavior: {
+              // Up at once: double, or add 4 pods, every 15 s, whichever is more.
+              scaleUp: { stabilizationWindowSeconds: 0, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 100, periodSeconds: 15 }, { type: 'Pods', value: 4, periodSeconds: 15 }] },
+              // Down only after a minute of lower demand, at most half the pods per 30 s.
+              scaleDown: { stabilizationWindowSeconds: 60, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 50, periodSeconds: 30 }] },
+            },
+          },
+        },
+        triggers: [
+          queueTrigger(names.queueOf(role.capability.name), scaling.queueLength, scaling.activationQueueLength),
+          // A message in the poison queue wakes one worker to record it as a dead letter.
+          queueTrigger(names.poisonQueueOf(role.capability.name), 1, 0),
+        ],
+      },
+    },
+  ];
+}
+
+function metricsObjects(role: Role): K8sObject[] {
+  // Exactly one replica and Recreate: two timer hosts would only wait on each other's singleton lock.
+  return [deployment(role, 'metrics', { replicas: 1, strategy: { type: 'Recreate' } }, { automountServiceAccountToken: false, terminationGracePeriodSeconds: 30 })];
+}
+
+export function renderRoles(functions: readonly RegisteredFunction[]): string {
+  const objects = rolesOf(functions).flatMap((role) => (role.capability ? workerObjects(role as Role & { capability: Capability }) : role.name === 'api' ? apiObjects(role) : metricsObjects(role)));
+  const header = [
+    '# Generated by `npm run k8s` from the function registrations and the capability table',
+    '# (shared/tasks/capabilities.ts). Do not edit: change the code and run it again.',
+  ].join('\n');
+  return `${header}\n${objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n')}`;
+}
+
+/** The registration table of the built function files (run `npm run build` first). */
+export function registeredFunctions(root = PROJECT_ROOT): readonly RegisteredFunction[] {
+  return loadFunctions(functionFiles(root));
+}
+
+if (require.main === module) {
+  // The manifests describe the cluster, whose queues carry no test namespace.
+  delete process.env.STORAGE_NAMESPACE;
+  const next = renderRoles(registeredFunctions());
+  const current = (() => {
+    try {
+      return readFileSync(ROLES_FILE, 'utf8');
+    } catch {
+      return '';
+    }
+  })();
+  if (next !== current) writeFileSync(ROLES_FILE, next);
+  console.log(`${path.relative(PROJECT_ROOT, ROLES_FILE)} ${next === current ? 'is up to date' : 'regenerated'}`);
+}
