@@ -7,7 +7,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { AppError } from '../shared/errors';
-import { ApiClient, ApiError, DEFAULT_URL, normalizeBaseUrl, URL_ENV } from './cli/api';
+import { ApiClient, ApiError, DEFAULT_URL, KEY_ENV, normalizeBaseUrl, URL_ENV } from './cli/api';
 import type { CliContext } from './cli/context';
 import { processIo, UsageError, writeLine, type CliIo } from './cli/io';
 import { registerCheck } from './cli/commands/check';
@@ -42,6 +42,7 @@ function buildProgram(ctx: CliContext, io: CliIo): Command {
     .description('Drive the image pipeline over its HTTP API: check, submit, stress, monitor, compare, dead letters, purge.')
     .version(version)
     .option('--url <url>', `the API base URL (env ${URL_ENV}, default ${DEFAULT_URL})`, urlOption)
+    .option('--key <key>', `a function key for routes that need one (env ${KEY_ENV}); not needed locally`)
     // Set before the commands are added: commander copies these settings into each of them.
     .exitOverride()
     .showHelpAfterError()
@@ -69,8 +70,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
   const ctx: CliContext = {
     io,
     api(command) {
-      const given = command.optsWithGlobals<{ url?: string }>().url;
-      return new ApiClient(given ?? urlFromEnv(io.env));
+      const { url: given, key } = command.optsWithGlobals<{ url?: string; key?: string }>();
+      return new ApiClient(given ?? urlFromEnv(io.env), key ?? (io.env[KEY_ENV]?.trim() || undefined));
     },
     exit(c) {
       code = c;

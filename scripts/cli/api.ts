@@ -5,6 +5,8 @@
  */
 export const DEFAULT_URL = 'http://localhost:7071/api';
 export const URL_ENV = 'IMAGE_PIPELINE_URL';
+/** A function key, for an app that enforces them (Azure, Kubernetes): sent as x-functions-key. */
+export const KEY_ENV = 'IMAGE_PIPELINE_KEY';
 const REQUEST_TIMEOUT_MS = 60000;
 
 export interface Problem {
@@ -40,6 +42,7 @@ export class ApiError extends Error {
   private static describe(status: number, url: string, body: unknown): string {
     const problem = typeof body === 'object' && body !== null ? (body as Problem) : undefined;
     if (problem?.detail) return `${problem.detail} (HTTP ${status})`;
+    if (status === 401) return `${url} answered HTTP 401: this route needs a function key; pass --key or set ${KEY_ENV}`;
     const text = typeof body === 'string' && body.trim() ? `: ${body.trim().slice(0, 200)}` : '';
     return `${url} answered HTTP ${status}${text}`;
   }
@@ -81,7 +84,10 @@ export function normalizeBaseUrl(value: string): string {
 }
 
 export class ApiClient {
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    private readonly key?: string,
+  ) {}
 
   url(path: string): string {
     return `${this.baseUrl}${path}`;
@@ -116,7 +122,9 @@ export class ApiClient {
     const url = this.url(path);
     let res: Response;
     try {
-      res = await fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      const headers = new Headers(init.headers);
+      if (this.key) headers.set('x-functions-key', this.key);
+      res = await fetch(url, { ...init, headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     } catch (err) {
       throw new ApiUnreachable(url, networkReason(err));
     }

@@ -118,11 +118,17 @@ describe('talking to the API', () => {
   describe('against a stand-in server', () => {
     let server: http.Server;
     let url: string;
-    const routes = new Map<string, { status: number; type?: string; body: unknown }>();
+    const routes = new Map<string, { status: number; type?: string; body: unknown; key?: string }>();
 
     beforeAll(async () => {
       server = http.createServer((req, res) => {
         const route = routes.get(`${req.method} ${req.url}`);
+        if (route?.key && req.headers['x-functions-key'] !== route.key) {
+          // the Functions host answers a missing or wrong key with an empty 401
+          res.writeHead(401);
+          res.end();
+          return;
+        }
         res.writeHead(route?.status ?? 404, { 'content-type': route?.type ?? 'application/json' });
         res.end(JSON.stringify(route?.body ?? { detail: `no route ${req.method} ${req.url}` }));
       });
@@ -146,6 +152,17 @@ describe('talking to the API', () => {
       const r = await run(['--url', url, 'submit', 'cat.jpg', '--filters', 'blurr']);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe("error: 2 problems in the task spec (HTTP 400)\n  - Expected one of the filters … (did you mean 'blur'?)\n  - Expected number between 0.3 and 100\n");
+    });
+
+    it('sends the function key from --key or IMAGE_PIPELINE_KEY, and says what to do on 401', async () => {
+      routes.set('POST /api/dead-letters/heavy/requeue', { status: 200, key: 's3cret', body: { capability: 'heavy', queue: 'tasks-heavy', requeued: 2, skipped: [] } });
+      const without = await run(['--url', url, 'requeue', 'heavy']);
+      expect(without.code).toBe(1);
+      expect(without.stderr).toBe(`error: ${url}/dead-letters/heavy/requeue answered HTTP 401: this route needs a function key; pass --key or set IMAGE_PIPELINE_KEY\n`);
+      const flag = await run(['--url', url, '--key', 's3cret', 'requeue', 'heavy']);
+      expect([flag.code, flag.stdout]).toEqual([0, 'heavy: requeued 2 message(s) onto tasks-heavy; skipped 0\n']);
+      const env = await run(['requeue', 'heavy'], { env: { IMAGE_PIPELINE_URL: url, IMAGE_PIPELINE_KEY: 's3cret' } });
+      expect(env.code).toBe(0);
     });
 
     it('check exits 1 when health answers 503, and says which check failed', async () => {

@@ -1,0 +1,110 @@
+/**
+ * The Kubernetes topology without a cluster: the files infra/Dockerfile puts in the image, run
+ * once per rendered Deployment with that Deployment's settings (its function allow-list, the
+ * ConfigMap), against one Azurite. Each role must do its part and nothing else.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resourceNames } from '../../shared/config';
+import { Storage } from '../../shared/storage/clients';
+import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
+import { seedSampleImages } from '../../scripts/seed';
+import { copies, parseDockerfile } from '../helpers/dockerfile';
+import { getJson, jobDone, postJson, spawnApp, waitFor, type HostProcess } from '../helpers/host';
+import { K8S_DIR, kustomize, selectedFunctionsOf, envOf, type K8sObject } from '../helpers/k8s';
+import { uniqueNamespace } from '../helpers/storage';
+
+const ROOT = path.resolve(__dirname, '../..');
+let azurite: RunningAzurite;
+let layout: string;
+const hosts: HostProcess[] = [];
+
+/** /home/site/wwwroot as the Dockerfile's runtime stage fills it (node_modules linked, not installed). */
+function imageLayout(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'image-layout-'));
+  const stages = parseDockerfile(readFileSync(path.join(ROOT, 'infra/Dockerfile'), 'utf8'));
+  for (const copy of copies(stages[stages.length - 1])) {
+    for (const source of copy.sources) {
+      const relative = copy.from ? source.replace(/^\/src\//, '') : source;
+      const target = copy.dest === './' ? path.join(dir, path.basename(relative)) : path.join(dir, copy.dest);
+      if (relative === 'node_modules') symlinkSync(path.join(ROOT, 'node_modules'), target, 'dir');
+      else cpSync(path.join(ROOT, relative), target, { recursive: true });
+    }
+  }
+  return dir;
+}
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+  layout = imageLayout();
+}, 60000);
+
+afterAll(async () => {
+  for (const h of hosts) if (h.child.exitCode === null) h.child.kill('SIGKILL');
+  await azurite?.stop();
+  if (layout) rmSync(layout, { recursive: true, force: true });
+});
+
+it('each Deployment runs only its functions; together they process jobs, and a capability without workers waits', async () => {
+  const { objects } = kustomize(path.join(K8S_DIR, 'overlays/azure'));
+  const config = objects.find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>;
+  const deployments = new Map(objects.filter((o) => o.kind === 'Deployment').map((d) => [d.metadata.name.replace(/^image-pipeline-/, ''), d]));
+  expect([...deployments.keys()].sort()).toEqual(['api', 'metrics', 'worker-heavy', 'worker-light']);
+
+  const namespace = uniqueNamespace();
+  await seedSampleImages(new Storage(azurite.connectionString, resourceNames(namespace)));
+  const run = async (role: string) => {
+    const deployment: K8sObject = deployments.get(role)!;
+    const env: NodeJS.ProcessEnv = { ...config, AzureWebJobsStorage: azurite.connectionString, STORAGE_NAMESPACE: namespace };
+    for (const e of envOf(deployment)) if (e.value !== undefined) env[e.name] = e.value;
+    // quicker than in a cluster, so the test is short
+    Object.assign(env, { METRICS_SCHEDULE: '*/2 * * * * *', WORKER_HEARTBEAT_SECONDS: '1', LOCAL_HOST_QUEUE_LEASE_SECONDS: '5', LOCAL_HOST_GRACE_MS: '5000' });
+    const host = await spawnApp(path.join(layout, 'dist/scripts/local-host/main.js'), env, /Host listening on/);
+    hosts.push(host);
+    expect(host.output()).toContain(`running only the selected functions: ${selectedFunctionsOf(deployment).join(', ')}`);
+    return host;
+  };
+
+  const [api, metrics, heavy] = await Promise.all([run('api'), run('metrics'), run('worker-heavy')]);
+  // the API answers, and serves the dashboard from the image's files
+  expect((await fetch(`${api.url}/health`)).status).toBe(200);
+  expect((await fetch(`${api.url}/dashboard`)).headers.get('content-type')).toMatch(/text\/html/);
+  expect((await fetch(`${api.url}/dashboard/assets/chart.umd.js`)).status).toBe(200);
+  // a worker role serves no HTTP function
+  expect((await fetch(`${heavy.url}/health`)).status).toBe(404);
+
+  const blurred = await postJson(`${api.url}/jobs`, { images: ['sample_640x480.jpg', 'sample_1280x720.jpg'], filters: [{ name: 'blur', radius: 2 }] });
+  const grey = await postJson(`${api.url}/jobs`, { images: ['sample_640x480.jpg'], filters: ['grayscale'] });
+  expect((await jobDone(api.url, blurred.job_id, 60000)).counts).toMatchObject({ succeeded: 2, failed: 0 });
+
+  // nobody serves light yet: the task says so
+  const waiting = await waitFor('the light task to report its missing worker', async () => {
+    const task = await getJson(`${api.url}/tasks/${grey.tasks[0].task_id}`);
+    return task.queue_position?.waiting_for ? task : undefined;
+  }, 20000, 250);
+  expect(waiting.status).toBe('queued');
+  expect(waiting.queue_position.waiting_for).toMatch(/no live worker serves the light capability/);
+
+  // only worker processes register; the heavy one serves heavy only
+  const { workers } = await getJson(`${api.url}/workers`);
+  expect(workers.filter((w: { status: string }) => w.status !== 'dead').map((w: { capabilities: string[] }) => w.capabilities)).toEqual([['heavy']]);
+
+  // the metrics role ran the timer: snapshots exist, with the heavy tasks counted
+  const history = await waitFor('snapshots with the heavy tasks', async () => {
+    const h = await getJson(`${api.url}/metrics/history?minutes=5`);
+    const completed = h.snapshots.reduce((sum: number, s: { capabilities: { heavy: { tasks: { completed: number } } } }) => sum + s.capabilities.heavy.tasks.completed, 0);
+    return completed === 2 ? h : undefined;
+  }, 20000, 500);
+  expect(history.count).toBeGreaterThan(0);
+  expect(api.output()).not.toMatch(/collectMetrics/);
+  expect(metrics.output()).toMatch(/collectMetrics: schedule/);
+
+  // a light worker arrives (KEDA's scale-up from zero) and the waiting job completes
+  await run('worker-light');
+  expect((await jobDone(api.url, grey.job_id, 60000)).counts).toMatchObject({ succeeded: 1, failed: 0 });
+
+  // SIGTERM, as Kubernetes stops a pod: each role exits cleanly
+  for (const h of hosts) h.child.kill('SIGTERM');
+  expect(await Promise.all(hosts.map((h) => h.exited))).toEqual(hosts.map(() => 0));
+}, 180000);
