@@ -15,9 +15,10 @@ describe('local.settings.json and host.json, read as func reads them', () => {
   });
 
   it("reads the project's host.json queue settings and time spans", () => {
-    expect(readHostConfig(path.resolve(__dirname, '../../..'))).toEqual({
+    expect(readHostConfig(path.resolve(__dirname, '../../..'), {})).toEqual({
       routePrefix: 'api',
       functionTimeoutMs: 600000,
+      functions: null,
       queues: { batchSize: 4, newBatchThreshold: 2, maxPollingIntervalMs: 2000, visibilityTimeoutMs: 10000, maxDequeueCount: 5, messageEncoding: 'base64' },
     });
     expect(parseTimeSpan('1.02:03:04.5', 'x')).toBe(((26 * 60 + 3) * 60 + 4) * 1000 + 500);
