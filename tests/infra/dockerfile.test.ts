@@ -2,6 +2,7 @@
  * infra/Dockerfile without a Docker daemon: its stages, its base image, and that the runtime
  * stage receives built output and production dependencies only, plus what the app reads at run time.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { HTTP_PORT } from '../../scripts/k8s';
@@ -65,3 +66,22 @@ it('keeps local state and secrets out of the build context, but not what the bui
   for (const source of needed) expect(ignored.filter((pattern) => source === pattern || source.startsWith(`${pattern}/`))).toEqual([]);
   for (const source of needed) expect(existsSync(path.join(ROOT, source))).toBe(true);
 });
+
+it('the function files and what they load lazily need production dependencies only (npm ci --omit=dev)', () => {
+  // Load every function file the way the host does, plus the modules loaded on first use, and list the files Node read.
+  const script = `
+    require('./dist/scripts/local-host/functions-core').installFunctionsCore();
+    for (const f of require('./dist/scripts/local-host/loader').functionFiles(process.cwd())) require(f);
+    for (const lazy of ['applicationinsights', '@opentelemetry/resources', 'chart.js']) require(lazy);
+    process.stdout.write(JSON.stringify(Object.keys(require.cache)));`;
+  const loaded = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' } })) as string[];
+  const production = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    .split('\n')
+    .filter((dir) => dir.includes(`${path.sep}node_modules${path.sep}`));
+  const fromPackages = loaded.filter((file) => file.includes(`${path.sep}node_modules${path.sep}`));
+  expect(fromPackages.length).toBeGreaterThan(50);
+  // debug tries require('supports-color') in a try/catch and works without it (no colours).
+  const optional = ['supports-color', 'has-flag'].map((name) => `${path.sep}node_modules${path.sep}${name}${path.sep}`);
+  const outside = fromPackages.filter((file) => !production.some((dir) => file.startsWith(`${dir}${path.sep}`)) && !optional.some((o) => file.includes(o)));
+  expect(outside).toEqual([]);
+}, 60000);
