@@ -22,6 +22,20 @@ export interface ResourceNames {
  * Resource names, optionally under a namespace (lower-case letters and digits) so several
  * apps or test runs can share one storage account without touching each other's data.
  */
+/**
+ * The Functions host's allow-list: the names in AzureFunctionsJobHost__functions__0..N, in index
+ * order (blank entries skipped), or null when no such setting exists and every function runs.
+ * Kubernetes uses it to run one role of the app per Deployment.
+ */
+export function functionAllowList(env: NodeJS.ProcessEnv = process.env): string[] | null {
+  const entries = Object.entries(env)
+    .map(([key, value]) => [/^AzureFunctionsJobHost__functions__(\d+)$/i.exec(key)?.[1], value] as const)
+    .filter((e): e is readonly [string, string] => e[0] !== undefined && typeof e[1] === 'string' && e[1].trim() !== '')
+    .sort((a, b) => Number(a[0]) - Number(b[0]))
+    .map(([, value]) => value.trim());
+  return entries.length ? entries : null;
+}
+
 export function resourceNames(namespace = process.env.STORAGE_NAMESPACE ?? ''): ResourceNames {
   if (!/^[a-z0-9]{0,20}$/.test(namespace)) {
     throw new Error(`STORAGE_NAMESPACE must be up to 20 lower-case letters or digits, received '${namespace}'`);

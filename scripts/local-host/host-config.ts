@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { functionAllowList } from '../../shared/config';
 
 export interface QueueOptions {
   /** Messages fetched per poll and processed in parallel. */
@@ -50,12 +51,8 @@ interface HostJson {
  * Kubernetes Deployment).
  */
 export function selectedFunctions(hostJson: unknown, env: NodeJS.ProcessEnv = process.env): string[] | null {
-  const fromEnv = Object.entries(env)
-    .map(([key, value]) => [/^AzureFunctionsJobHost__functions__(\d+)$/i.exec(key)?.[1], value] as const)
-    .filter((e): e is readonly [string, string] => e[0] !== undefined && typeof e[1] === 'string' && e[1].trim() !== '')
-    .sort((a, b) => Number(a[0]) - Number(b[0]))
-    .map(([, value]) => value.trim());
-  if (fromEnv.length) return fromEnv;
+  const fromEnv = functionAllowList(env);
+  if (fromEnv) return fromEnv;
   if (hostJson === undefined) return null;
   if (!Array.isArray(hostJson) || !hostJson.every((n) => typeof n === 'string')) throw new Error(`host.json functions: expected an array of function names but received ${JSON.stringify(hostJson)}`);
   return hostJson as string[];

@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import type { Storage } from '../storage/clients';
+import { functionAllowList } from '../config';
 import { CAPABILITIES, type CapabilityName } from '../tasks/capabilities';
 import { functionSuffix } from '../tasks/routing';
 import { WORKER_ID, type WorkerOutcome } from '../tasks/worker';
@@ -42,8 +43,8 @@ export const emptyCounters = (): CapabilityCounters => ({ completed: 0, failed: 
  * functions named in AzureFunctionsJobHost__functions__N; otherwise it runs them all.
  */
 export function servedCapabilities(env: NodeJS.ProcessEnv = process.env): CapabilityName[] {
-  const selected = Object.entries(env).filter(([k]) => /^AzureFunctionsJobHost__functions__\d+$/i.test(k)).map(([, v]) => v);
-  return CAPABILITIES.map((c) => c.name).filter((c) => selected.length === 0 || selected.includes(`process${functionSuffix(c)}`));
+  const selected = functionAllowList(env);
+  return CAPABILITIES.map((c) => c.name).filter((c) => !selected || selected.includes(`process${functionSuffix(c)}`));
 }
 
 export class WorkerStats {
