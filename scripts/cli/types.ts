@@ -4,7 +4,8 @@
  * shapes the app serializes unchanged are the app's own types.
  */
 import type { CapabilityMetrics as SnapshotCapability } from '../../shared/metrics/snapshot';
-import type { TaskOutput } from '../../shared/tasks/store';
+import type { JobStatus } from '../../shared/tasks/jobs';
+import type { TaskOutput, TaskStatus } from '../../shared/tasks/store';
 
 export interface Health {
   readonly status: string;
@@ -40,8 +41,6 @@ export interface SubmittedJob {
   readonly tasks: readonly { readonly task_id: string; readonly image: string; readonly capability: string; readonly status: string }[];
 }
 
-export type TaskStatus = 'queued' | 'processing' | 'succeeded' | 'failed';
-export type JobStatus = 'queued' | 'processing' | 'succeeded' | 'failed' | 'partially_failed';
 
 export interface TaskRecord {
   readonly task_id: string;
