@@ -19,10 +19,6 @@ export interface ResourceNames {
 }
 
 /**
- * Resource names, optionally under a namespace (lower-case letters and digits) so several
- * apps or test runs can share one storage account without touching each other's data.
- */
-/**
  * The Functions host's allow-list: the names in AzureFunctionsJobHost__functions__0..N, in index
  * order (blank entries skipped), or null when no such setting exists and every function runs.
  * Kubernetes uses it to run one role of the app per Deployment.
@@ -36,6 +32,10 @@ export function functionAllowList(env: NodeJS.ProcessEnv = process.env): string[
   return entries.length ? entries : null;
 }
 
+/**
+ * Resource names, optionally under a namespace (lower-case letters and digits) so several
+ * apps or test runs can share one storage account without touching each other's data.
+ */
 export function resourceNames(namespace = process.env.STORAGE_NAMESPACE ?? ''): ResourceNames {
   if (!/^[a-z0-9]{0,20}$/.test(namespace)) {
     throw new Error(`STORAGE_NAMESPACE must be up to 20 lower-case letters or digits, received '${namespace}'`);

@@ -41,7 +41,6 @@ export interface SubmittedJob {
   readonly tasks: readonly { readonly task_id: string; readonly image: string; readonly capability: string; readonly status: string }[];
 }
 
-
 export interface TaskRecord {
   readonly task_id: string;
   readonly job_id: string;

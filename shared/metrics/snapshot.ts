@@ -5,8 +5,8 @@
  */
 import os from 'node:os';
 import type { Storage } from '../storage/clients';
-import { CAPABILITIES, type Capability, type CapabilityName } from '../tasks/capabilities';
-import { policyFor, recommend, type Recommendation, type ScalingPolicy } from './recommendation';
+import { CAPABILITIES, type CapabilityName } from '../tasks/capabilities';
+import { policyFor, recommend, type Recommendation } from './recommendation';
 import { isLive, listWorkers, type WorkerView } from './registry';
 import { emptyCounters, LATENCY_BUCKETS_MS, type CapabilityCounters } from './worker-stats';
 
@@ -96,14 +96,13 @@ export async function queueFigures(storage: Storage, capability: CapabilityName,
   };
 }
 
-/** `policyOf` gives each capability's scaling policy; by default its row in the capability table. */
-export async function collectSnapshot(storage: Storage, previous?: Snapshot, now = new Date(), policyOf: (capability: Capability) => ScalingPolicy = (c) => policyFor(c.scaling)): Promise<Snapshot> {
+/** Each capability is advised under its own scaling row in the capability table (the figures its ScaledObject uses). */
+export async function collectSnapshot(storage: Storage, previous?: Snapshot, now = new Date()): Promise<Snapshot> {
   await storage.ensureResources();
   const workers = await listWorkers(storage, now);
   const windowMs = previous ? now.getTime() - Date.parse(previous.timestamp) : null;
   const capabilities = {} as Record<CapabilityName, CapabilityMetrics>;
-  for (const capability of CAPABILITIES) {
-    const { name } = capability;
+  for (const { name, scaling } of CAPABILITIES) {
     const queue = await queueFigures(storage, name, now);
     const serving = workers.filter((w) => isLive(w) && w.capabilities.includes(name));
     const totals = sumCounters(workers, name);
@@ -132,7 +131,7 @@ export async function collectSnapshot(storage: Storage, previous?: Snapshot, now
       },
       recommendation: recommend(
         { currentWorkers: serving.length, queueLength: queue.queue_length, arrivalPerMin: arrivals, servicePerWorkerPerMin: servicePerWorker, utilization, samples: delta.completed, oldestMessageAgeS: queue.oldest_message_age_s },
-        policyOf(capability),
+        policyFor(scaling),
       ),
       totals,
     };
