@@ -41,7 +41,10 @@ export const STORAGE_SECRET = `${APP}-storage`;
 export const CONFIG_MAP = `${APP}-config`;
 export const KEYS_SECRET = `${APP}-function-keys`;
 
+export type RoleKind = 'api' | 'worker' | 'metrics';
+
 export interface Role {
+  readonly kind: RoleKind;
   readonly name: string;
   readonly functions: readonly string[];
   readonly capability?: Capability;
@@ -52,13 +55,14 @@ export function rolesOf(functions: readonly RegisteredFunction[]): Role[] {
   const names = resourceNames('');
   const pick = (test: (f: RegisteredFunction) => boolean) => functions.filter(test).map((f) => f.name).sort();
   const roles: Role[] = [
-    { name: 'api', functions: pick((f) => f.trigger.type === 'httpTrigger') },
+    { kind: 'api', name: 'api', functions: pick((f) => f.trigger.type === 'httpTrigger') },
     ...CAPABILITIES.map((capability) => ({
+      kind: 'worker' as const,
       name: `worker-${capability.name}`,
       capability,
       functions: pick((f) => f.trigger.type === 'queueTrigger' && [names.queueOf(capability.name), names.poisonQueueOf(capability.name)].includes(f.trigger.queueName ?? '')),
     })),
-    { name: 'metrics', functions: pick((f) => f.trigger.type === 'timerTrigger') },
+    { kind: 'metrics', name: 'metrics', functions: pick((f) => f.trigger.type === 'timerTrigger') },
   ];
   const placed = new Set(roles.flatMap((r) => r.functions));
   const homeless = functions.filter((f) => !placed.has(f.name));
@@ -74,13 +78,14 @@ const labelsOf = (role: string) => ({ 'app.kubernetes.io/name': APP, 'app.kubern
 const selectorOf = (role: string) => ({ matchLabels: labelsOf(role) });
 
 /** Resources per role: workers get the most CPU (sharp uses every core it is given). */
-const RESOURCES: Record<'api' | 'worker' | 'metrics', { cpu: string; memory: string; cpuLimit: number; memoryLimit: string }> = {
+const RESOURCES: Record<RoleKind, { cpu: string; memory: string; cpuLimit: number; memoryLimit: string }> = {
   api: { cpu: '250m', memory: '384Mi', cpuLimit: 1, memoryLimit: '1Gi' },
   worker: { cpu: '1', memory: '768Mi', cpuLimit: 2, memoryLimit: '2Gi' },
   metrics: { cpu: '100m', memory: '256Mi', cpuLimit: 1, memoryLimit: '512Mi' },
 };
 
-function container(role: Role, kind: keyof typeof RESOURCES): IContainer {
+function container(role: Role): IContainer {
+  const { kind } = role;
   const r = RESOURCES[kind];
   const env: IEnvVar[] = [
     // One allow-list entry per function: the Functions host runs only these in this Deployment.
@@ -108,7 +113,7 @@ function container(role: Role, kind: keyof typeof RESOURCES): IContainer {
   };
 }
 
-function deployment(role: Role, kind: keyof typeof RESOURCES, spec: Partial<IDeploymentSpec>, pod: Partial<IPodSpec> = {}): IDeployment {
+function deployment(role: Role, spec: Partial<IDeploymentSpec>, pod: Partial<IPodSpec> = {}): IDeployment {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -118,7 +123,7 @@ function deployment(role: Role, kind: keyof typeof RESOURCES, spec: Partial<IDep
       selector: selectorOf(role.name),
       template: {
         metadata: { labels: labelsOf(role.name) },
-        spec: { ...pod, containers: [container(role, kind)] },
+        spec: { ...pod, containers: [container(role)] },
       },
     },
   };
@@ -127,7 +132,7 @@ function deployment(role: Role, kind: keyof typeof RESOURCES, spec: Partial<IDep
 function apiObjects(role: Role): K8sObject[] {
   const account = `${APP}-api`;
   return [
-    deployment(role, 'api', { replicas: 2 }, { serviceAccountName: account, terminationGracePeriodSeconds: 30 }),
+    deployment(role, { replicas: 2 }, { serviceAccountName: account, terminationGracePeriodSeconds: 30 }),
     {
       apiVersion: 'v1',
       kind: 'Service',
@@ -163,7 +168,7 @@ function workerObjects(role: Role & { capability: Capability }): K8sObject[] {
   return [
     // No `replicas`: KEDA owns the count (a fixed value would fight the autoscaler on every apply).
     // A task finishes in seconds; the grace period also covers a 100-megapixel median.
-    deployment(role, 'worker', {}, { automountServiceAccountToken: false, terminationGracePeriodSeconds: 120 }),
+    deployment(role, {}, { automountServiceAccountToken: false, terminationGracePeriodSeconds: 120 }),
     {
       apiVersion: 'keda.sh/v1alpha1',
       kind: 'ScaledObject',
@@ -196,11 +201,11 @@ function workerObjects(role: Role & { capability: Capability }): K8sObject[] {
 
 function metricsObjects(role: Role): K8sObject[] {
   // Exactly one replica and Recreate: two timer hosts would only wait on each other's singleton lock.
-  return [deployment(role, 'metrics', { replicas: 1, strategy: { type: 'Recreate' } }, { automountServiceAccountToken: false, terminationGracePeriodSeconds: 30 })];
+  return [deployment(role, { replicas: 1, strategy: { type: 'Recreate' } }, { automountServiceAccountToken: false, terminationGracePeriodSeconds: 30 })];
 }
 
 export function renderRoles(functions: readonly RegisteredFunction[]): string {
-  const objects = rolesOf(functions).flatMap((role) => (role.capability ? workerObjects(role as Role & { capability: Capability }) : role.name === 'api' ? apiObjects(role) : metricsObjects(role)));
+  const objects = rolesOf(functions).flatMap((role) => (role.kind === 'worker' ? workerObjects(role as Role & { capability: Capability }) : role.kind === 'api' ? apiObjects(role) : metricsObjects(role)));
   const header = [
     '# Generated by `npm run k8s` from the function registrations and the capability table',
     '# (shared/tasks/capabilities.ts). Do not edit: change the code and run it again.',
