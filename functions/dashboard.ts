@@ -10,4 +10,9 @@ import { dashboardRoutes } from '../shared/http/dashboard';
 const routes = dashboardRoutes();
 
 app.http('dashboard', { route: 'dashboard', methods: ['GET'], authLevel: 'anonymous', handler: routes.dashboard });
-app.http('dashboardAssets', { route: 'dashboard/assets/{file}', methods: ['GET'], authLevel: 'anonymous', handler: routes.dashboardAssets });
+app.http('dashboardAssets', {
+  route: 'dashboard/assets/{file}',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: routes.dashboardAssets,
+});

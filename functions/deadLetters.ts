@@ -9,5 +9,15 @@ import { appStorage } from '../shared/storage/clients';
 
 const routes = adminRoutes(appStorage);
 
-app.http('deadLetters', { route: 'dead-letters', methods: ['GET'], authLevel: 'function', handler: routes.deadLetters });
-app.http('requeueDeadLetters', { route: 'dead-letters/{capability}/requeue', methods: ['POST'], authLevel: 'function', handler: routes.requeue });
+app.http('deadLetters', {
+  route: 'dead-letters',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: routes.deadLetters,
+});
+app.http('requeueDeadLetters', {
+  route: 'dead-letters/{capability}/requeue',
+  methods: ['POST'],
+  authLevel: 'function',
+  handler: routes.requeue,
+});

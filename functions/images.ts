@@ -11,4 +11,9 @@ const routes = imageRoutes(appStorage);
 app.http('listImages', { route: 'images', methods: ['GET'], authLevel: 'anonymous', handler: routes.listImages });
 app.http('putImage', { route: 'images/{name}', methods: ['PUT'], authLevel: 'function', handler: routes.putImage });
 app.http('getImage', { route: 'images/{name}', methods: ['GET'], authLevel: 'anonymous', handler: routes.getImage });
-app.http('getImageInfo', { route: 'images/{name}/info', methods: ['GET'], authLevel: 'anonymous', handler: routes.getImageInfo });
+app.http('getImageInfo', {
+  route: 'images/{name}/info',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: routes.getImageInfo,
+});

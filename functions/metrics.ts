@@ -15,10 +15,17 @@ app.timer('collectMetrics', {
   schedule: METRICS_SCHEDULE,
   handler: async (_timer, context) => {
     const snapshot = await collectAndStore(appStorage());
-    const summary = Object.entries(snapshot.capabilities).map(([name, m]) => `${name}: queue ${m.queue_length}, ${m.workers.active} workers, ${m.recommendation.action}`);
+    const summary = Object.entries(snapshot.capabilities).map(
+      ([name, m]) => `${name}: queue ${m.queue_length}, ${m.workers.active} workers, ${m.recommendation.action}`,
+    );
     context.log(`metrics snapshot: ${summary.join('; ')}`);
   },
 });
 app.http('metrics', { route: 'metrics', methods: ['GET'], authLevel: 'anonymous', handler: routes.metrics });
-app.http('metricsHistory', { route: 'metrics/history', methods: ['GET'], authLevel: 'anonymous', handler: routes.metricsHistory });
+app.http('metricsHistory', {
+  route: 'metrics/history',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: routes.metricsHistory,
+});
 app.http('workers', { route: 'workers', methods: ['GET'], authLevel: 'anonymous', handler: routes.workers });

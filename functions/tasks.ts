@@ -9,4 +9,9 @@ import { appStorage } from '../shared/storage/clients';
 const routes = taskRoutes(appStorage);
 
 app.http('getTask', { route: 'tasks/{task_id}', methods: ['GET'], authLevel: 'anonymous', handler: routes.getTask });
-app.http('getTaskResult', { route: 'tasks/{task_id}/result', methods: ['GET'], authLevel: 'anonymous', handler: routes.getTaskResult });
+app.http('getTaskResult', {
+  route: 'tasks/{task_id}/result',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: routes.getTaskResult,
+});

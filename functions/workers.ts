@@ -22,8 +22,15 @@ for (const { name: capability } of CAPABILITIES) {
     queueName: names.queueOf(capability),
     connection: STORAGE_CONNECTION,
     handler: async (message: unknown, context: InvocationContext) => {
-      const taskId = typeof (message as { task_id?: unknown } | null)?.task_id === 'string' ? (message as { task_id: string }).task_id : null;
-      const outcome = await workerStats.track(capability, () => processTaskMessage(message, { storage: appStorage(), capability, log: (m) => context.warn(m) }), taskId);
+      const taskId =
+        typeof (message as { task_id?: unknown } | null)?.task_id === 'string'
+          ? (message as { task_id: string }).task_id
+          : null;
+      const outcome = await workerStats.track(
+        capability,
+        () => processTaskMessage(message, { storage: appStorage(), capability, log: (m) => context.warn(m) }),
+        taskId,
+      );
       context.log(`task message ${String(context.triggerMetadata?.id ?? '')}: ${outcome}`);
     },
   });
@@ -32,7 +39,14 @@ for (const { name: capability } of CAPABILITIES) {
     connection: STORAGE_CONNECTION,
     handler: async (message: unknown, context: InvocationContext) => {
       const meta = context.triggerMetadata ?? {};
-      await handlePoisonMessage(message, { storage: appStorage(), capability }, { id: String(meta.id ?? context.invocationId), dequeueCount: typeof meta.dequeueCount === 'number' ? meta.dequeueCount : null });
+      await handlePoisonMessage(
+        message,
+        { storage: appStorage(), capability },
+        {
+          id: String(meta.id ?? context.invocationId),
+          dequeueCount: typeof meta.dequeueCount === 'number' ? meta.dequeueCount : null,
+        },
+      );
     },
   });
 }

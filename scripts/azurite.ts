@@ -52,13 +52,20 @@ export function isListening(port: number): Promise<boolean> {
   });
 }
 
-async function waitForPorts(child: ChildProcess, ports: AzuritePorts, timeoutMs: number, output: () => string): Promise<void> {
+async function waitForPorts(
+  child: ChildProcess,
+  ports: AzuritePorts,
+  timeoutMs: number,
+  output: () => string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null || child.pid === undefined) throw new Error(`Azurite did not start (exit code ${child.exitCode}): ${output()}`);
+    if (child.exitCode !== null || child.pid === undefined)
+      throw new Error(`Azurite did not start (exit code ${child.exitCode}): ${output()}`);
     const up = await Promise.all([ports.blob, ports.queue, ports.table].map(isListening));
     if (up.every(Boolean)) return;
-    if (Date.now() > deadline) throw new Error(`Azurite did not listen on ${JSON.stringify(ports)} within ${timeoutMs} ms: ${output()}`);
+    if (Date.now() > deadline)
+      throw new Error(`Azurite did not listen on ${JSON.stringify(ports)} within ${timeoutMs} ms: ${output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -70,15 +77,22 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
     '--silent',
     '--skipApiVersionCheck', // current SDKs send API versions newer than Azurite knows
     '--disableTelemetry', // telemetry tries to reach the internet
-    '--blobPort', String(ports.blob),
-    '--queuePort', String(ports.queue),
-    '--tablePort', String(ports.table),
+    '--blobPort',
+    String(ports.blob),
+    '--queuePort',
+    String(ports.queue),
+    '--tablePort',
+    String(ports.table),
     ...(options.location ? ['--location', options.location] : ['--inMemoryPersistence']),
   ];
   // In memory, a scratch working directory catches anything Azurite still writes to its cwd.
   const cwd = options.location ?? mkdtempSync(path.join(tmpdir(), 'azurite-'));
   mkdirSync(cwd, { recursive: true });
-  const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
+  const child = spawn(process.execPath, args, {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
+  });
   let output = '';
   child.once('error', (err) => (output += `${err.message}\n`)); // e.g. node missing: reported by the wait below
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));

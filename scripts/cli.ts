@@ -39,7 +39,9 @@ function urlFromEnv(env: NodeJS.ProcessEnv): string {
 
 function buildProgram(ctx: CliContext, io: CliIo): Command {
   const program = new Command('image-pipeline')
-    .description('Drive the image pipeline over its HTTP API: check, submit, stress, monitor, compare, dead letters, purge.')
+    .description(
+      'Drive the image pipeline over its HTTP API: check, submit, stress, monitor, compare, dead letters, purge.',
+    )
     .version(version)
     .option('--url <url>', `the API base URL (env ${URL_ENV}, default ${DEFAULT_URL})`, urlOption)
     .option('--key <key>', `a function key for routes that need one (env ${KEY_ENV}); not needed locally`)

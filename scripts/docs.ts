@@ -18,21 +18,35 @@ const DEFAULT_LIMITS = loadLimits({});
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 function describeParam(name: string, spec: ParamSpec): string {
-  const fallback = spec.required ? 'required' : spec.default === undefined || spec.default === null ? 'optional' : `default ${spec.default}`;
+  const fallback = spec.required
+    ? 'required'
+    : spec.default === undefined || spec.default === null
+      ? 'optional'
+      : `default ${spec.default}`;
   return `\`${name}\` ${expectedOf(spec, DEFAULT_LIMITS)}, ${fallback}: ${spec.description}`;
 }
 
 export function renderFilterTable(): string {
   const rows = [...FILTERS.values()].map((f) => {
-    const params = Object.entries(f.params).map(([n, s]) => describeParam(n, s)).join('<br>') || '—';
+    const params =
+      Object.entries(f.params)
+        .map(([n, s]) => describeParam(n, s))
+        .join('<br>') || '—';
     return `| \`${f.name}\` | ${f.capability} | ${cell(f.description)} | ${cell(params)} |`;
   });
   return ['| filter | capability | effect | parameters |', '|---|---|---|---|', ...rows].join('\n');
 }
 
 export function renderCapabilityTable(): string {
-  const rows = capabilityTable().map((c) => `| \`${c.name}\` | \`${c.queue}\` | \`${c.poison_queue}\` | ${c.scaling.queueLength} | ${c.scaling.minReplicas}–${c.scaling.maxReplicas} | ${c.filters.join(', ')} |`);
-  return ['| capability | queue | poison queue | KEDA queueLength | replicas | filters |', '|---|---|---|---:|---|---|', ...rows].join('\n');
+  const rows = capabilityTable().map(
+    (c) =>
+      `| \`${c.name}\` | \`${c.queue}\` | \`${c.poison_queue}\` | ${c.scaling.queueLength} | ${c.scaling.minReplicas}–${c.scaling.maxReplicas} | ${c.filters.join(', ')} |`,
+  );
+  return [
+    '| capability | queue | poison queue | KEDA queueLength | replicas | filters |',
+    '|---|---|---|---:|---|---|',
+    ...rows,
+  ].join('\n');
 }
 
 const SECTIONS: Record<string, () => string> = { filters: renderFilterTable, capabilities: renderCapabilityTable };

@@ -53,21 +53,33 @@ export interface Role {
 /** Splits the registered functions into roles; throws on a function no role runs. */
 export function rolesOf(functions: readonly RegisteredFunction[]): Role[] {
   const names = resourceNames('');
-  const pick = (test: (f: RegisteredFunction) => boolean) => functions.filter(test).map((f) => f.name).sort();
+  const pick = (test: (f: RegisteredFunction) => boolean) =>
+    functions
+      .filter(test)
+      .map((f) => f.name)
+      .sort();
   const roles: Role[] = [
     { kind: 'api', name: 'api', functions: pick((f) => f.trigger.type === 'httpTrigger') },
     ...CAPABILITIES.map((capability) => ({
       kind: 'worker' as const,
       name: `worker-${capability.name}`,
       capability,
-      functions: pick((f) => f.trigger.type === 'queueTrigger' && [names.queueOf(capability.name), names.poisonQueueOf(capability.name)].includes(f.trigger.queueName ?? '')),
+      functions: pick(
+        (f) =>
+          f.trigger.type === 'queueTrigger' &&
+          [names.queueOf(capability.name), names.poisonQueueOf(capability.name)].includes(f.trigger.queueName ?? ''),
+      ),
     })),
     { kind: 'metrics', name: 'metrics', functions: pick((f) => f.trigger.type === 'timerTrigger') },
   ];
   const placed = new Set(roles.flatMap((r) => r.functions));
   const homeless = functions.filter((f) => !placed.has(f.name));
-  if (homeless.length) throw new Error(`no Kubernetes role runs ${homeless.map((f) => `${f.name} (${f.trigger.type}${f.trigger.queueName ? ` on ${f.trigger.queueName}` : ''})`).join(', ')}: extend rolesOf in scripts/k8s.ts`);
-  for (const role of roles) if (!role.functions.length) throw new Error(`Kubernetes role ${role.name} would run no function`);
+  if (homeless.length)
+    throw new Error(
+      `no Kubernetes role runs ${homeless.map((f) => `${f.name} (${f.trigger.type}${f.trigger.queueName ? ` on ${f.trigger.queueName}` : ''})`).join(', ')}: extend rolesOf in scripts/k8s.ts`,
+    );
+  for (const role of roles)
+    if (!role.functions.length) throw new Error(`Kubernetes role ${role.name} would run no function`);
   return roles;
 }
 
@@ -95,7 +107,10 @@ function container(role: Role): IContainer {
     { name: 'SHARP_CONCURRENCY', value: String(r.cpuLimit) },
   ];
   if (kind === 'api') {
-    env.push({ name: 'AzureWebJobsSecretStorageType', value: 'kubernetes' }, { name: 'AzureWebJobsKubernetesSecretName', value: `secrets/${KEYS_SECRET}` });
+    env.push(
+      { name: 'AzureWebJobsSecretStorageType', value: 'kubernetes' },
+      { name: 'AzureWebJobsKubernetesSecretName', value: `secrets/${KEYS_SECRET}` },
+    );
   }
   // The host answers /admin/host/ping as soon as it listens; / only once the functions are loaded.
   const ready = kind === 'api' ? '/api/health' : '/';
@@ -105,10 +120,23 @@ function container(role: Role): IContainer {
     ports: [{ name: 'http', containerPort: HTTP_PORT }],
     envFrom: [{ configMapRef: { name: CONFIG_MAP } }],
     env,
-    resources: { requests: { cpu: r.cpu, memory: r.memory }, limits: { cpu: String(r.cpuLimit), memory: r.memoryLimit } },
+    resources: {
+      requests: { cpu: r.cpu, memory: r.memory },
+      limits: { cpu: String(r.cpuLimit), memory: r.memoryLimit },
+    },
     startupProbe: { httpGet: { path: '/admin/host/ping', port: 'http' }, periodSeconds: 2, failureThreshold: 60 },
-    readinessProbe: { httpGet: { path: ready, port: 'http' }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
-    livenessProbe: { httpGet: { path: '/admin/host/ping', port: 'http' }, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3 },
+    readinessProbe: {
+      httpGet: { path: ready, port: 'http' },
+      periodSeconds: 10,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    },
+    livenessProbe: {
+      httpGet: { path: '/admin/host/ping', port: 'http' },
+      periodSeconds: 20,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    },
     securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
   };
 }
@@ -145,7 +173,9 @@ function apiObjects(role: Role): K8sObject[] {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
       metadata: { name: `${APP}-function-keys`, labels: labelsOf(role.name) },
-      rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] }],
+      rules: [
+        { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] },
+      ],
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -163,7 +193,12 @@ function workerObjects(role: Role & { capability: Capability }): K8sObject[] {
   const queueTrigger = (queueName: string, queueLength: number, activationQueueLength: number) => ({
     type: 'azure-queue',
     name: queueName,
-    metadata: { queueName, queueLength: String(queueLength), activationQueueLength: String(activationQueueLength), connectionFromEnv: 'AzureWebJobsStorage' },
+    metadata: {
+      queueName,
+      queueLength: String(queueLength),
+      activationQueueLength: String(activationQueueLength),
+      connectionFromEnv: 'AzureWebJobsStorage',
+    },
   });
   return [
     // No `replicas`: KEDA owns the count (a fixed value would fight the autoscaler on every apply).
@@ -183,9 +218,20 @@ function workerObjects(role: Role & { capability: Capability }): K8sObject[] {
           horizontalPodAutoscalerConfig: {
             behavior: {
               // Up at once: double, or add 4 pods, every 15 s, whichever is more.
-              scaleUp: { stabilizationWindowSeconds: 0, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 100, periodSeconds: 15 }, { type: 'Pods', value: 4, periodSeconds: 15 }] },
+              scaleUp: {
+                stabilizationWindowSeconds: 0,
+                selectPolicy: 'Max',
+                policies: [
+                  { type: 'Percent', value: 100, periodSeconds: 15 },
+                  { type: 'Pods', value: 4, periodSeconds: 15 },
+                ],
+              },
               // Down only after a minute of lower demand, at most half the pods per 30 s.
-              scaleDown: { stabilizationWindowSeconds: 60, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 50, periodSeconds: 30 }] },
+              scaleDown: {
+                stabilizationWindowSeconds: 60,
+                selectPolicy: 'Max',
+                policies: [{ type: 'Percent', value: 50, periodSeconds: 30 }],
+              },
             },
           },
         },
@@ -201,11 +247,23 @@ function workerObjects(role: Role & { capability: Capability }): K8sObject[] {
 
 function metricsObjects(role: Role): K8sObject[] {
   // Exactly one replica and Recreate: two timer hosts would only wait on each other's singleton lock.
-  return [deployment(role, { replicas: 1, strategy: { type: 'Recreate' } }, { automountServiceAccountToken: false, terminationGracePeriodSeconds: 30 })];
+  return [
+    deployment(
+      role,
+      { replicas: 1, strategy: { type: 'Recreate' } },
+      { automountServiceAccountToken: false, terminationGracePeriodSeconds: 30 },
+    ),
+  ];
 }
 
 export function renderRoles(functions: readonly RegisteredFunction[]): string {
-  const objects = rolesOf(functions).flatMap((role) => (role.kind === 'worker' ? workerObjects(role as Role & { capability: Capability }) : role.kind === 'api' ? apiObjects(role) : metricsObjects(role)));
+  const objects = rolesOf(functions).flatMap((role) =>
+    role.kind === 'worker'
+      ? workerObjects(role as Role & { capability: Capability })
+      : role.kind === 'api'
+        ? apiObjects(role)
+        : metricsObjects(role),
+  );
   const header = [
     '# Generated by `npm run k8s` from the function registrations and the capability table',
     '# (shared/tasks/capabilities.ts). Do not edit: change the code and run it again.',

@@ -28,11 +28,19 @@ export const SAMPLE_SET: readonly SampleSpec[] = Object.freeze([
   { name: 'sample_1920x1080.jpg', width: 1920, height: 1080, format: 'jpeg', description: 'Full HD landscape photo' },
   { name: 'sample_4k.jpg', width: 3840, height: 2160, format: 'jpeg', description: '4K UHD landscape photo' },
   {
-    name: 'sample_portrait_1200x1600.jpg', width: 1200, height: 1600, format: 'jpeg', orientation: 6,
+    name: 'sample_portrait_1200x1600.jpg',
+    width: 1200,
+    height: 1600,
+    format: 'jpeg',
+    orientation: 6,
     description: 'Portrait as seen after auto-orient; stored as 1600x1200 pixels tagged EXIF orientation 6',
   },
   {
-    name: 'sample_alpha_1024.png', width: 1024, height: 1024, format: 'png', alpha: true,
+    name: 'sample_alpha_1024.png',
+    width: 1024,
+    height: 1024,
+    format: 'png',
+    alpha: true,
     description: 'RGBA PNG with a soft-edged circular alpha mask (transparent corners, opaque centre)',
   },
 ]);
@@ -45,11 +53,24 @@ const CHROMA_GRAIN_SIGMA = 3.5;
 
 type Rng = () => number; // uniform uint32
 
-interface Canvas { data: Uint8ClampedArray; width: number; height: number; channels: number }
+interface Canvas {
+  data: Uint8ClampedArray;
+  width: number;
+  height: number;
+  channels: number;
+}
 
 interface Shape {
-  box: boolean; cx: number; cy: number; rx: number; ry: number; angle: number;
-  feather: number; colour: readonly number[]; opacity: number; shade: number;
+  box: boolean;
+  cx: number;
+  cy: number;
+  rx: number;
+  ry: number;
+  angle: number;
+  feather: number;
+  colour: readonly number[];
+  opacity: number;
+  shade: number;
 }
 
 // Local bindings: hot loops read them as locals, not as properties of the global Math object
@@ -91,24 +112,33 @@ const GAUSSIAN_TABLE = ((): Float32Array => {
 /** Low-frequency colour field: a coarse random colour grid, smoothly interpolated, with a vignette. */
 function paintColourField(c: Canvas, rng: Rng): void {
   const { data, width: w, height: h, channels } = c;
-  const gx = 5, gy = 4;
+  const gx = 5,
+    gy = 4;
   const base = [between(rng, 60, 190), between(rng, 60, 190), between(rng, 60, 190)];
   const grid = new Float32Array(gx * gy * 3).map((_, k) => base[k % 3] + between(rng, -70, 70));
-  const cellOfX = new Uint16Array(w), tOfX = new Float32Array(w), vigOfX = new Float32Array(w);
+  const cellOfX = new Uint16Array(w),
+    tOfX = new Float32Array(w),
+    vigOfX = new Float32Array(w);
   for (let x = 0; x < w; x++) {
-    const fx = (x / max(1, w - 1)) * (gx - 1), cell = min(floor(fx), gx - 2);
+    const fx = (x / max(1, w - 1)) * (gx - 1),
+      cell = min(floor(fx), gx - 2);
     cellOfX[x] = cell;
     tOfX[x] = smoothstep(fx - cell);
     vigOfX[x] = (x / w - 0.5) ** 2;
   }
   const row = new Float32Array(gx * 3);
   for (let y = 0; y < h; y++) {
-    const fy = (y / max(1, h - 1)) * (gy - 1), cy = min(floor(fy), gy - 2);
-    const ty = smoothstep(fy - cy), vigY = (y / h - 0.5) ** 2;
-    const top = cy * gx * 3, bottom = top + gx * 3;
+    const fy = (y / max(1, h - 1)) * (gy - 1),
+      cy = min(floor(fy), gy - 2);
+    const ty = smoothstep(fy - cy),
+      vigY = (y / h - 0.5) ** 2;
+    const top = cy * gx * 3,
+      bottom = top + gx * 3;
     for (let k = 0; k < gx * 3; k++) row[k] = grid[top + k] + (grid[bottom + k] - grid[top + k]) * ty;
     for (let x = 0, o = y * w * channels; x < w; x++, o += channels) {
-      const i = cellOfX[x] * 3, t = tOfX[x], vignette = 1 - 0.6 * (vigOfX[x] + vigY);
+      const i = cellOfX[x] * 3,
+        t = tOfX[x],
+        vignette = 1 - 0.6 * (vigOfX[x] + vigY);
       data[o] = (row[i] + (row[i + 3] - row[i]) * t) * vignette;
       data[o + 1] = (row[i + 1] + (row[i + 4] - row[i + 1]) * t) * vignette;
       data[o + 2] = (row[i + 2] + (row[i + 5] - row[i + 2]) * t) * vignette;
@@ -118,39 +148,54 @@ function paintColourField(c: Canvas, rng: Rng): void {
 
 /** Sizes scale with the short side so every resolution shows the same kind of scene. */
 function randomShape(rng: Rng, w: number, h: number): Shape {
-  const unitSize = min(w, h), r = unitSize * between(rng, 0.03, 0.25);
+  const unitSize = min(w, h),
+    r = unitSize * between(rng, 0.03, 0.25);
   const hardEdge = unit(rng) < 0.35; // mix crisp (anti-aliased only) and defocused edges
   return {
-    box: unit(rng) < 0.4, cx: between(rng, -0.05, 1.05) * w, cy: between(rng, -0.05, 1.05) * h,
-    rx: r, ry: r * between(rng, 0.35, 1), angle: between(rng, 0, PI),
+    box: unit(rng) < 0.4,
+    cx: between(rng, -0.05, 1.05) * w,
+    cy: between(rng, -0.05, 1.05) * h,
+    rx: r,
+    ry: r * between(rng, 0.35, 1),
+    angle: between(rng, 0, PI),
     feather: hardEdge ? 1 : unitSize * between(rng, 0.005, 0.04),
     colour: [between(rng, 10, 245), between(rng, 10, 245), between(rng, 10, 245)],
-    opacity: between(rng, 0.55, 1), shade: between(rng, -0.3, 0.3),
+    opacity: between(rng, 0.55, 1),
+    shade: between(rng, -0.3, 0.3),
   };
 }
 
 /** Signed distance (px, negative inside) to a rotated ellipse (approximate) or box, in shape-local coords. */
 function signedDistance(s: Shape, u: number, v: number): number {
   if (!s.box) return (sqrt((u / s.rx) ** 2 + (v / s.ry) ** 2) - 1) * s.ry;
-  const qx = abs(u) - s.rx, qy = abs(v) - s.ry;
-  const ox = max(qx, 0), oy = max(qy, 0); // hypot is far slower than sqrt in V8
+  const qx = abs(u) - s.rx,
+    qy = abs(v) - s.ry;
+  const ox = max(qx, 0),
+    oy = max(qy, 0); // hypot is far slower than sqrt in V8
   return sqrt(ox * ox + oy * oy) + min(max(qx, qy), 0);
 }
 
 /** Alpha-blends one shape; a linear shade across it fakes lighting so shapes are not flat fills. */
 function paintShape(c: Canvas, s: Shape): void {
   const { data, width: w, height: h, channels } = c;
-  const cosA = cos(s.angle), sinA = sin(s.angle), reach = hypot(s.rx, s.ry) + s.feather;
-  const x0 = max(0, floor(s.cx - reach)), x1 = min(w, ceil(s.cx + reach));
-  const y0 = max(0, floor(s.cy - reach)), y1 = min(h, ceil(s.cy + reach));
+  const cosA = cos(s.angle),
+    sinA = sin(s.angle),
+    reach = hypot(s.rx, s.ry) + s.feather;
+  const x0 = max(0, floor(s.cx - reach)),
+    x1 = min(w, ceil(s.cx + reach));
+  const y0 = max(0, floor(s.cy - reach)),
+    y1 = min(h, ceil(s.cy + reach));
   const [r, g, b] = s.colour;
   for (let y = y0; y < y1; y++) {
     const dy = y + 0.5 - s.cy;
     for (let x = x0, o = (y * w + x0) * channels; x < x1; x++, o += channels) {
-      const dx = x + 0.5 - s.cx, u = dx * cosA + dy * sinA, v = dy * cosA - dx * sinA;
+      const dx = x + 0.5 - s.cx,
+        u = dx * cosA + dy * sinA,
+        v = dy * cosA - dx * sinA;
       const coverage = min(1, 0.5 - signedDistance(s, u, v) / s.feather);
       if (coverage <= 0) continue;
-      const a = coverage * s.opacity, shade = 1 + (s.shade * u) / reach;
+      const a = coverage * s.opacity,
+        shade = 1 + (s.shade * u) / reach;
       data[o] += (r * shade - data[o]) * a;
       data[o + 1] += (g * shade - data[o + 1]) * a;
       data[o + 2] += (b * shade - data[o + 2]) * a;
@@ -160,7 +205,8 @@ function paintShape(c: Canvas, s: Shape): void {
 
 /** One PRNG draw per pixel feeds three 10-bit table indices: shared luma grain plus two colour-difference terms. */
 function addGrain(c: Canvas, rng: Rng): void {
-  const { data, channels } = c, end = c.width * c.height * channels;
+  const { data, channels } = c,
+    end = c.width * c.height * channels;
   for (let o = 0; o < end; o += channels) {
     const bits = rng();
     const luma = GAUSSIAN_TABLE[bits & 1023] * LUMA_GRAIN_SIGMA;
@@ -174,8 +220,10 @@ function addGrain(c: Canvas, rng: Rng): void {
 
 /** Opaque disc fading to fully transparent corners, so consumers see alpha 0, 255 and everything between. */
 function applyCircularAlpha(c: Canvas): void {
-  const { data, width: w, height: h, channels } = c, short = min(w, h);
-  const inner = short * 0.36, outer = short * 0.47;
+  const { data, width: w, height: h, channels } = c,
+    short = min(w, h);
+  const inner = short * 0.36,
+    outer = short * 0.47;
   for (let y = 0; y < h; y++) {
     const dy2 = (y + 0.5 - h / 2) ** 2;
     for (let x = 0, o = y * w * channels + 3; x < w; x++, o += channels) {
@@ -197,8 +245,13 @@ function paintPhoto(width: number, height: number, channels: number, seed: numbe
 
 /** Inverse of what a viewer applies for each EXIF orientation, so auto-orient restores the upright render. */
 const STORE_FOR_ORIENTATION: Readonly<Record<number, (img: Sharp) => Sharp>> = {
-  1: (img) => img, 2: (img) => img.flop(), 3: (img) => img.rotate(180), 4: (img) => img.flip(),
-  5: (img) => img.rotate(270).flop(), 6: (img) => img.rotate(270), 7: (img) => img.rotate(90).flop(),
+  1: (img) => img,
+  2: (img) => img.flop(),
+  3: (img) => img.rotate(180),
+  4: (img) => img.flip(),
+  5: (img) => img.rotate(270).flop(),
+  6: (img) => img.rotate(270),
+  7: (img) => img.rotate(90).flop(),
   8: (img) => img.rotate(90),
 };
 
@@ -238,7 +291,9 @@ async function main(argv: string[]): Promise<number> {
   let values: { out?: string; force?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
+      args: argv,
+      strict: true,
+      allowPositionals: false,
       options: { out: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     }));
     if (values.out === '') throw new Error('--out needs a directory');
@@ -262,7 +317,12 @@ async function main(argv: string[]): Promise<number> {
 
 if (require.main === module) {
   main(process.argv.slice(2)).then(
-    (code) => { process.exitCode = code; },
-    (err: unknown) => { console.error(err); process.exitCode = 1; },
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
   );
 }

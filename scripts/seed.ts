@@ -12,7 +12,9 @@ export async function seedSampleImages(storage: Storage, dir = SAMPLES_DIR): Pro
   const files = await generateSamples(dir);
   for (const file of files) {
     const data = await readFile(file);
-    await storage.images.getBlockBlobClient(path.basename(file)).uploadData(data, { blobHTTPHeaders: { blobContentType: contentTypeOf(sniffFormat(data)) } });
+    await storage.images
+      .getBlockBlobClient(path.basename(file))
+      .uploadData(data, { blobHTTPHeaders: { blobContentType: contentTypeOf(sniffFormat(data)) } });
   }
   return files.map((f) => path.basename(f));
 }

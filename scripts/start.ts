@@ -19,7 +19,8 @@ const GRACE_MS = Number(process.env.LOCAL_HOST_GRACE_MS ?? 25000);
 
 function portFromEnv(name: string, fallback: number): number {
   const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1 || value > 65535) throw new Error(`${name} must be a port number 1-65535, received '${process.env[name]}'`);
+  if (!Number.isInteger(value) || value < 1 || value > 65535)
+    throw new Error(`${name} must be a port number 1-65535, received '${process.env[name]}'`);
   return value;
 }
 
@@ -28,7 +29,9 @@ async function azuriteOn(ports: AzuritePorts): Promise<'free' | 'azurite'> {
   const used = await Promise.all([ports.blob, ports.queue, ports.table].map(isListening));
   if (!used.some(Boolean)) return 'free';
   try {
-    await BlobServiceClient.fromConnectionString(azuriteConnectionString(ports)).getProperties({ abortSignal: AbortSignal.timeout(3000) });
+    await BlobServiceClient.fromConnectionString(azuriteConnectionString(ports)).getProperties({
+      abortSignal: AbortSignal.timeout(3000),
+    });
     return 'azurite';
   } catch {
     const taken = [ports.blob, ports.queue, ports.table].filter((_, i) => used[i]);
@@ -48,18 +51,29 @@ function onPath(command: string): string | undefined {
 
 function startHost(port: number, env: NodeJS.ProcessEnv): ChildProcess {
   const func = process.env.LOCAL_HOST_ONLY === '1' ? undefined : onPath('func');
-  const [command, args] = func ? [func, ['start', '--port', String(port)]] : [process.execPath, [path.join(PROJECT_ROOT, 'dist/scripts/local-host/main.js'), '--port', String(port)]];
-  console.log(func ? `Azure Functions Core Tools found: ${func} start` : 'Azure Functions Core Tools not found: using the local host');
+  const [command, args] = func
+    ? [func, ['start', '--port', String(port)]]
+    : [process.execPath, [path.join(PROJECT_ROOT, 'dist/scripts/local-host/main.js'), '--port', String(port)]];
+  console.log(
+    func
+      ? `Azure Functions Core Tools found: ${func} start`
+      : 'Azure Functions Core Tools not found: using the local host',
+  );
   return spawn(command, args, { cwd: PROJECT_ROOT, env, stdio: 'inherit' });
 }
 
 async function main(): Promise<number> {
   loadLocalSettings(PROJECT_ROOT);
   const port = portFromEnv('PORT', 7071);
-  const ports = { blob: portFromEnv('AZURITE_BLOB_PORT', DEFAULT_AZURITE_PORTS.blob), queue: portFromEnv('AZURITE_QUEUE_PORT', DEFAULT_AZURITE_PORTS.queue), table: portFromEnv('AZURITE_TABLE_PORT', DEFAULT_AZURITE_PORTS.table) };
+  const ports = {
+    blob: portFromEnv('AZURITE_BLOB_PORT', DEFAULT_AZURITE_PORTS.blob),
+    queue: portFromEnv('AZURITE_QUEUE_PORT', DEFAULT_AZURITE_PORTS.queue),
+    table: portFromEnv('AZURITE_TABLE_PORT', DEFAULT_AZURITE_PORTS.table),
+  };
   const location = path.resolve(PROJECT_ROOT, process.env.AZURITE_LOCATION ?? '.azurite');
   let azurite: RunningAzurite | undefined;
-  if ((await azuriteOn(ports)) === 'azurite') console.log(`Using the Azurite already listening on ports ${ports.blob}, ${ports.queue}, ${ports.table}`);
+  if ((await azuriteOn(ports)) === 'azurite')
+    console.log(`Using the Azurite already listening on ports ${ports.blob}, ${ports.queue}, ${ports.table}`);
   else azurite = await startAzurite({ ports, location, detached: true });
   const connectionString = azuriteConnectionString(ports);
   const env = { ...process.env, [STORAGE_CONNECTION]: connectionString };
@@ -67,7 +81,8 @@ async function main(): Promise<number> {
 
   const storage = new Storage(connectionString, resourceNames());
   const uploaded = await seedSampleImages(storage);
-  if (uploaded.length) console.log(`Uploaded ${uploaded.length} sample images to the ${storage.names.images} container`);
+  if (uploaded.length)
+    console.log(`Uploaded ${uploaded.length} sample images to the ${storage.names.images} container`);
 
   const host = startHost(port, env);
   console.log(
@@ -82,7 +97,9 @@ async function main(): Promise<number> {
     ].join('\n'),
   );
 
-  const hostExit = new Promise<number>((resolve) => host.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+  const hostExit = new Promise<number>((resolve) =>
+    host.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))),
+  );
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;

@@ -58,7 +58,8 @@ export function resourceNames(namespace = process.env.STORAGE_NAMESPACE ?? ''): 
 export function apiLimits(env: NodeJS.ProcessEnv = process.env): { maxBodyBytes: number; maxImagesPerJob: number } {
   const read = (name: string, fallback: number) => {
     const value = Number(env[name] ?? fallback);
-    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, received '${env[name]}'`);
+    if (!Number.isInteger(value) || value < 1)
+      throw new Error(`${name} must be a positive integer, received '${env[name]}'`);
     return value;
   };
   return { maxBodyBytes: read('MAX_BODY_BYTES', 50 * 1024 * 1024), maxImagesPerJob: read('MAX_IMAGES_PER_JOB', 100) };

@@ -14,20 +14,31 @@ export interface Telemetry {
   flush(): Promise<void>;
 }
 
-const NO_TELEMETRY: Telemetry = { enabled: false, metric: () => undefined, event: () => undefined, flush: async () => undefined };
+const NO_TELEMETRY: Telemetry = {
+  enabled: false,
+  metric: () => undefined,
+  event: () => undefined,
+  flush: async () => undefined,
+};
 
-export function createTelemetry(connectionString = process.env.APPLICATIONINSIGHTS_CONNECTION_STRING, log: (line: string) => void = () => undefined): Telemetry {
+export function createTelemetry(
+  connectionString = process.env.APPLICATIONINSIGHTS_CONNECTION_STRING,
+  log: (line: string) => void = () => undefined,
+): Telemetry {
   if (!connectionString?.trim()) return NO_TELEMETRY;
   // Loaded only when configured: the SDK pulls in OpenTelemetry, which no-telemetry runs do not need.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { TelemetryClient } = require('applicationinsights') as typeof ApplicationInsights;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { defaultResource, resourceFromAttributes } = require('@opentelemetry/resources') as typeof OpenTelemetryResources;
+  const { defaultResource, resourceFromAttributes } =
+    require('@opentelemetry/resources') as typeof OpenTelemetryResources;
   // Own providers, not the process-wide ones: no auto-collection of HTTP or console traffic.
   const client = new TelemetryClient(connectionString, { useGlobalProviders: false });
   // The cloud role Application Insights groups by (it would be "unknown_service:node"); OTEL_SERVICE_NAME overrides it.
   const serviceName = process.env.OTEL_SERVICE_NAME?.trim() || 'image-pipeline';
-  client.config.azureMonitorOpenTelemetryOptions = { resource: defaultResource().merge(resourceFromAttributes({ 'service.name': serviceName })) };
+  client.config.azureMonitorOpenTelemetryOptions = {
+    resource: defaultResource().merge(resourceFromAttributes({ 'service.name': serviceName })),
+  };
   const guard = (what: string, call: () => void) => {
     try {
       call();
@@ -50,7 +61,8 @@ export function createTelemetry(connectionString = process.env.APPLICATIONINSIGH
 }
 
 let processTelemetry: Telemetry | undefined;
-export const appTelemetry = (): Telemetry => (processTelemetry ??= createTelemetry(undefined, (line) => console.warn(line)));
+export const appTelemetry = (): Telemetry =>
+  (processTelemetry ??= createTelemetry(undefined, (line) => console.warn(line)));
 
 /** Custom metric names, prefixed so they group in Application Insights' metric explorer. */
 export const METRIC_PREFIX = 'imagepipeline.';
@@ -72,7 +84,8 @@ export function reportSnapshot(telemetry: Telemetry, snapshot: Snapshot, previou
       recommended_workers: m.recommendation.recommended_workers,
       keda_replicas: m.recommendation.keda_replicas,
     };
-    for (const [name, value] of Object.entries(figures)) if (value !== null) telemetry.metric(`${METRIC_PREFIX}${name}`, value, { capability });
+    for (const [name, value] of Object.entries(figures))
+      if (value !== null) telemetry.metric(`${METRIC_PREFIX}${name}`, value, { capability });
     const before = previous?.capabilities[capability as keyof Snapshot['capabilities']]?.recommendation;
     const now = m.recommendation;
     if (!before || before.action !== now.action || before.recommended_workers !== now.recommended_workers) {

@@ -6,8 +6,7 @@ import type { FieldProblem } from './errors';
 
 export type PlainObject = Record<string, unknown>;
 
-export const isPlainObject = (v: unknown): v is PlainObject =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isPlainObject = (v: unknown): v is PlainObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 export const isInteger = (v: unknown): v is number => Number.isInteger(v);
 export const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 export const inRange = (v: number, min: number, max: number): boolean => v >= min && v <= max;

@@ -75,7 +75,11 @@ const median = (values: number[]) => {
 };
 const round2 = (v: number) => Math.round(v * 100) / 100;
 
-export async function timeFilter(filter: string, images: readonly BenchImage[], iterations: number): Promise<FilterTiming> {
+export async function timeFilter(
+  filter: string,
+  images: readonly BenchImage[],
+  iterations: number,
+): Promise<FilterTiming> {
   const spec = benchSpec(filter);
   const rows: ImageTiming[] = [];
   for (const image of images) {
@@ -88,7 +92,8 @@ export async function timeFilter(filter: string, images: readonly BenchImage[], 
     }
     rows.push({ image: image.name, width: image.width, height: image.height, median_ms: round2(median(samples)) });
   }
-  const params = filter === BASELINE ? {} : Object.fromEntries(Object.entries(spec.filters[0]).filter(([k]) => k !== 'name'));
+  const params =
+    filter === BASELINE ? {} : Object.fromEntries(Object.entries(spec.filters[0]).filter(([k]) => k !== 'name'));
   return { params, images: rows, total_ms: round2(rows.reduce((sum, r) => sum + r.median_ms, 0)) };
 }
 
@@ -96,7 +101,11 @@ export function toolName(): string {
   return `sharp ${sharp.versions.sharp} / libvips ${sharp.versions.vips} (concurrency ${sharp.concurrency()})`;
 }
 
-export async function benchFilters(filters: readonly string[], images: readonly BenchImage[], iterations: number): Promise<BenchResult> {
+export async function benchFilters(
+  filters: readonly string[],
+  images: readonly BenchImage[],
+  iterations: number,
+): Promise<BenchResult> {
   const result: BenchResult = { tool: toolName(), iterations, filters: {} };
   for (const filter of filters) result.filters[filter] = await timeFilter(filter, images, iterations);
   return result;

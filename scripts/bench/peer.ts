@@ -20,7 +20,15 @@ export interface PeerOptions {
 
 export async function runPeer(filters: readonly string[], opts: PeerOptions): Promise<BenchResult> {
   if (!existsSync(opts.script)) throw new Error(`peer benchmark not found at ${opts.script} (pass --peer-script PATH)`);
-  const args = [opts.script, '--images', opts.images, '--iterations', String(opts.iterations), '--filters', filters.join(',')];
+  const args = [
+    opts.script,
+    '--images',
+    opts.images,
+    '--iterations',
+    String(opts.iterations),
+    '--filters',
+    filters.join(','),
+  ];
   try {
     const { stdout } = await run(opts.python, args, { maxBuffer: 16 * 1024 * 1024 });
     return JSON.parse(stdout) as BenchResult;

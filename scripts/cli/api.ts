@@ -42,7 +42,8 @@ export class ApiError extends Error {
   private static describe(status: number, url: string, body: unknown): string {
     const problem = typeof body === 'object' && body !== null ? (body as Problem) : undefined;
     if (problem?.detail) return `${problem.detail} (HTTP ${status})`;
-    if (status === 401) return `${url} answered HTTP 401: this route needs a function key; pass --key or set ${KEY_ENV}`;
+    if (status === 401)
+      return `${url} answered HTTP 401: this route needs a function key; pass --key or set ${KEY_ENV}`;
     const text = typeof body === 'string' && body.trim() ? `: ${body.trim().slice(0, 200)}` : '';
     return `${url} answered HTTP ${status}${text}`;
   }
@@ -50,7 +51,10 @@ export class ApiError extends Error {
 
 export class ApiUnreachable extends Error {
   override name = 'ApiUnreachable';
-  constructor(readonly url: string, reason: string) {
+  constructor(
+    readonly url: string,
+    reason: string,
+  ) {
     super(`Cannot reach ${url} (${reason}): is the app running? (npm start)`);
   }
 }
@@ -62,8 +66,10 @@ interface ErrorLike {
 }
 
 /** Duck-typed, not instanceof: fetch's errors can come from another realm (jest's sandbox, for one). */
-const asErrorLike = (value: unknown): ErrorLike | undefined => (typeof value === 'object' && value !== null ? (value as ErrorLike) : undefined);
-const firstLine = (value: unknown): string | undefined => (typeof value === 'string' && value ? value.split('\n')[0] : undefined);
+const asErrorLike = (value: unknown): ErrorLike | undefined =>
+  typeof value === 'object' && value !== null ? (value as ErrorLike) : undefined;
+const firstLine = (value: unknown): string | undefined =>
+  typeof value === 'string' && value ? value.split('\n')[0] : undefined;
 
 /** The most specific reason fetch gives: `connect ECONNREFUSED 127.0.0.1:7071` rather than `fetch failed`. */
 function networkReason(err: unknown): string {
@@ -79,7 +85,8 @@ export function normalizeBaseUrl(value: string): string {
   } catch {
     throw new Error(`expected an http(s) URL such as ${DEFAULT_URL} but received '${value}'`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`expected an http(s) URL but received '${value}'`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new Error(`expected an http(s) URL but received '${value}'`);
   return url.toString().replace(/\/+$/, '');
 }
 
@@ -95,7 +102,10 @@ export class ApiClient {
 
   /** JSON in, JSON out. The response is trusted to match T: the API is the contract. */
   async json<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const init: RequestInit = body === undefined ? { method } : { method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } };
+    const init: RequestInit =
+      body === undefined
+        ? { method }
+        : { method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } };
     const res = await this.send(path, init);
     return (await res.json()) as T;
   }

@@ -16,13 +16,16 @@ export function report(rows: readonly (readonly [string, string])[]): string {
   return rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n');
 }
 
-export const ms = (value: number | null | undefined): string => (value === null || value === undefined ? '-' : `${Math.round(value)} ms`);
+export const ms = (value: number | null | undefined): string =>
+  value === null || value === undefined ? '-' : `${Math.round(value)} ms`;
 
 export const seconds = (valueMs: number): string => `${(valueMs / 1000).toFixed(1)} s`;
 
-export const percent = (ratio: number | null | undefined, digits = 1): string => (ratio === null || ratio === undefined ? '-' : `${(ratio * 100).toFixed(digits)}%`);
+export const percent = (ratio: number | null | undefined, digits = 1): string =>
+  ratio === null || ratio === undefined ? '-' : `${(ratio * 100).toFixed(digits)}%`;
 
-export const fixed = (value: number | null | undefined, digits = 1): string => (value === null || value === undefined ? '-' : value.toFixed(digits));
+export const fixed = (value: number | null | undefined, digits = 1): string =>
+  value === null || value === undefined ? '-' : value.toFixed(digits);
 
 /** Nearest-rank percentile (p in 0..1) of unsorted values; undefined for none. */
 export function percentile(values: readonly number[], p: number): number | undefined {

@@ -29,8 +29,15 @@ export async function waitForJobs(api: ApiClient, jobIds: readonly string[], opt
   }
 }
 
-export function taskCounts(jobs: readonly Job[]): { total: number; succeeded: number; failed: number; finished: number } {
-  let total = 0, succeeded = 0, failed = 0;
+export function taskCounts(jobs: readonly Job[]): {
+  total: number;
+  succeeded: number;
+  failed: number;
+  finished: number;
+} {
+  let total = 0,
+    succeeded = 0,
+    failed = 0;
   for (const job of jobs) {
     total += job.total;
     succeeded += job.counts.succeeded;

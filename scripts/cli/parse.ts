@@ -8,21 +8,26 @@ const received = (value: string) => `received '${value}'`;
 
 export function positiveNumber(value: string): number {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a number above 0, ${received(value)}`);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(`expected a number above 0, ${received(value)}`);
   return n;
 }
 
 export function integerIn(min: number, max: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!/^\s*-?\d+\s*$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, ${received(value)}`);
+    if (!/^\s*-?\d+\s*$/.test(value) || n < min || n > max)
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, ${received(value)}`);
     return n;
   };
 }
 
 /** `a,b,c` → ['a', 'b', 'c']; empty entries are dropped, none at all is an error. */
 export function nameList(value: string): string[] {
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 0) throw new InvalidArgumentError(`expected comma-separated names, ${received(value)}`);
   return names;
 }
@@ -33,14 +38,16 @@ export type FilterEntry = string | Readonly<Record<string, unknown>>;
 export function filterList(value: string): FilterEntry[] {
   if (!value.trim().startsWith('[')) return nameList(value);
   const parsed = parseJson(value);
-  if (!Array.isArray(parsed) || parsed.length === 0) throw new InvalidArgumentError(`expected a non-empty JSON array of filters, ${received(value)}`);
+  if (!Array.isArray(parsed) || parsed.length === 0)
+    throw new InvalidArgumentError(`expected a non-empty JSON array of filters, ${received(value)}`);
   return parsed as FilterEntry[];
 }
 
 /** A JSON object, e.g. --params '{"resize": {"width": 800}}'. */
 export function jsonObject(value: string): Record<string, unknown> {
   const parsed = parseJson(value);
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidArgumentError(`expected a JSON object, ${received(value)}`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new InvalidArgumentError(`expected a JSON object, ${received(value)}`);
   return parsed as Record<string, unknown>;
 }
 
@@ -48,6 +55,8 @@ function parseJson(value: string): unknown {
   try {
     return JSON.parse(value);
   } catch (err) {
-    throw new InvalidArgumentError(`expected JSON (${err instanceof Error ? err.message : String(err)}), ${received(value)}`);
+    throw new InvalidArgumentError(
+      `expected JSON (${err instanceof Error ? err.message : String(err)}), ${received(value)}`,
+    );
   }
 }

@@ -23,7 +23,13 @@ export function progress(stream: OutStream, label: string, total: number): Progr
     };
   }
   const bar = new SingleBar(
-    { stream, format: `${label} [{bar}] {value}/{total} {detail}`, hideCursor: true, clearOnComplete: false, etaBuffer: 20 },
+    {
+      stream,
+      format: `${label} [{bar}] {value}/{total} {detail}`,
+      hideCursor: true,
+      clearOnComplete: false,
+      etaBuffer: 20,
+    },
     Presets.shades_classic,
   );
   bar.start(total, 0, { detail: '' });

@@ -15,7 +15,11 @@ export interface Health {
 
 export interface FilterCatalog {
   readonly filters: readonly { readonly name: string; readonly capability: string }[];
-  readonly capabilities: readonly { readonly name: string; readonly queue: string; readonly filters: readonly string[] }[];
+  readonly capabilities: readonly {
+    readonly name: string;
+    readonly queue: string;
+    readonly filters: readonly string[];
+  }[];
 }
 
 export interface WorkerList {
@@ -38,7 +42,12 @@ export interface StoredImage {
 export interface SubmittedJob {
   readonly job_id: string;
   readonly status_url: string;
-  readonly tasks: readonly { readonly task_id: string; readonly image: string; readonly capability: string; readonly status: string }[];
+  readonly tasks: readonly {
+    readonly task_id: string;
+    readonly image: string;
+    readonly capability: string;
+    readonly status: string;
+  }[];
 }
 
 export interface TaskRecord {

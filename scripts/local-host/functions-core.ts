@@ -42,7 +42,8 @@ const disposable = (dispose: () => void) => ({ dispose });
 
 export const functionsCore = {
   registerFunction(metadata: CoreFunctionMetadata, handler: CoreHandler) {
-    if (registered.some((f) => f.name === metadata.name)) throw new Error(`A function named "${metadata.name}" is already registered`);
+    if (registered.some((f) => f.name === metadata.name))
+      throw new Error(`A function named "${metadata.name}" is already registered`);
     const trigger = Object.values(metadata.bindings).find((b) => b.direction === 'in' && b.type.endsWith('Trigger'));
     if (!trigger) throw new Error(`Function "${metadata.name}" has no trigger binding`);
     const entry = { name: metadata.name, metadata, handler, trigger };
@@ -54,7 +55,12 @@ export const functionsCore = {
   getProgrammingModel: (): undefined => undefined,
   registerHook(name: string, callback: CoreHandler) {
     hooks.set(name, [...(hooks.get(name) ?? []), callback]);
-    return disposable(() => hooks.set(name, (hooks.get(name) ?? []).filter((c) => c !== callback)));
+    return disposable(() =>
+      hooks.set(
+        name,
+        (hooks.get(name) ?? []).filter((c) => c !== callback),
+      ),
+    );
   },
 };
 

@@ -33,13 +33,23 @@ export function parseTimeSpan(value: string, setting: string): number {
   const match = /^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?$/.exec(value.trim());
   if (!match) throw new Error(`host.json ${setting}: expected a time span like "00:00:30" but received "${value}"`);
   const [, days = '0', h, m, s, fraction = '0'] = match;
-  return (((Number(days) * 24 + Number(h)) * 60 + Number(m)) * 60 + Number(s)) * 1000 + Math.round(Number(`0.${fraction}`) * 1000);
+  return (
+    (((Number(days) * 24 + Number(h)) * 60 + Number(m)) * 60 + Number(s)) * 1000 +
+    Math.round(Number(`0.${fraction}`) * 1000)
+  );
 }
 
 interface HostJson {
   extensions?: {
     http?: { routePrefix?: string };
-    queues?: { batchSize?: number; newBatchThreshold?: number; maxPollingInterval?: string; visibilityTimeout?: string; maxDequeueCount?: number; messageEncoding?: string };
+    queues?: {
+      batchSize?: number;
+      newBatchThreshold?: number;
+      maxPollingInterval?: string;
+      visibilityTimeout?: string;
+      maxDequeueCount?: number;
+      messageEncoding?: string;
+    };
   };
   functionTimeout?: string;
   functions?: unknown;
@@ -54,7 +64,10 @@ export function selectedFunctions(hostJson: unknown, env: NodeJS.ProcessEnv = pr
   const fromEnv = functionAllowList(env);
   if (fromEnv) return fromEnv;
   if (hostJson === undefined) return null;
-  if (!Array.isArray(hostJson) || !hostJson.every((n) => typeof n === 'string')) throw new Error(`host.json functions: expected an array of function names but received ${JSON.stringify(hostJson)}`);
+  if (!Array.isArray(hostJson) || !hostJson.every((n) => typeof n === 'string'))
+    throw new Error(
+      `host.json functions: expected an array of function names but received ${JSON.stringify(hostJson)}`,
+    );
   return hostJson as string[];
 }
 
@@ -64,7 +77,10 @@ export function readHostConfig(root: string, env: NodeJS.ProcessEnv = process.en
   const q = json.extensions?.queues ?? {};
   const batchSize = q.batchSize ?? 16;
   const encoding = (q.messageEncoding ?? 'base64').toLowerCase();
-  if (encoding !== 'base64' && encoding !== 'none') throw new Error(`host.json extensions.queues.messageEncoding: expected "base64" or "none" but received "${q.messageEncoding}"`);
+  if (encoding !== 'base64' && encoding !== 'none')
+    throw new Error(
+      `host.json extensions.queues.messageEncoding: expected "base64" or "none" but received "${q.messageEncoding}"`,
+    );
   return {
     routePrefix: (json.extensions?.http?.routePrefix ?? 'api').replace(/^\/+|\/+$/g, ''),
     functionTimeoutMs: json.functionTimeout ? parseTimeSpan(json.functionTimeout, 'functionTimeout') : 5 * 60 * 1000,
@@ -73,8 +89,12 @@ export function readHostConfig(root: string, env: NodeJS.ProcessEnv = process.en
       batchSize,
       // the host's default is batchSize / 2 (per core in newer versions; one core's worth here)
       newBatchThreshold: q.newBatchThreshold ?? Math.floor(batchSize / 2),
-      maxPollingIntervalMs: q.maxPollingInterval ? parseTimeSpan(q.maxPollingInterval, 'extensions.queues.maxPollingInterval') : 60_000,
-      visibilityTimeoutMs: q.visibilityTimeout ? parseTimeSpan(q.visibilityTimeout, 'extensions.queues.visibilityTimeout') : 0,
+      maxPollingIntervalMs: q.maxPollingInterval
+        ? parseTimeSpan(q.maxPollingInterval, 'extensions.queues.maxPollingInterval')
+        : 60_000,
+      visibilityTimeoutMs: q.visibilityTimeout
+        ? parseTimeSpan(q.visibilityTimeout, 'extensions.queues.visibilityTimeout')
+        : 0,
       maxDequeueCount: q.maxDequeueCount ?? 5,
       messageEncoding: encoding,
     },

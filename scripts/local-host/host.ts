@@ -33,7 +33,11 @@ export interface RunningLocalHost {
   stop(graceMs?: number): Promise<void>;
 }
 
-function invocationContext(fn: RegisteredFunction, triggerMetadata: Record<string, unknown>, log: (line: string) => void): InvocationContext {
+function invocationContext(
+  fn: RegisteredFunction,
+  triggerMetadata: Record<string, unknown>,
+  log: (line: string) => void,
+): InvocationContext {
   return new InvocationContext({
     invocationId: randomUUID(),
     functionName: fn.name,
@@ -42,7 +46,12 @@ function invocationContext(fn: RegisteredFunction, triggerMetadata: Record<strin
   });
 }
 
-async function startQueueFunction(fn: RegisteredFunction, config: HostConfig, opts: LocalHostOptions, log: (line: string) => void): Promise<RunningQueueTrigger> {
+async function startQueueFunction(
+  fn: RegisteredFunction,
+  config: HostConfig,
+  opts: LocalHostOptions,
+  log: (line: string) => void,
+): Promise<RunningQueueTrigger> {
   const setting = fn.trigger.connection ?? 'AzureWebJobsStorage';
   const service = QueueServiceClient.fromConnectionString(resolveConnectionString(process.env[setting]));
   const queueName = fn.trigger.queueName!;
@@ -62,11 +71,18 @@ async function startQueueFunction(fn: RegisteredFunction, config: HostConfig, op
 }
 
 /** Keeps the selected functions; a selected name that no file registers is an error, not a silent no-op. */
-export function selectFunctions(all: readonly RegisteredFunction[], selected: readonly string[] | null, log: (line: string) => void = () => undefined): readonly RegisteredFunction[] {
+export function selectFunctions(
+  all: readonly RegisteredFunction[],
+  selected: readonly string[] | null,
+  log: (line: string) => void = () => undefined,
+): readonly RegisteredFunction[] {
   if (!selected) return all;
   const known = new Set(all.map((f) => f.name));
   const missing = selected.filter((name) => !known.has(name));
-  if (missing.length) throw new Error(`function selection names ${missing.map((n) => `"${n}"`).join(', ')}, which no function file registers; registered: ${[...known].sort().join(', ')}`);
+  if (missing.length)
+    throw new Error(
+      `function selection names ${missing.map((n) => `"${n}"`).join(', ')}, which no function file registers; registered: ${[...known].sort().join(', ')}`,
+    );
   log(`running only the selected functions: ${selected.join(', ')}`);
   return all.filter((f) => selected.includes(f.name));
 }
@@ -76,8 +92,11 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
   const config = readHostConfig(opts.root);
   const functions = selectFunctions(loadFunctions(opts.files ?? functionFiles(opts.root)), config.functions, log);
   const byType = (type: string) => functions.filter((f) => f.trigger.type === type);
-  const unsupported = functions.filter((f) => !['httpTrigger', 'queueTrigger', 'timerTrigger'].includes(f.trigger.type));
-  for (const f of unsupported) log(`skipping ${f.name}: the local host does not run ${f.trigger.type} (use func start)`);
+  const unsupported = functions.filter(
+    (f) => !['httpTrigger', 'queueTrigger', 'timerTrigger'].includes(f.trigger.type),
+  );
+  for (const f of unsupported)
+    log(`skipping ${f.name}: the local host does not run ${f.trigger.type} (use func start)`);
 
   await runAppHooks('appStart', opts.root);
   const queues = await Promise.all(byType('queueTrigger').map((f) => startQueueFunction(f, config, opts, log)));
@@ -103,7 +122,11 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
     functions,
     config,
     stop: async (graceMs = 30000) => {
-      await Promise.all([server.stop(graceMs), ...queues.map((q) => q.stop(graceMs)), ...timers.map((t) => t.stop(graceMs))]);
+      await Promise.all([
+        server.stop(graceMs),
+        ...queues.map((q) => q.stop(graceMs)),
+        ...timers.map((t) => t.stop(graceMs)),
+      ]);
       await runAppHooks('appTerminate', opts.root);
     },
   };

@@ -42,7 +42,13 @@ function compileRoute(fn: RegisteredFunction, prefix: string): Route {
       return param[3] ? `(?:/${value})?` : `/${value}`;
     })
     .join('');
-  return { fn, pattern: new RegExp(`^${source}/?$`, 'i'), params, methods: (fn.trigger.methods ?? ['GET', 'POST']).map((m) => m.toUpperCase()), literals };
+  return {
+    fn,
+    pattern: new RegExp(`^${source}/?$`, 'i'),
+    params,
+    methods: (fn.trigger.methods ?? ['GET', 'POST']).map((m) => m.toUpperCase()),
+    literals,
+  };
 }
 
 async function readRequestBody(req: http.IncomingMessage): Promise<Buffer> {
@@ -65,25 +71,49 @@ async function writeResponse(res: http.ServerResponse, result: unknown): Promise
   res.end();
 }
 
-export async function startHttpServer(opts: { port: number; host?: string; routePrefix: string; functions: readonly RegisteredFunction[]; log: (line: string) => void }): Promise<RunningHttpServer> {
-  const routes = opts.functions.filter((f) => f.trigger.type === 'httpTrigger').map((f) => compileRoute(f, opts.routePrefix)).sort((a, b) => b.literals - a.literals);
+export async function startHttpServer(opts: {
+  port: number;
+  host?: string;
+  routePrefix: string;
+  functions: readonly RegisteredFunction[];
+  log: (line: string) => void;
+}): Promise<RunningHttpServer> {
+  const routes = opts.functions
+    .filter((f) => f.trigger.type === 'httpTrigger')
+    .map((f) => compileRoute(f, opts.routePrefix))
+    .sort((a, b) => b.literals - a.literals);
   const inFlight = new Set<Promise<void>>();
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
     const path = decodeURIComponent(url.pathname);
     const matches = routes.map((route) => ({ route, match: route.pattern.exec(path) })).filter((m) => m.match);
-    if (matches.length === 0) return send(res, 404, { status: 404, title: 'Not found', detail: `No function is registered for ${path}` });
+    if (matches.length === 0)
+      return send(res, 404, { status: 404, title: 'Not found', detail: `No function is registered for ${path}` });
     const method = (req.method ?? 'GET').toUpperCase();
     const hit = matches.find((m) => m.route.methods.includes(method));
     if (!hit) {
       res.setHeader('allow', [...new Set(matches.flatMap((m) => m.route.methods))].join(', '));
-      return send(res, 405, { status: 405, title: 'Method not allowed', detail: `${method} is not allowed on ${path}` });
+      return send(res, 405, {
+        status: 405,
+        title: 'Method not allowed',
+        detail: `${method} is not allowed on ${path}`,
+      });
     }
-    const params = Object.fromEntries(hit.route.params.map((name, i) => [name, hit.match![i + 1]]).filter(([, v]) => v !== undefined));
-    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]));
+    const params = Object.fromEntries(
+      hit.route.params.map((name, i) => [name, hit.match![i + 1]]).filter(([, v]) => v !== undefined),
+    );
+    const headers = Object.fromEntries(
+      Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]),
+    );
     const body = await readRequestBody(req);
-    const request = new HttpRequest({ method, url: url.toString(), headers, params, ...(body.length ? { body: { bytes: body } } : {}) });
+    const request = new HttpRequest({
+      method,
+      url: url.toString(),
+      headers,
+      params,
+      ...(body.length ? { body: { bytes: body } } : {}),
+    });
     const context = new InvocationContext({
       invocationId: randomUUID(),
       functionName: hit.route.fn.name,
@@ -94,8 +124,11 @@ export async function startHttpServer(opts: { port: number; host?: string; route
       await writeResponse(res, await hit.route.fn.handler(request, context));
       opts.log(`${method} ${url.pathname} → ${res.statusCode} (${hit.route.fn.name}, ${Date.now() - started} ms)`);
     } catch (err) {
-      opts.log(`${method} ${url.pathname} → 500 (${hit.route.fn.name}): ${err instanceof Error ? err.stack : String(err)}`);
-      if (!res.headersSent) send(res, 500, { status: 500, title: 'Internal error', detail: `Function ${hit.route.fn.name} failed` });
+      opts.log(
+        `${method} ${url.pathname} → 500 (${hit.route.fn.name}): ${err instanceof Error ? err.stack : String(err)}`,
+      );
+      if (!res.headersSent)
+        send(res, 500, { status: 500, title: 'Internal error', detail: `Function ${hit.route.fn.name} failed` });
       else res.destroy();
     }
   };

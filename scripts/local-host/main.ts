@@ -8,7 +8,8 @@ import { PROJECT_ROOT } from '../paths';
 import { loadLocalSettings } from '../local-settings';
 import { startLocalHost } from './host';
 
-const USAGE = 'usage: node dist/scripts/local-host/main.js [--port N] (default 7071, or FUNCTIONS_HTTPWORKER_PORT / PORT)';
+const USAGE =
+  'usage: node dist/scripts/local-host/main.js [--port N] (default 7071, or FUNCTIONS_HTTPWORKER_PORT / PORT)';
 const GRACE_MS = Number(process.env.LOCAL_HOST_GRACE_MS ?? 25000);
 
 async function main(argv: string[]): Promise<number> {
@@ -16,7 +17,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     const { values } = parseArgs({ args: argv, options: { port: { type: 'string' } } });
     port = Number(values.port ?? process.env.PORT ?? 7071);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`expected --port to be 0-65535 but received '${values.port ?? process.env.PORT}'`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new Error(`expected --port to be 0-65535 but received '${values.port ?? process.env.PORT}'`);
   } catch (err) {
     console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
     return 2;
@@ -27,7 +29,12 @@ async function main(argv: string[]): Promise<number> {
   console.log(`Local Functions host (no Core Tools found): ${host.functions.length} functions`);
   for (const fn of host.functions) {
     const t = fn.trigger;
-    const where = t.type === 'httpTrigger' ? `${(t.methods ?? []).join(',')} ${host.url}/${t.route}` : t.type === 'queueTrigger' ? `queue ${t.queueName}` : `schedule ${t.schedule}`;
+    const where =
+      t.type === 'httpTrigger'
+        ? `${(t.methods ?? []).join(',')} ${host.url}/${t.route}`
+        : t.type === 'queueTrigger'
+          ? `queue ${t.queueName}`
+          : `schedule ${t.schedule}`;
     console.log(`  ${fn.name}: ${where}`);
   }
   console.log(`Host listening on ${host.url}`);

@@ -7,7 +7,15 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { QueueClient, ReceivedMessageItem } from '@azure/storage-queue';
 import type { QueueOptions } from './host-config';
 
-export interface QueueTriggerMetadata { id: string; dequeueCount: number; insertionTime?: Date; expirationTime?: Date; nextVisibleTime?: Date; popReceipt: string; queueTrigger: string; }
+export interface QueueTriggerMetadata {
+  id: string;
+  dequeueCount: number;
+  insertionTime?: Date;
+  expirationTime?: Date;
+  nextVisibleTime?: Date;
+  popReceipt: string;
+  queueTrigger: string;
+}
 
 export interface QueueTriggerOptions {
   queue: QueueClient; // the trigger's queue
@@ -22,14 +30,23 @@ export interface QueueTriggerOptions {
   minPollingIntervalMs?: number;
 }
 
-export interface RunningQueueTrigger { stop(graceMs?: number): Promise<void>; readonly inFlight: number; }
+export interface RunningQueueTrigger {
+  stop(graceMs?: number): Promise<void>;
+  readonly inFlight: number;
+}
 
 /** The storage service takes at most 32 messages per receive. */
 const MAX_RECEIVE = 32;
 
-interface Delivery { readonly done: Promise<void>; abandon(): void; }
+interface Delivery {
+  readonly done: Promise<void>;
+  abandon(): void;
+}
 
-interface Lease { abandon(): void; release(): Promise<string>; }
+interface Lease {
+  abandon(): void;
+  release(): Promise<string>;
+}
 
 /** Storage takes whole seconds; round up so a message never reappears sooner than configured. */
 const seconds = (ms: number): number => Math.ceil(ms / 1000);
@@ -60,7 +77,9 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
   const leaseMs = o.leaseMs ?? 30000;
   const minPollMs = o.minPollingIntervalMs ?? 100;
   const stopping = new AbortController();
-  const stopped = new Promise<void>((resolve) => stopping.signal.addEventListener('abort', () => resolve(), { once: true }));
+  const stopped = new Promise<void>((resolve) =>
+    stopping.signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
   const inFlight = new Set<Delivery>();
 
   /** Storage calls that fail are logged: the message simply becomes visible again when its lease ends. */
@@ -87,7 +106,9 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
     const renew = () => {
       renewing = renewing.then(() =>
         attempt(`renewing the lease of message ${message.messageId}`, async () => {
-          popReceipt = (await queue.updateMessage(message.messageId, popReceipt, undefined, seconds(leaseMs))).popReceipt ?? popReceipt;
+          popReceipt =
+            (await queue.updateMessage(message.messageId, popReceipt, undefined, seconds(leaseMs))).popReceipt ??
+            popReceipt;
         }),
       );
     };
@@ -116,7 +137,9 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
       await o.invoke(parsePayload(text), metadata);
       return true;
     } catch (err) {
-      log(`queue ${queue.name}: message ${message.messageId} failed (delivery ${message.dequeueCount} of ${options.maxDequeueCount}): ${reasonOf(err)}`);
+      log(
+        `queue ${queue.name}: message ${message.messageId} failed (delivery ${message.dequeueCount} of ${options.maxDequeueCount}): ${reasonOf(err)}`,
+      );
       return false;
     }
   }
@@ -127,14 +150,19 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
     const settle = async () => {
       const text = decodeText(message.messageText, options.messageEncoding);
       if (text === undefined) {
-        log(`queue ${queue.name}: message ${message.messageId} is not valid base64 (host.json messageEncoding is "base64"); moving it to ${poisonQueue.name}`);
+        log(
+          `queue ${queue.name}: message ${message.messageId} is not valid base64 (host.json messageEncoding is "base64"); moving it to ${poisonQueue.name}`,
+        );
         return moveToPoison(message, message.popReceipt);
       }
       lease = holdLease(message);
       const succeeded = await run(text, message);
       const popReceipt = await lease.release();
       if (abandoned) return; // stop() gave up on it: leave it to reappear when its lease ends
-      if (succeeded) return attempt(`deleting message ${message.messageId}`, () => queue.deleteMessage(message.messageId, popReceipt));
+      if (succeeded)
+        return attempt(`deleting message ${message.messageId}`, () =>
+          queue.deleteMessage(message.messageId, popReceipt),
+        );
       if (message.dequeueCount >= options.maxDequeueCount) return moveToPoison(message, popReceipt);
       return attempt(`releasing message ${message.messageId} for a retry`, () =>
         queue.updateMessage(message.messageId, popReceipt, undefined, seconds(options.visibilityTimeoutMs)),
@@ -153,7 +181,11 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
   async function receiveBatch(): Promise<ReceivedMessageItem[]> {
     try {
       const numberOfMessages = Math.min(options.batchSize, MAX_RECEIVE);
-      const response = await queue.receiveMessages({ numberOfMessages, visibilityTimeout: seconds(leaseMs), abortSignal: stopping.signal });
+      const response = await queue.receiveMessages({
+        numberOfMessages,
+        visibilityTimeout: seconds(leaseMs),
+        abortSignal: stopping.signal,
+      });
       return response.receivedMessageItems;
     } catch (err) {
       if (!stopping.signal.aborted) log(`queue ${queue.name}: polling failed: ${reasonOf(err)}`);
@@ -192,7 +224,9 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
     const gaveUp = await Promise.race([allDone.then(() => false), timedOut]);
     grace.abort();
     if (!gaveUp) return;
-    log(`queue ${queue.name}: stopped with ${inFlight.size} invocation(s) still running; their messages reappear when their leases end`);
+    log(
+      `queue ${queue.name}: stopped with ${inFlight.size} invocation(s) still running; their messages reappear when their leases end`,
+    );
     for (const delivery of inFlight) delivery.abandon();
   }
 

@@ -33,17 +33,41 @@ export interface RunningTimerTrigger {
 }
 
 /** `names` are full English names; any prefix of 3+ letters is accepted, as NCrontab does (JAN, Mon, Tues...). */
-interface FieldSpec { readonly name: string; readonly min: number; readonly max: number; readonly names?: readonly string[] }
+interface FieldSpec {
+  readonly name: string;
+  readonly min: number;
+  readonly max: number;
+  readonly names?: readonly string[];
+}
 
 /** Allowed values ascending, and whether written as a bare `*` (which decides the day / day-of-week rule). */
-interface Field { readonly values: readonly number[] }
+interface Field {
+  readonly values: readonly number[];
+}
 
-const MONTHS = ['JANUARY', 'FEBRUARY', 'MARCH', 'APRIL', 'MAY', 'JUNE', 'JULY', 'AUGUST', 'SEPTEMBER', 'OCTOBER', 'NOVEMBER', 'DECEMBER'];
+const MONTHS = [
+  'JANUARY',
+  'FEBRUARY',
+  'MARCH',
+  'APRIL',
+  'MAY',
+  'JUNE',
+  'JULY',
+  'AUGUST',
+  'SEPTEMBER',
+  'OCTOBER',
+  'NOVEMBER',
+  'DECEMBER',
+];
 const DAYS = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'];
 // day-of-week accepts 7 for Sunday too, as most crons do (folded onto 0)
 const SPECS: readonly FieldSpec[] = [
-  { name: 'seconds', min: 0, max: 59 }, { name: 'minutes', min: 0, max: 59 }, { name: 'hours', min: 0, max: 23 },
-  { name: 'day', min: 1, max: 31 }, { name: 'month', min: 1, max: 12, names: MONTHS }, { name: 'day-of-week', min: 0, max: 7, names: DAYS },
+  { name: 'seconds', min: 0, max: 59 },
+  { name: 'minutes', min: 0, max: 59 },
+  { name: 'hours', min: 0, max: 23 },
+  { name: 'day', min: 1, max: 31 },
+  { name: 'month', min: 1, max: 12, names: MONTHS },
+  { name: 'day-of-week', min: 0, max: 7, names: DAYS },
 ];
 const SEARCH_YEARS = 5;
 /** setTimeout overflows (and fires at once) above a signed 32-bit delay. */
@@ -58,7 +82,9 @@ function parseValue(token: string, spec: FieldSpec, fail: Fail): number {
   const named = upper.length >= 3 ? (spec.names ?? []).findIndex((n) => n.startsWith(upper)) : -1;
   if (named >= 0) return named + spec.min;
   const range = `${spec.min}-${spec.max}`;
-  const expected = spec.names ? `a number ${range} or a name ${spec.names[0]?.slice(0, 3)}-${spec.names.at(-1)?.slice(0, 3)}` : `a number ${range}`;
+  const expected = spec.names
+    ? `a number ${range} or a name ${spec.names[0]?.slice(0, 3)}-${spec.names.at(-1)?.slice(0, 3)}`
+    : `a number ${range}`;
   if (!/^\d+$/.test(token) || Number(token) < spec.min || Number(token) > spec.max) fail(expected, token);
   return Number(token);
 }
@@ -68,7 +94,8 @@ function parsePart(part: string, spec: FieldSpec, fail: Fail): number[] {
   const [range = '', step, extra] = part.split('/');
   if (extra !== undefined) fail('at most one "/" per item', part);
   const maxStep = spec.max - spec.min;
-  if (step !== undefined && (!/^\d+$/.test(step) || Number(step) < 1 || Number(step) > maxStep)) fail(`a step of 1-${maxStep}`, step);
+  if (step !== undefined && (!/^\d+$/.test(step) || Number(step) < 1 || Number(step) > maxStep))
+    fail(`a step of 1-${maxStep}`, step);
   let [low, high] = [spec.min, spec.max];
   if (range !== '*') {
     const [first = '', last, more] = range.split('-');
@@ -124,13 +151,18 @@ function advance(f: readonly Field[], at: Date): Date | undefined {
 export function parseNcrontab(expression: string): CronSchedule {
   const texts = expression.trim().split(/\s+/).filter(Boolean);
   if (texts.length !== 6) {
-    const hint = texts.length === 5 ? `; Azure Functions needs 6 fields with seconds first, e.g. "0 ${texts.join(' ')}"` : '';
-    throw new Error(`Invalid NCRONTAB schedule "${expression}": expected 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) but received ${texts.length}${hint}`);
+    const hint =
+      texts.length === 5 ? `; Azure Functions needs 6 fields with seconds first, e.g. "0 ${texts.join(' ')}"` : '';
+    throw new Error(
+      `Invalid NCRONTAB schedule "${expression}": expected 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) but received ${texts.length}${hint}`,
+    );
   }
   const fields = texts.map((text, i) => {
     const spec = SPECS[i] as FieldSpec;
     const fail: Fail = (expected, received) => {
-      throw new Error(`Invalid NCRONTAB schedule "${expression}": the ${spec.name} field expected ${expected} but received ${received === '' ? 'nothing' : received}`);
+      throw new Error(
+        `Invalid NCRONTAB schedule "${expression}": the ${spec.name} field expected ${expected} but received ${received === '' ? 'nothing' : received}`,
+      );
     };
     return parseField(text, spec, fail);
   });
@@ -140,12 +172,14 @@ export function parseNcrontab(expression: string): CronSchedule {
     next(after) {
       const limit = new Date(after);
       limit.setFullYear(limit.getFullYear() + SEARCH_YEARS);
-      for (let at = new Date(Math.floor(after.getTime() / 1000) * 1000 + 1000); at <= limit; ) {
+      for (let at = new Date(Math.floor(after.getTime() / 1000) * 1000 + 1000); at <= limit;) {
         const later = advance(fields, at);
         if (!later) return at;
         at = later;
       }
-      throw new Error(`NCRONTAB schedule "${expression}" has no occurrence within ${SEARCH_YEARS} years after ${after.toISOString()}`);
+      throw new Error(
+        `NCRONTAB schedule "${expression}" has no occurrence within ${SEARCH_YEARS} years after ${after.toISOString()}`,
+      );
     },
   };
 }
@@ -162,13 +196,19 @@ export function startTimerTrigger(o: TimerTriggerOptions): RunningTimerTrigger {
   let last = NEVER;
 
   const invoke = (next: Date, isPastDue: boolean): void => {
-    const timer: TimerInfo = { schedule: { adjustForDST: true }, scheduleStatus: { last, next: next.toISOString(), lastUpdated: last }, isPastDue };
+    const timer: TimerInfo = {
+      schedule: { adjustForDST: true },
+      scheduleStatus: { last, next: next.toISOString(), lastUpdated: last },
+      isPastDue,
+    };
     const startedAt = now();
     last = (startedAt > next ? startedAt : next).toISOString();
     // a rejected (or throwing) invocation is logged and the schedule carries on, as in the host
     running = Promise.resolve()
       .then(() => o.invoke(timer))
-      .catch((err: unknown) => log(`invocation failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`))
+      .catch((err: unknown) =>
+        log(`invocation failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
+      )
       .finally(() => (running = undefined));
   };
 

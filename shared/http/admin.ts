@@ -28,7 +28,10 @@ async function check(probe: (abortSignal: AbortSignal) => Promise<unknown>): Pro
 
 function capabilityParam(value: string | undefined): CapabilityName {
   const found = CAPABILITIES.find((c) => c.name === value);
-  if (!found) throw new ValidationError([fieldProblem('capability', `one of ${CAPABILITIES.map((c) => c.name).join(', ')}`, value)]);
+  if (!found)
+    throw new ValidationError([
+      fieldProblem('capability', `one of ${CAPABILITIES.map((c) => c.name).join(', ')}`, value),
+    ]);
   return found.name;
 }
 
@@ -46,7 +49,9 @@ export function adminRoutes(getStorage: () => Storage) {
       return json(healthy ? 200 : 503, { status: healthy ? 'ok' : 'unavailable', checks, version });
     }),
 
-    filters: handled(async (): Promise<HttpResponseInit> => json(200, { filters: filterCatalog(currentLimits()), capabilities: capabilityTable() })),
+    filters: handled(async (): Promise<HttpResponseInit> =>
+      json(200, { filters: filterCatalog(currentLimits()), capabilities: capabilityTable() }),
+    ),
 
     deadLetters: handled(async (): Promise<HttpResponseInit> => {
       const storage = getStorage();
@@ -56,7 +61,13 @@ export function adminRoutes(getStorage: () => Storage) {
         CAPABILITIES.map(async (c) => {
           const { approximateMessagesCount = 0 } = await storage.poisonQueue(c.name).getProperties();
           const deadLetters = await letters.list(c.name);
-          return { capability: c.name, poison_queue: storage.names.poisonQueueOf(c.name), waiting_in_poison_queue: approximateMessagesCount, count: deadLetters.length, dead_letters: deadLetters };
+          return {
+            capability: c.name,
+            poison_queue: storage.names.poisonQueueOf(c.name),
+            waiting_in_poison_queue: approximateMessagesCount,
+            count: deadLetters.length,
+            dead_letters: deadLetters,
+          };
         }),
       );
       return json(200, { capabilities });
@@ -72,10 +83,17 @@ export function adminRoutes(getStorage: () => Storage) {
       const skipped: { id: string; reason: string }[] = [];
       for (const letter of await letters.list(capability)) {
         const task = letter.task_id
-          ? await tasks.transition(letter.task_id, (t) => (t.status === 'succeeded' ? undefined : { status: 'queued', completed_at: null, failure_type: null, failure_reason: null, error: null }))
+          ? await tasks.transition(letter.task_id, (t) =>
+              t.status === 'succeeded'
+                ? undefined
+                : { status: 'queued', completed_at: null, failure_type: null, failure_reason: null, error: null },
+            )
           : undefined;
         if (!task || task.status === 'succeeded') {
-          skipped.push({ id: letter.id, reason: task ? 'task already succeeded' : `no task to run (${letter.reason})` });
+          skipped.push({
+            id: letter.id,
+            reason: task ? 'task already succeeded' : `no task to run (${letter.reason})`,
+          });
           if (task) await letters.remove(capability, letter.id);
           continue;
         }
@@ -84,7 +102,8 @@ export function adminRoutes(getStorage: () => Storage) {
         requeued.push(letter.id);
       }
       requeued.push(...(await drainPoisonQueue(storage, capability)));
-      if (requeued.length === 0 && skipped.length === 0) throw new AppError('not_found', `No dead letters for ${capability}`);
+      if (requeued.length === 0 && skipped.length === 0)
+        throw new AppError('not_found', `No dead letters for ${capability}`);
       return json(200, { capability, queue: storage.names.queueOf(capability), requeued: requeued.length, skipped });
     }),
   };
@@ -94,7 +113,9 @@ export function adminRoutes(getStorage: () => Storage) {
 async function drainPoisonQueue(storage: Storage, capability: CapabilityName): Promise<string[]> {
   const moved: string[] = [];
   for (;;) {
-    const { receivedMessageItems: batch } = await storage.poisonQueue(capability).receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
+    const { receivedMessageItems: batch } = await storage
+      .poisonQueue(capability)
+      .receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
     if (batch.length === 0) return moved;
     for (const message of batch) {
       await enqueue(storage.queue(capability), decodeMessageText(message.messageText));

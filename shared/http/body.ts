@@ -32,7 +32,14 @@ export async function readJson(request: HttpRequest, max = apiLimits().maxBodyBy
     return JSON.parse(body.toString('utf8'));
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
-    throw new ValidationError([{ field: 'body', expected: 'valid JSON', received: body.subarray(0, 40).toString('utf8'), message: `The body is not valid JSON: ${detail}` }]);
+    throw new ValidationError([
+      {
+        field: 'body',
+        expected: 'valid JSON',
+        received: body.subarray(0, 40).toString('utf8'),
+        message: `The body is not valid JSON: ${detail}`,
+      },
+    ]);
   }
 }
 
@@ -50,5 +57,10 @@ export function parseJsonField(value: string | null, field: string): unknown {
 export function parseFiltersField(value: string | null): unknown {
   if (value === null || value.trim() === '') return [];
   const text = value.trim();
-  return text.startsWith('[') ? parseJsonField(text, 'filters') : text.split(',').map((f) => f.trim()).filter(Boolean);
+  return text.startsWith('[')
+    ? parseJsonField(text, 'filters')
+    : text
+        .split(',')
+        .map((f) => f.trim())
+        .filter(Boolean);
 }

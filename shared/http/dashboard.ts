@@ -41,7 +41,8 @@ const REVALIDATE = 'no-cache';
 const ONE_HOUR = 'public, max-age=3600';
 
 /** The page may load only its own assets and call only its own API. */
-const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const CONTENT_SECURITY_POLICY =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export function dashboardFiles(root = projectRoot(__dirname)) {
   const pageDir = path.join(root, 'shared', 'http', 'dashboard');
@@ -51,7 +52,14 @@ export function dashboardFiles(root = projectRoot(__dirname)) {
     ['dashboard.css', { file: path.join(pageDir, 'dashboard.css'), contentType: CSS, cacheControl: REVALIDATE }],
     ['chart.umd.js', { file: path.join(chartDist(), 'chart.umd.js'), contentType: JS, cacheControl: ONE_HOUR }],
     // Named by the script's sourceMappingURL: browser developer tools fetch it.
-    ['chart.umd.js.map', { file: path.join(chartDist(), 'chart.umd.js.map'), contentType: 'application/json; charset=utf-8', cacheControl: ONE_HOUR }],
+    [
+      'chart.umd.js.map',
+      {
+        file: path.join(chartDist(), 'chart.umd.js.map'),
+        contentType: 'application/json; charset=utf-8',
+        cacheControl: ONE_HOUR,
+      },
+    ],
   ]);
   return { page, assets };
 }
@@ -62,7 +70,10 @@ function fileCache() {
   return (file: string): Promise<LoadedFile> => {
     let entry = loaded.get(file);
     if (!entry) {
-      entry = readFile(file).then((body) => ({ body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` }));
+      entry = readFile(file).then((body) => ({
+        body,
+        etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
+      }));
       entry.catch(() => loaded.delete(file));
       loaded.set(file, entry);
     }
@@ -70,7 +81,12 @@ function fileCache() {
   };
 }
 
-async function serve(request: HttpRequest, what: StaticFile, load: (file: string) => Promise<LoadedFile>, extra: Record<string, string> = {}): Promise<HttpResponseInit> {
+async function serve(
+  request: HttpRequest,
+  what: StaticFile,
+  load: (file: string) => Promise<LoadedFile>,
+  extra: Record<string, string> = {},
+): Promise<HttpResponseInit> {
   const { body, etag } = await load(what.file);
   const headers = { etag, 'cache-control': what.cacheControl, 'x-content-type-options': 'nosniff', ...extra };
   if (request.headers.get('if-none-match') === etag) return { status: 304, headers };
@@ -83,14 +99,22 @@ export function dashboardRoutes(files = dashboardFiles()) {
     dashboard: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const url = new URL(request.url);
       // The page uses relative URLs (./dashboard/assets/…, ./metrics): they only resolve from the path without a trailing slash.
-      if (url.pathname.endsWith('/')) return { status: 308, headers: { location: `../${path.posix.basename(url.pathname)}${url.search}` } };
-      return serve(request, files.page, load, { 'content-security-policy': CONTENT_SECURITY_POLICY, 'referrer-policy': 'no-referrer' });
+      if (url.pathname.endsWith('/'))
+        return { status: 308, headers: { location: `../${path.posix.basename(url.pathname)}${url.search}` } };
+      return serve(request, files.page, load, {
+        'content-security-policy': CONTENT_SECURITY_POLICY,
+        'referrer-policy': 'no-referrer',
+      });
     }),
 
     dashboardAssets: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const name = request.params.file ?? '';
       const asset = files.assets.get(name);
-      if (!asset) throw new AppError('not_found', `No dashboard asset is named '${name.slice(0, 100)}'; the assets are ${[...files.assets.keys()].join(', ')}`);
+      if (!asset)
+        throw new AppError(
+          'not_found',
+          `No dashboard asset is named '${name.slice(0, 100)}'; the assets are ${[...files.assets.keys()].join(', ')}`,
+        );
       return serve(request, asset, load);
     }),
   };

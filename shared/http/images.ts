@@ -19,19 +19,31 @@ configureSharp();
 
 export function validImageName(name: unknown, field = 'name'): string {
   if (typeof name !== 'string' || !IMAGE_NAME.test(name)) {
-    throw new ValidationError([fieldProblem(field, 'an image name of 1-200 letters, digits, dots, dashes or underscores, not starting with a dot and without ".."', name)]);
+    throw new ValidationError([
+      fieldProblem(
+        field,
+        'an image name of 1-200 letters, digits, dots, dashes or underscores, not starting with a dot and without ".."',
+        name,
+      ),
+    ]);
   }
   return name;
 }
 
 /** Checks the bytes are a whole, accepted image and stores them under `name` (or a fresh name). */
-export async function storeImage(storage: Storage, data: Buffer, name?: string): Promise<{ name: string; content_type: string; bytes: number }> {
+export async function storeImage(
+  storage: Storage,
+  data: Buffer,
+  name?: string,
+): Promise<{ name: string; content_type: string; bytes: number }> {
   const format = sniffFormat(data);
   assertComplete(format, data);
   await readHeader(data, currentLimits());
   const stored = name ?? `upload-${randomUUID()}.${format === 'jpeg' ? 'jpg' : format}`;
   await storage.ensureResources();
-  await storage.images.getBlockBlobClient(stored).uploadData(data, { blobHTTPHeaders: { blobContentType: contentTypeOf(format) } });
+  await storage.images
+    .getBlockBlobClient(stored)
+    .uploadData(data, { blobHTTPHeaders: { blobContentType: contentTypeOf(format) } });
   return { name: stored, content_type: contentTypeOf(format), bytes: data.length };
 }
 
@@ -46,7 +58,12 @@ export function imageRoutes(getStorage: () => Storage) {
       await storage.ensureResources();
       const images = [];
       for await (const blob of storage.images.listBlobsFlat()) {
-        images.push({ name: blob.name, bytes: blob.properties.contentLength ?? 0, content_type: blob.properties.contentType ?? null, last_modified: blob.properties.lastModified?.toISOString() ?? null });
+        images.push({
+          name: blob.name,
+          bytes: blob.properties.contentLength ?? 0,
+          content_type: blob.properties.contentType ?? null,
+          last_modified: blob.properties.lastModified?.toISOString() ?? null,
+        });
       }
       return json(200, { container: storage.names.images, count: images.length, images });
     }),
@@ -55,7 +72,10 @@ export function imageRoutes(getStorage: () => Storage) {
       const name = validImageName(request.params.name);
       const type = mediaType(request);
       if (type && !type.startsWith('image/') && type !== 'application/octet-stream') {
-        throw new AppError('unsupported_media_type', `Expected the image bytes with Content-Type image/* but received ${type}`);
+        throw new AppError(
+          'unsupported_media_type',
+          `Expected the image bytes with Content-Type image/* but received ${type}`,
+        );
       }
       const stored = await storeImage(getStorage(), await readBody(request), name);
       return json(201, stored, { location: `${new URL(request.url).origin}/api/images/${encodeURIComponent(name)}` });
@@ -63,16 +83,22 @@ export function imageRoutes(getStorage: () => Storage) {
 
     getImage: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const { data, contentType } = await downloadImage(getStorage(), validImageName(request.params.name));
-      return { status: 200, body: data, headers: { 'content-type': contentType, 'content-length': String(data.length) } };
+      return {
+        status: 200,
+        body: data,
+        headers: { 'content-type': contentType, 'content-length': String(data.length) },
+      };
     }),
 
     getImageInfo: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const name = validImageName(request.params.name);
       const { data } = await downloadImage(getStorage(), name);
       const format = sniffFormat(data);
-      const meta = await sharp(data, { limitInputPixels: false }).metadata().catch((err: unknown) => {
-        throw toPermanentIfInputError(err);
-      });
+      const meta = await sharp(data, { limitInputPixels: false })
+        .metadata()
+        .catch((err: unknown) => {
+          throw toPermanentIfInputError(err);
+        });
       return json(200, {
         name,
         format,

@@ -25,13 +25,23 @@ export function taskLinks(base: string, task: TaskRecord) {
 
 function checkImageCount(count: number): void {
   if (count === 0) throw new ValidationError([fieldProblem('images', 'at least one image', [])]);
-  if (count > apiLimits().maxImagesPerJob) throw new ValidationError([fieldProblem('images', `at most ${apiLimits().maxImagesPerJob} images per job (MAX_IMAGES_PER_JOB)`, `${count} images`)]);
+  if (count > apiLimits().maxImagesPerJob)
+    throw new ValidationError([
+      fieldProblem(
+        'images',
+        `at most ${apiLimits().maxImagesPerJob} images per job (MAX_IMAGES_PER_JOB)`,
+        `${count} images`,
+      ),
+    ]);
 }
 
 /** JSON form: `images` names blobs in the images container; omitted means all of them. */
 async function fromJson(request: HttpRequest, storage: Storage): Promise<{ images: string[]; spec: TaskSpec }> {
   const body = await readJson(request);
-  if (!isPlainObject(body)) throw new ValidationError([fieldProblem('body', 'a JSON object with filters, and optionally images, filter_params, output', body)]);
+  if (!isPlainObject(body))
+    throw new ValidationError([
+      fieldProblem('body', 'a JSON object with filters, and optionally images, filter_params, output', body),
+    ]);
   const spec = normalizeTaskSpec(body);
   let images: string[];
   if (body.images === undefined) {
@@ -39,15 +49,24 @@ async function fromJson(request: HttpRequest, storage: Storage): Promise<{ image
     images = [];
     for await (const blob of storage.images.listBlobsFlat()) images.push(blob.name);
   } else {
-    if (!Array.isArray(body.images)) throw new ValidationError([fieldProblem('images', 'an array of image names', body.images)]);
+    if (!Array.isArray(body.images))
+      throw new ValidationError([fieldProblem('images', 'an array of image names', body.images)]);
     images = body.images.map((name, i) => validImageName(name, `images[${i}]`));
   }
   checkImageCount(images.length);
-  const missing = (await Promise.all(images.map(async (name) => ((await imageExists(storage, name)) ? null : name)))).filter((n): n is string => n !== null);
+  const missing = (
+    await Promise.all(images.map(async (name) => ((await imageExists(storage, name)) ? null : name)))
+  ).filter((n): n is string => n !== null);
   if (missing.length) {
-    throw new AppError('image_not_found', `${missing.length} image(s) not in the ${storage.names.images} container: ${missing.slice(0, 10).join(', ')}`, {
-      errors: missing.map((name) => fieldProblem(`images[${images.indexOf(name)}]`, `an image in the ${storage.names.images} container`, name)),
-    });
+    throw new AppError(
+      'image_not_found',
+      `${missing.length} image(s) not in the ${storage.names.images} container: ${missing.slice(0, 10).join(', ')}`,
+      {
+        errors: missing.map((name) =>
+          fieldProblem(`images[${images.indexOf(name)}]`, `an image in the ${storage.names.images} container`, name),
+        ),
+      },
+    );
   }
   return { images, spec };
 }
@@ -58,7 +77,10 @@ async function fromRawImage(request: HttpRequest, storage: Storage): Promise<{ i
   const spec = normalizeTaskSpec({
     filters: parseFiltersField(q.get('filters')),
     filter_params: parseJsonField(q.get('filter_params'), 'filter_params'),
-    output: q.get('format') || q.get('quality') ? { format: q.get('format') ?? undefined, quality: q.get('quality') ? Number(q.get('quality')) : undefined } : undefined,
+    output:
+      q.get('format') || q.get('quality')
+        ? { format: q.get('format') ?? undefined, quality: q.get('quality') ? Number(q.get('quality')) : undefined }
+        : undefined,
   });
   const body = await readBody(request);
   if (body.length === 0) throw new ValidationError([fieldProblem('body', 'the image bytes', undefined)]);
@@ -72,13 +94,19 @@ async function fromMultipart(request: HttpRequest, storage: Storage): Promise<{ 
   try {
     form = await request.formData();
   } catch (err) {
-    throw new ValidationError([fieldProblem('body', 'a well-formed multipart/form-data body', err instanceof Error ? err.message : String(err))]);
+    throw new ValidationError([
+      fieldProblem('body', 'a well-formed multipart/form-data body', err instanceof Error ? err.message : String(err)),
+    ]);
   }
   const field = (name: string) => {
     const value = form.get(name);
     return typeof value === 'string' ? value : null;
   };
-  const spec = normalizeTaskSpec({ filters: parseFiltersField(field('filters')), filter_params: parseJsonField(field('filter_params'), 'filter_params'), output: parseJsonField(field('output'), 'output') });
+  const spec = normalizeTaskSpec({
+    filters: parseFiltersField(field('filters')),
+    filter_params: parseJsonField(field('filter_params'), 'filter_params'),
+    output: parseJsonField(field('output'), 'output'),
+  });
   const files = [...form.values()].flatMap((v) => (typeof v === 'string' ? [] : [v]));
   checkImageCount(files.length);
   const images: string[] = [];
@@ -91,8 +119,19 @@ export function jobRoutes(getStorage: () => Storage) {
     submitJob: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const storage = getStorage();
       const type = mediaType(request);
-      const read = type === 'application/json' ? fromJson : type.startsWith('image/') ? fromRawImage : type === 'multipart/form-data' ? fromMultipart : undefined;
-      if (!read) throw new AppError('unsupported_media_type', `Expected Content-Type ${ACCEPTED} but received ${type || 'none'}`);
+      const read =
+        type === 'application/json'
+          ? fromJson
+          : type.startsWith('image/')
+            ? fromRawImage
+            : type === 'multipart/form-data'
+              ? fromMultipart
+              : undefined;
+      if (!read)
+        throw new AppError(
+          'unsupported_media_type',
+          `Expected Content-Type ${ACCEPTED} but received ${type || 'none'}`,
+        );
       await storage.ensureResources();
       const { images, spec } = await read(request, storage);
       const job = await createJob(storage, images, spec);
@@ -103,7 +142,13 @@ export function jobRoutes(getStorage: () => Storage) {
         {
           job_id: job.job_id,
           status_url: statusUrl,
-          tasks: job.tasks.map((t) => ({ task_id: t.task_id, image: t.image, capability: t.capability, status: t.status, ...taskLinks(base, t) })),
+          tasks: job.tasks.map((t) => ({
+            task_id: t.task_id,
+            image: t.image,
+            capability: t.capability,
+            status: t.status,
+            ...taskLinks(base, t),
+          })),
         },
         { location: statusUrl },
       );

@@ -16,7 +16,12 @@ async function currentSnapshot(storage: Storage): Promise<Snapshot> {
   if (!latest) return collectSnapshot(storage);
   const now = new Date();
   const capabilities = Object.fromEntries(
-    await Promise.all(Object.entries(latest.capabilities).map(async ([name, m]) => [name, { ...m, ...(await queueFigures(storage, name as CapabilityName, now)) }])),
+    await Promise.all(
+      Object.entries(latest.capabilities).map(async ([name, m]) => [
+        name,
+        { ...m, ...(await queueFigures(storage, name as CapabilityName, now)) },
+      ]),
+    ),
   ) as Snapshot['capabilities'];
   return { ...latest, capabilities };
 }
@@ -24,7 +29,9 @@ async function currentSnapshot(storage: Storage): Promise<Snapshot> {
 /** Snapshots without the cumulative totals the timer keeps for itself. */
 const publicView = (s: Snapshot) => ({
   ...s,
-  capabilities: Object.fromEntries(Object.entries(s.capabilities).map(([name, m]) => [name, { ...m, totals: undefined }])),
+  capabilities: Object.fromEntries(
+    Object.entries(s.capabilities).map(([name, m]) => [name, { ...m, totals: undefined }]),
+  ),
 });
 
 export function metricsRoutes(getStorage: () => Storage) {
@@ -34,7 +41,12 @@ export function metricsRoutes(getStorage: () => Storage) {
       await storage.ensureResources();
       const snapshot = await currentSnapshot(storage);
       const format = request.query.get('format') ?? 'json';
-      if (format === 'prometheus') return { status: 200, body: toPrometheus(snapshot), headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } };
+      if (format === 'prometheus')
+        return {
+          status: 200,
+          body: toPrometheus(snapshot),
+          headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' },
+        };
       if (format !== 'json') throw new ValidationError([fieldProblem('format', 'json or prometheus', format)]);
       return json(200, publicView(snapshot));
     }),
@@ -43,7 +55,13 @@ export function metricsRoutes(getStorage: () => Storage) {
       const raw = request.query.get('minutes') ?? '15';
       const minutes = Number(raw);
       if (!Number.isFinite(minutes) || minutes <= 0 || minutes > RETENTION_MINUTES) {
-        throw new ValidationError([fieldProblem('minutes', `a number of minutes above 0 and at most ${RETENTION_MINUTES} (METRICS_RETENTION_MINUTES)`, raw)]);
+        throw new ValidationError([
+          fieldProblem(
+            'minutes',
+            `a number of minutes above 0 and at most ${RETENTION_MINUTES} (METRICS_RETENTION_MINUTES)`,
+            raw,
+          ),
+        ]);
       }
       const storage = getStorage();
       await storage.ensureResources();

@@ -32,12 +32,19 @@ export function problem(err: unknown, context: InvocationContext, instance?: str
   return {
     status: 500,
     headers: { 'content-type': 'application/problem+json; charset=utf-8' },
-    jsonBody: { type: `${PROBLEM_TYPE_PREFIX}internal`, title: 'Internal error', status: 500, detail: `The request failed unexpectedly; look up invocation ${context.invocationId} in the logs.` },
+    jsonBody: {
+      type: `${PROBLEM_TYPE_PREFIX}internal`,
+      title: 'Internal error',
+      status: 500,
+      detail: `The request failed unexpectedly; look up invocation ${context.invocationId} in the logs.`,
+    },
   };
 }
 
 /** Wraps a handler so every failure goes through `problem`. */
-export function handled<Req extends { url: string }>(handler: (request: Req, context: InvocationContext) => Promise<HttpResponseInit>) {
+export function handled<Req extends { url: string }>(
+  handler: (request: Req, context: InvocationContext) => Promise<HttpResponseInit>,
+) {
   return async (request: Req, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
       return await handler(request, context);

@@ -10,7 +10,8 @@ import { handled, json } from './respond';
 import { isLive, listWorkers } from '../metrics/registry';
 
 async function findTask(storage: Storage, taskId: string | undefined): Promise<TaskRecord> {
-  if (!TASK_ID.test(taskId ?? '')) throw new ValidationError([fieldProblem('task_id', 'a task id <job uuid>_<index>', taskId)]);
+  if (!TASK_ID.test(taskId ?? ''))
+    throw new ValidationError([fieldProblem('task_id', 'a task id <job uuid>_<index>', taskId)]);
   await storage.ensureResources();
   const task = await new TaskStore(storage.tasks).get(taskId!);
   if (!task) throw new AppError('not_found', `No task ${taskId}`);
@@ -19,7 +20,10 @@ async function findTask(storage: Storage, taskId: string | undefined): Promise<T
 
 /** Why a queued task waits: roughly how many messages are ahead of it, and whether any worker serves its queue. */
 async function queuePosition(storage: Storage, task: TaskRecord) {
-  const [{ approximateMessagesCount = 0 }, workers] = await Promise.all([storage.queue(task.capability).getProperties(), listWorkers(storage)]);
+  const [{ approximateMessagesCount = 0 }, workers] = await Promise.all([
+    storage.queue(task.capability).getProperties(),
+    listWorkers(storage),
+  ]);
   const live = workers.filter((w) => isLive(w) && w.capabilities.includes(task.capability)).length;
   return {
     queue: task.queue,
@@ -43,11 +47,25 @@ export function taskRoutes(getStorage: () => Storage) {
       const storage = getStorage();
       const task = await findTask(storage, request.params.task_id);
       if (task.status !== 'succeeded' || !task.output) {
-        const why = task.status === 'failed' ? `it failed (${task.failure_type}: ${task.failure_reason})` : `it is ${task.status}`;
-        throw new AppError('not_ready', `Task ${task.task_id} has no result because ${why}; poll ${apiBase(request)}/tasks/${task.task_id}`);
+        const why =
+          task.status === 'failed'
+            ? `it failed (${task.failure_type}: ${task.failure_reason})`
+            : `it is ${task.status}`;
+        throw new AppError(
+          'not_ready',
+          `Task ${task.task_id} has no result because ${why}; poll ${apiBase(request)}/tasks/${task.task_id}`,
+        );
       }
       const data = await storage.processed.getBlockBlobClient(task.output.blob).downloadToBuffer();
-      return { status: 200, body: data, headers: { 'content-type': task.output.content_type, 'content-length': String(data.length), 'cache-control': 'public, max-age=31536000, immutable' } };
+      return {
+        status: 200,
+        body: data,
+        headers: {
+          'content-type': task.output.content_type,
+          'content-length': String(data.length),
+          'cache-control': 'public, max-age=31536000, immutable',
+        },
+      };
     }),
   };
 }

@@ -23,8 +23,14 @@ export function filterCatalog(limits: Limits) {
 }
 
 function catalogParam(spec: ParamSpec, limits: Limits): CatalogParam {
-  const base = { type: spec.type, description: spec.description, required: spec.required === true, ...(spec.default !== undefined ? { default: spec.default } : {}) };
-  if (spec.type === 'integer' || spec.type === 'number') return { ...base, min: resolveBound(spec.min, limits), max: resolveBound(spec.max, limits) };
+  const base = {
+    type: spec.type,
+    description: spec.description,
+    required: spec.required === true,
+    ...(spec.default !== undefined ? { default: spec.default } : {}),
+  };
+  if (spec.type === 'integer' || spec.type === 'number')
+    return { ...base, min: resolveBound(spec.min, limits), max: resolveBound(spec.max, limits) };
   if (spec.type === 'enum') return { ...base, enum: spec.enum };
   return base;
 }

@@ -20,7 +20,12 @@ interface ParamBase {
 }
 export type ParamSpec = ParamBase &
   (
-    | { readonly type: 'integer' | 'number'; readonly min: Bound; readonly max: Bound; readonly default?: number | null }
+    | {
+        readonly type: 'integer' | 'number';
+        readonly min: Bound;
+        readonly max: Bound;
+        readonly default?: number | null;
+      }
     | { readonly type: 'enum'; readonly enum: readonly string[]; readonly default?: string }
     | { readonly type: 'boolean'; readonly default?: boolean }
     | { readonly type: 'color'; readonly default?: string }

@@ -18,7 +18,10 @@ export async function readHeader(input: Buffer, limits: Limits): Promise<Metadat
     });
   const { width, height } = meta.autoOrient;
   if (width * height > limits.maxInputPixels) {
-    throw new PermanentError('input_too_large', `The image is ${width}×${height} = ${width * height} pixels: expected at most ${limits.maxInputPixels} (MAX_INPUT_PIXELS)`);
+    throw new PermanentError(
+      'input_too_large',
+      `The image is ${width}×${height} = ${width * height} pixels: expected at most ${limits.maxInputPixels} (MAX_INPUT_PIXELS)`,
+    );
   }
   return meta;
 }

@@ -22,7 +22,10 @@ const MAGIC: ReadonlyArray<[InputFormat, (b: Buffer) => boolean]> = [
 
 /** Formats people send that we refuse by policy, each with the reason the user is told. */
 const REFUSED: ReadonlyArray<[string, (b: Buffer) => boolean]> = [
-  ['SVG/XML (vector images can reference external files and URLs)', (b) => /^(\xef\xbb\xbf)?\s*</.test(ascii(b, 0, 64))],
+  [
+    'SVG/XML (vector images can reference external files and URLs)',
+    (b) => /^(\xef\xbb\xbf)?\s*</.test(ascii(b, 0, 64)),
+  ],
   ['PDF (documents are not images)', (b) => ascii(b, 0, 5) === '%PDF-'],
 ];
 
@@ -34,7 +37,10 @@ export function sniffFormat(input: Buffer): InputFormat {
   const refused = REFUSED.find(([, test]) => test(input))?.[0];
   if (refused) throw new PermanentError('refused_format', `${refused} is not accepted: ${expected}`);
   const head = input.subarray(0, 8).toString('hex').replace(/(..)/g, '$1 ').trim();
-  throw new PermanentError('not_an_image', `The input is not an image: ${expected}; received ${input.length} bytes starting with ${head}`);
+  throw new PermanentError(
+    'not_an_image',
+    `The input is not an image: ${expected}; received ${input.length} bytes starting with ${head}`,
+  );
 }
 
 /**
@@ -77,8 +83,15 @@ export const contentTypeOf = (format: InputFormat): string => CONTENT_TYPES[form
 export function assertComplete(format: InputFormat, input: Buffer): void {
   const tail = input.subarray(Math.max(0, input.length - 4096));
   const complete =
-    format === 'jpeg' ? tail.includes(Buffer.from([0xff, 0xd9])) : format === 'png' ? tail.includes(Buffer.from('IEND', 'latin1')) : true;
+    format === 'jpeg'
+      ? tail.includes(Buffer.from([0xff, 0xd9]))
+      : format === 'png'
+        ? tail.includes(Buffer.from('IEND', 'latin1'))
+        : true;
   if (!complete) {
-    throw new PermanentError('corrupt_image', `The ${format.toUpperCase()} data ends before the image does (${input.length} bytes received): the upload is truncated`);
+    throw new PermanentError(
+      'corrupt_image',
+      `The ${format.toUpperCase()} data ends before the image does (${input.length} bytes received): the upload is truncated`,
+    );
   }
 }

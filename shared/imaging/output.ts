@@ -24,9 +24,33 @@ interface Encoder {
 export const ENCODERS: { readonly [F in OutputFormat]: Encoder } = {
   // No optimiseCoding: the extra Huffman pass costs ~10% of a 4K task for ~3% smaller files,
   // and Pillow/OpenCV, whose output users compare against, do not do it either.
-  jpeg: { contentType: 'image/jpeg', extension: 'jpg', alpha: false, greyBand: true, encode: (i, q) => i.jpeg({ quality: q, optimiseCoding: false }) },
+  jpeg: {
+    contentType: 'image/jpeg',
+    extension: 'jpg',
+    alpha: false,
+    greyBand: true,
+    encode: (i, q) => i.jpeg({ quality: q, optimiseCoding: false }),
+  },
   // quality does not apply to lossless PNG; level 6 is zlib's balanced default.
-  png: { contentType: 'image/png', extension: 'png', alpha: true, greyBand: true, encode: (i) => i.png({ compressionLevel: 6 }) },
-  webp: { contentType: 'image/webp', extension: 'webp', alpha: true, greyBand: false, encode: (i, q) => i.webp({ quality: q }) },
-  avif: { contentType: 'image/avif', extension: 'avif', alpha: true, greyBand: false, encode: (i, q) => i.avif({ quality: q }) },
+  png: {
+    contentType: 'image/png',
+    extension: 'png',
+    alpha: true,
+    greyBand: true,
+    encode: (i) => i.png({ compressionLevel: 6 }),
+  },
+  webp: {
+    contentType: 'image/webp',
+    extension: 'webp',
+    alpha: true,
+    greyBand: false,
+    encode: (i, q) => i.webp({ quality: q }),
+  },
+  avif: {
+    contentType: 'image/avif',
+    extension: 'avif',
+    alpha: true,
+    greyBand: false,
+    encode: (i, q) => i.avif({ quality: q }),
+  },
 };

@@ -36,7 +36,11 @@ interface Current {
   ctx: { width: number; height: number; channels: number };
 }
 
-export async function processImage(spec: TaskSpec, input: Buffer, limits: Limits = currentLimits()): Promise<ProcessedImage> {
+export async function processImage(
+  spec: TaskSpec,
+  input: Buffer,
+  limits: Limits = currentLimits(),
+): Promise<ProcessedImage> {
   sniffFormat(input);
   const encoder = ENCODERS[spec.output.format];
   try {
@@ -44,7 +48,11 @@ export async function processImage(spec: TaskSpec, input: Buffer, limits: Limits
     let grey = current.ctx.channels <= 2;
     const filterInputs = new Map<number, Size>();
     for (const [i, stage] of planStages(spec.filters).entries()) {
-      if (i > 0) current = await handOff(current.image, stage.some((s) => s.step.needsColour));
+      if (i > 0)
+        current = await handOff(
+          current.image,
+          stage.some((s) => s.step.needsColour),
+        );
       ({ image: current.image, grey } = applyStage(current, stage, filterInputs, limits));
     }
     return await encode(current.image, grey && encoder.greyBand, spec);
@@ -63,13 +71,22 @@ async function openInput(input: Buffer, limits: Limits, flattenAlpha: boolean): 
   return { image, ctx: { width, height, channels: flattenAlpha && meta.hasAlpha ? channels - 1 : channels } };
 }
 
-function applyStage(current: Current, stage: readonly PlannedStep[], filterInputs: Map<number, Size>, limits: Limits): { image: Sharp; grey: boolean } {
+function applyStage(
+  current: Current,
+  stage: readonly PlannedStep[],
+  filterInputs: Map<number, Size>,
+  limits: Limits,
+): { image: Sharp; grey: boolean } {
   let { image } = current;
   let size: Size = current.ctx;
   let grey = current.ctx.channels <= 2;
   for (const planned of stage) {
     if (planned.startsFilter) filterInputs.set(planned.filterIndex, size);
-    const ctx: StepContext = { ...size, channels: current.ctx.channels, filterInput: filterInputs.get(planned.filterIndex)! };
+    const ctx: StepContext = {
+      ...size,
+      channels: current.ctx.channels,
+      filterInput: filterInputs.get(planned.filterIndex)!,
+    };
     if (planned.step.outputSize) size = checkedSize(planned.step.outputSize(planned.params, ctx), planned, limits);
     image = planned.step.apply(image, planned.params, ctx);
     if (planned.step.makesGrey) grey = true;
@@ -106,6 +123,13 @@ async function encode(image: Sharp, greyBand: boolean, spec: TaskSpec): Promise<
   const { data, info } = await encoder.encode(shaped, spec.output.quality).toBuffer({ resolveWithObject: true });
   return {
     data,
-    info: { format: spec.output.format, content_type: encoder.contentType, width: info.width, height: info.height, channels: info.channels, bytes: data.length },
+    info: {
+      format: spec.output.format,
+      content_type: encoder.contentType,
+      width: info.width,
+      height: info.height,
+      channels: info.channels,
+      bytes: data.length,
+    },
   };
 }

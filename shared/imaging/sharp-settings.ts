@@ -7,7 +7,14 @@ import sharp, { type SharpOptions } from 'sharp';
 import type { Limits } from './limits';
 
 /** Input formats accepted; everything else (SVG, PDF, raw vips, …) is refused by magic bytes and blocked in libvips. */
-export const ACCEPTED_LOADERS = ['VipsForeignLoadJpeg', 'VipsForeignLoadPng', 'VipsForeignLoadWebp', 'VipsForeignLoadHeif', 'VipsForeignLoadNsgif', 'VipsForeignLoadTiff'];
+export const ACCEPTED_LOADERS = [
+  'VipsForeignLoadJpeg',
+  'VipsForeignLoadPng',
+  'VipsForeignLoadWebp',
+  'VipsForeignLoadHeif',
+  'VipsForeignLoadNsgif',
+  'VipsForeignLoadTiff',
+];
 
 function readConcurrency(): number {
   const configured = Number(process.env.SHARP_CONCURRENCY);

@@ -6,7 +6,11 @@ import { appTelemetry, reportSnapshot, type Telemetry } from '../telemetry';
 
 export const METRICS_SCHEDULE = process.env.METRICS_SCHEDULE ?? '*/10 * * * * *';
 
-export async function collectAndStore(storage: Storage, now = new Date(), telemetry: Telemetry = appTelemetry()): Promise<Snapshot> {
+export async function collectAndStore(
+  storage: Storage,
+  now = new Date(),
+  telemetry: Telemetry = appTelemetry(),
+): Promise<Snapshot> {
   const previous = await latestSnapshot(storage);
   const snapshot = await collectSnapshot(storage, previous, now);
   await saveSnapshot(storage, snapshot);

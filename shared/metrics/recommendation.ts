@@ -57,20 +57,41 @@ export interface ScalingPolicy {
 
 /** KEDA's defaults for the queue rule (minReplicaCount 0, queueLength 5, activationQueueLength 0); the rest are starting guesses. */
 export const DEFAULT_POLICY: ScalingPolicy = Object.freeze({
-  minWorkers: 0, maxWorkers: 10, targetDrainSeconds: 60, scaleDownUtilization: 0.3,
-  defaultServicePerWorkerPerMin: 30, kedaQueueLength: 5, kedaActivationQueueLength: 0,
+  minWorkers: 0,
+  maxWorkers: 10,
+  targetDrainSeconds: 60,
+  scaleDownUtilization: 0.3,
+  defaultServicePerWorkerPerMin: 30,
+  kedaQueueLength: 5,
+  kedaActivationQueueLength: 0,
 });
 
 /** The policy for a capability: its scaling row (the same figures its KEDA ScaledObject uses) over the defaults. */
 export function policyFor(scaling: CapabilityScaling, base: ScalingPolicy = DEFAULT_POLICY): ScalingPolicy {
-  return Object.freeze({ ...base, minWorkers: scaling.minReplicas, maxWorkers: scaling.maxReplicas, kedaQueueLength: scaling.queueLength, kedaActivationQueueLength: scaling.activationQueueLength });
+  return Object.freeze({
+    ...base,
+    minWorkers: scaling.minReplicas,
+    maxWorkers: scaling.maxReplicas,
+    kedaQueueLength: scaling.queueLength,
+    kedaActivationQueueLength: scaling.activationQueueLength,
+  });
 }
 
 export interface Recommendation {
-  readonly current_workers: number; readonly recommended_workers: number; readonly action: ScalingAction;
-  readonly reason: string; readonly confidence: number; readonly urgency: Urgency; readonly keda_replicas: number;
+  readonly current_workers: number;
+  readonly recommended_workers: number;
+  readonly action: ScalingAction;
+  readonly reason: string;
+  readonly confidence: number;
+  readonly urgency: Urgency;
+  readonly keda_replicas: number;
   /** The intermediate figures of the formula, so a reader can check the arithmetic. */
-  readonly model: { readonly service_per_worker_per_min: number; readonly required_for_arrivals: number; readonly required_for_backlog: number; readonly drain_time_s: number | null };
+  readonly model: {
+    readonly service_per_worker_per_min: number;
+    readonly required_for_arrivals: number;
+    readonly required_for_backlog: number;
+    readonly drain_time_s: number | null;
+  };
 }
 
 type Rule = readonly [expected: string, ok: (v: number) => boolean];
@@ -82,17 +103,36 @@ const SHARE: Rule = ['a number between 0 and 1', (v) => v >= 0 && v <= 1];
 /** Bad figures throw here instead of turning into NaN advice; the message names the field and the value. */
 function check(field: string, value: number | null, [expected, ok]: Rule, nullable = false): void {
   if (nullable && value === null) return;
-  if (typeof value !== 'number' || !Number.isFinite(value) || !ok(value)) throw new RangeError(problem(field, nullable ? `${expected} or null` : expected, value).message);
+  if (typeof value !== 'number' || !Number.isFinite(value) || !ok(value))
+    throw new RangeError(problem(field, nullable ? `${expected} or null` : expected, value).message);
 }
 
 function checkPolicy(p: ScalingPolicy): void {
-  for (const [field, rule] of [['minWorkers', COUNT], ['targetDrainSeconds', RATE], ['scaleDownUtilization', SHARE], ['defaultServicePerWorkerPerMin', RATE], ['kedaQueueLength', RATE], ['kedaActivationQueueLength', AMOUNT]] as const) check(`policy.${field}`, p[field], rule);
+  for (const [field, rule] of [
+    ['minWorkers', COUNT],
+    ['targetDrainSeconds', RATE],
+    ['scaleDownUtilization', SHARE],
+    ['defaultServicePerWorkerPerMin', RATE],
+    ['kedaQueueLength', RATE],
+    ['kedaActivationQueueLength', AMOUNT],
+  ] as const)
+    check(`policy.${field}`, p[field], rule);
   const floor = Math.max(1, p.minWorkers);
-  check('policy.maxWorkers', p.maxWorkers, [`an integer of at least ${floor} (1 and minWorkers)`, (v) => Number.isInteger(v) && v >= floor]);
+  check('policy.maxWorkers', p.maxWorkers, [
+    `an integer of at least ${floor} (1 and minWorkers)`,
+    (v) => Number.isInteger(v) && v >= floor,
+  ]);
 }
 
 function checkObservation(o: LoadObservation): void {
-  for (const [field, rule] of [['currentWorkers', COUNT], ['queueLength', COUNT], ['arrivalPerMin', AMOUNT], ['utilization', SHARE], ['samples', COUNT]] as const) check(`observation.${field}`, o[field], rule);
+  for (const [field, rule] of [
+    ['currentWorkers', COUNT],
+    ['queueLength', COUNT],
+    ['arrivalPerMin', AMOUNT],
+    ['utilization', SHARE],
+    ['samples', COUNT],
+  ] as const)
+    check(`observation.${field}`, o[field], rule);
   check('observation.servicePerWorkerPerMin', o.servicePerWorkerPerMin, RATE, true);
   check('observation.oldestMessageAgeS', o.oldestMessageAgeS, AMOUNT, true);
 }
@@ -125,7 +165,15 @@ function urgencyOf(action: ScalingAction, o: LoadObservation, mu: number, drain:
 }
 
 /** One sentence with the figures behind the action, worded to read right for 1 worker as for 10. */
-function explain(action: ScalingAction, o: LoadObservation, p: ScalingPolicy, mu: number, needed: number, drain: number | null, idle: boolean): string {
+function explain(
+  action: ScalingAction,
+  o: LoadObservation,
+  p: ScalingPolicy,
+  mu: number,
+  needed: number,
+  drain: number | null,
+  idle: boolean,
+): string {
   const { currentWorkers: n, queueLength: q, arrivalPerMin: lambda } = o;
   const rates = `${workers(n)} at ${mu.toFixed(1)} tasks/min each against ${lambda.toFixed(1)} arrivals/min`;
   const backlog = `backlog of ${q}${o.oldestMessageAgeS === null ? '' : ` (oldest ${Math.round(o.oldestMessageAgeS)} s)`}`;
@@ -135,7 +183,10 @@ function explain(action: ScalingAction, o: LoadObservation, p: ScalingPolicy, mu
   if (action === 'SCALE_UP' && q > 0) {
     return `${backlog} would take ${secs(drain)} to drain with ${rates}; with ${target} it ${after !== null && after <= t ? `drains within ${t} s` : `takes ${secs(after)}`}`;
   }
-  if (action === 'SCALE_UP') return n * mu < lambda ? `arrivals outpace ${rates}; ${target} can serve ${(needed * mu).toFixed(1)}/min` : `minWorkers is ${p.minWorkers} and ${workers(n)} are running`;
+  if (action === 'SCALE_UP')
+    return n * mu < lambda
+      ? `arrivals outpace ${rates}; ${target} can serve ${(needed * mu).toFixed(1)}/min`
+      : `minWorkers is ${p.minWorkers} and ${workers(n)} are running`;
   const utilization = `utilization ${pct(o.utilization)} is ${idle ? '' : 'not '}below ${pct(p.scaleDownUtilization)}`;
   if (action === 'SCALE_DOWN') {
     return `${n > p.maxWorkers ? `maxWorkers is ${p.maxWorkers}` : utilization} and the queue ${q === 0 ? 'is empty' : `drains in ${secs(drain)}`} with ${rates}; shrink to ${workers(needed)}`;
@@ -144,7 +195,8 @@ function explain(action: ScalingAction, o: LoadObservation, p: ScalingPolicy, mu
     const busy = idle ? `the ${backlog} takes ${secs(drain)} to drain, over half the ${t} s target` : utilization;
     return `the formula needs ${workers(needed)}, but ${busy}; keeping ${workers(n)} to avoid flapping`;
   }
-  if (q > 0 && (drain === null || drain > t)) return `capped at maxWorkers ${p.maxWorkers}: the ${backlog} takes ${secs(drain)} to drain with ${rates}`;
+  if (q > 0 && (drain === null || drain > t))
+    return `capped at maxWorkers ${p.maxWorkers}: the ${backlog} takes ${secs(drain)} to drain with ${rates}`;
   return `keeping ${rates}${q > 0 ? `; the ${backlog} drains in ${secs(drain)}` : ''}`;
 }
 
@@ -163,11 +215,18 @@ export function recommend(o: LoadObservation, policy: ScalingPolicy = DEFAULT_PO
   const settled = drain !== null && drain <= t / 2;
   const action: ScalingAction = needed > n ? 'SCALE_UP' : needed < n && idle && settled ? 'SCALE_DOWN' : 'MAINTAIN';
   return {
-    current_workers: n, recommended_workers: action === 'MAINTAIN' ? n : needed, action,
+    current_workers: n,
+    recommended_workers: action === 'MAINTAIN' ? n : needed,
+    action,
     reason: explain(action, o, policy, mu, needed, drain, idle),
     confidence: round(Math.min(o.servicePerWorkerPerMin === null ? 0.3 : 1, o.samples / (o.samples + 10)), 2),
     urgency: urgencyOf(action, o, mu, drain, t),
     keda_replicas: kedaReplicas(q, policy),
-    model: { service_per_worker_per_min: round(mu), required_for_arrivals: round(forArrivals), required_for_backlog: round(forBacklog), drain_time_s: drain === null ? null : round(drain, 1) },
+    model: {
+      service_per_worker_per_min: round(mu),
+      required_for_arrivals: round(forArrivals),
+      required_for_backlog: round(forBacklog),
+      drain_time_s: drain === null ? null : round(drain, 1),
+    },
   };
 }

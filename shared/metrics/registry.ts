@@ -44,9 +44,12 @@ export function statusOf(e: Pick<WorkerEntity, 'last_heartbeat' | 'in_flight' | 
 export async function listWorkers(storage: Storage, now = new Date()): Promise<WorkerView[]> {
   await storage.ensureResources();
   const workers: WorkerView[] = [];
-  for await (const e of storage.workers.listEntities<WorkerEntity>({ queryOptions: { filter: "PartitionKey eq 'workers'" } })) {
+  for await (const e of storage.workers.listEntities<WorkerEntity>({
+    queryOptions: { filter: "PartitionKey eq 'workers'" },
+  })) {
     const counters = JSON.parse(e.counters) as Partial<Record<CapabilityName, CapabilityCounters>>;
-    const sum = (key: 'completed' | 'failed') => Object.values(counters).reduce((total, c) => total + (c?.[key] ?? 0), 0);
+    const sum = (key: 'completed' | 'failed') =>
+      Object.values(counters).reduce((total, c) => total + (c?.[key] ?? 0), 0);
     workers.push({
       id: e.rowKey!,
       host: e.host,

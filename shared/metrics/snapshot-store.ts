@@ -13,11 +13,19 @@ export const RETENTION_MINUTES = Number(process.env.METRICS_RETENTION_MINUTES ??
 const rowKeyOf = (time: number) => String(MAX_TIME - time).padStart(13, '0');
 
 export async function saveSnapshot(storage: Storage, snapshot: Snapshot): Promise<void> {
-  await storage.metrics.upsertEntity({ partitionKey: PARTITION, rowKey: rowKeyOf(Date.parse(snapshot.timestamp)), data: JSON.stringify(snapshot) }, 'Replace');
+  await storage.metrics.upsertEntity(
+    { partitionKey: PARTITION, rowKey: rowKeyOf(Date.parse(snapshot.timestamp)), data: JSON.stringify(snapshot) },
+    'Replace',
+  );
 }
 
 /** Snapshots newer than `minutes` ago, newest first. */
-export async function snapshotsSince(storage: Storage, minutes: number, now = new Date(), limit = 1000): Promise<Snapshot[]> {
+export async function snapshotsSince(
+  storage: Storage,
+  minutes: number,
+  now = new Date(),
+  limit = 1000,
+): Promise<Snapshot[]> {
   const filter = `PartitionKey eq '${PARTITION}' and RowKey le '${rowKeyOf(now.getTime() - minutes * 60000)}'`;
   const snapshots: Snapshot[] = [];
   for await (const e of storage.metrics.listEntities<{ data: string }>({ queryOptions: { filter } })) {
@@ -28,7 +36,10 @@ export async function snapshotsSince(storage: Storage, minutes: number, now = ne
 }
 
 export async function latestSnapshot(storage: Storage): Promise<Snapshot | undefined> {
-  for await (const e of storage.metrics.listEntities<{ data: string }>({ queryOptions: { filter: `PartitionKey eq '${PARTITION}'` } })) return JSON.parse(e.data) as Snapshot;
+  for await (const e of storage.metrics.listEntities<{ data: string }>({
+    queryOptions: { filter: `PartitionKey eq '${PARTITION}'` },
+  }))
+    return JSON.parse(e.data) as Snapshot;
   return undefined;
 }
 

@@ -67,7 +67,13 @@ function sumCounters(workers: readonly WorkerView[], capability: CapabilityName)
 function difference(now: CapabilityCounters, before: CapabilityCounters | undefined): CapabilityCounters {
   const base = before ?? emptyCounters();
   const minus = (a: number, b: number) => Math.max(0, a - b);
-  return { completed: minus(now.completed, base.completed), failed: minus(now.failed, base.failed), errors: minus(now.errors, base.errors), busy_ms: minus(now.busy_ms, base.busy_ms), latency: now.latency.map((n, i) => minus(n, base.latency[i] ?? 0)) };
+  return {
+    completed: minus(now.completed, base.completed),
+    failed: minus(now.failed, base.failed),
+    errors: minus(now.errors, base.errors),
+    busy_ms: minus(now.busy_ms, base.busy_ms),
+    latency: now.latency.map((n, i) => minus(n, base.latency[i] ?? 0)),
+  };
 }
 
 /** The upper bound of the bucket holding the p-th percentile (histograms give bounds, not exact values). */
@@ -77,7 +83,8 @@ export function percentile(histogram: readonly number[], p: number): number | nu
   let seen = 0;
   for (const [i, n] of histogram.entries()) {
     seen += n;
-    if (seen >= p * count) return Number.isFinite(LATENCY_BUCKETS_MS[i]) ? LATENCY_BUCKETS_MS[i] : LATENCY_BUCKETS_MS[i - 1];
+    if (seen >= p * count)
+      return Number.isFinite(LATENCY_BUCKETS_MS[i]) ? LATENCY_BUCKETS_MS[i] : LATENCY_BUCKETS_MS[i - 1];
   }
   return null;
 }
@@ -111,11 +118,16 @@ export async function collectSnapshot(storage: Storage, previous?: Snapshot, now
     const minutes = windowMs ? windowMs / 60000 : null;
     const busy = serving.filter((w) => w.status === 'busy').length;
     // Over a window, busy time per slot; for the first snapshot only the busy workers right now.
-    const utilization = !serving.length ? 0 : windowMs ? Math.min(1, delta.busy_ms / (windowMs * serving.length * SLOTS_PER_WORKER)) : busy / serving.length;
+    const utilization = !serving.length
+      ? 0
+      : windowMs
+        ? Math.min(1, delta.busy_ms / (windowMs * serving.length * SLOTS_PER_WORKER))
+        : busy / serving.length;
     const backlogGrowth = before ? queue.queue_length - before.queue_length : 0;
     const arrivals = minutes ? Math.max(0, (delta.completed + delta.failed + backlogGrowth) / minutes) : 0;
     // Tasks one fully busy worker finishes per minute: completions per slot-minute of busy time, times its slots.
-    const servicePerWorker = delta.completed > 0 && delta.busy_ms > 0 ? (delta.completed / (delta.busy_ms / 60000)) * SLOTS_PER_WORKER : null;
+    const servicePerWorker =
+      delta.completed > 0 && delta.busy_ms > 0 ? (delta.completed / (delta.busy_ms / 60000)) * SLOTS_PER_WORKER : null;
     const finished = delta.completed + delta.failed;
     capabilities[name] = {
       queue: storage.names.queueOf(name),
@@ -130,11 +142,24 @@ export async function collectSnapshot(storage: Storage, previous?: Snapshot, now
         latency_ms: { p50: percentile(delta.latency, 0.5), p95: percentile(delta.latency, 0.95) },
       },
       recommendation: recommend(
-        { currentWorkers: serving.length, queueLength: queue.queue_length, arrivalPerMin: arrivals, servicePerWorkerPerMin: servicePerWorker, utilization, samples: delta.completed, oldestMessageAgeS: queue.oldest_message_age_s },
+        {
+          currentWorkers: serving.length,
+          queueLength: queue.queue_length,
+          arrivalPerMin: arrivals,
+          servicePerWorkerPerMin: servicePerWorker,
+          utilization,
+          samples: delta.completed,
+          oldestMessageAgeS: queue.oldest_message_age_s,
+        },
         policyFor(scaling),
       ),
       totals,
     };
   }
-  return { timestamp: now.toISOString(), window_s: windowMs === null ? null : round(windowMs / 1000, 1), host: hostLoad(), capabilities };
+  return {
+    timestamp: now.toISOString(),
+    window_s: windowMs === null ? null : round(windowMs / 1000, 1),
+    host: hostLoad(),
+    capabilities,
+  };
 }

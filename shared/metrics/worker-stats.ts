@@ -11,7 +11,18 @@ import { functionSuffix } from '../tasks/routing';
 import { WORKER_ID, type WorkerOutcome } from '../tasks/worker';
 
 /** Upper bounds (ms) of the latency histogram's buckets; the last one catches everything. */
-export const LATENCY_BUCKETS_MS = [100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, Number.POSITIVE_INFINITY] as const;
+export const LATENCY_BUCKETS_MS = [
+  100,
+  250,
+  500,
+  1000,
+  2500,
+  5000,
+  10000,
+  30000,
+  60000,
+  Number.POSITIVE_INFINITY,
+] as const;
 
 export interface CapabilityCounters {
   completed: number;
@@ -36,7 +47,13 @@ const RECENT_TASKS = 10;
 
 export const HEARTBEAT_MS = Number(process.env.WORKER_HEARTBEAT_SECONDS ?? 5) * 1000;
 
-export const emptyCounters = (): CapabilityCounters => ({ completed: 0, failed: 0, errors: 0, busy_ms: 0, latency: LATENCY_BUCKETS_MS.map(() => 0) });
+export const emptyCounters = (): CapabilityCounters => ({
+  completed: 0,
+  failed: 0,
+  errors: 0,
+  busy_ms: 0,
+  latency: LATENCY_BUCKETS_MS.map(() => 0),
+});
 
 /**
  * The capabilities this process serves: in a per-capability deployment the host runs only the
@@ -59,7 +76,11 @@ export class WorkerStats {
   ) {}
 
   /** Runs one task and counts it: completed (with its latency), failed, or a transient error. */
-  async track(capability: CapabilityName, run: () => Promise<WorkerOutcome>, taskId: string | null = null): Promise<WorkerOutcome> {
+  async track(
+    capability: CapabilityName,
+    run: () => Promise<WorkerOutcome>,
+    taskId: string | null = null,
+  ): Promise<WorkerOutcome> {
     const counters = this.countersOf(capability);
     const started = Date.now();
     let outcome: WorkerOutcome | 'error' = 'error';
@@ -79,7 +100,13 @@ export class WorkerStats {
       this.inFlight -= 1;
       const ms = Date.now() - started;
       counters.busy_ms += ms;
-      this.recent.unshift({ task_id: taskId, capability, outcome, duration_ms: ms, finished_at: new Date().toISOString() });
+      this.recent.unshift({
+        task_id: taskId,
+        capability,
+        outcome,
+        duration_ms: ms,
+        finished_at: new Date().toISOString(),
+      });
       this.recent.length = Math.min(this.recent.length, RECENT_TASKS);
     }
   }
@@ -110,7 +137,12 @@ export class WorkerStats {
 export const workerStats = new WorkerStats(WORKER_ID, servedCapabilities());
 
 /** Heartbeats from a plain interval (a timer trigger would run on one instance only). */
-export function startHeartbeat(storage: Storage, stats: WorkerStats = workerStats, intervalMs = HEARTBEAT_MS, log: (line: string) => void = () => undefined) {
+export function startHeartbeat(
+  storage: Storage,
+  stats: WorkerStats = workerStats,
+  intervalMs = HEARTBEAT_MS,
+  log: (line: string) => void = () => undefined,
+) {
   // A process running no worker function (the API or the metrics timer in Kubernetes) is not a worker.
   if (stats.capabilities.length === 0) return { stop: async () => undefined };
   const beat = async (stopped = false) => {

@@ -25,7 +25,9 @@ export class Storage {
     const blobs = BlobServiceClient.fromConnectionString(connectionString);
     this.queues = QueueServiceClient.fromConnectionString(connectionString);
     // Azurite serves plain http; the tables SDK refuses that unless told.
-    const tableOptions = { allowInsecureConnection: /DefaultEndpointsProtocol=http;|TableEndpoint=http:/i.test(connectionString) };
+    const tableOptions = {
+      allowInsecureConnection: /DefaultEndpointsProtocol=http;|TableEndpoint=http:/i.test(connectionString),
+    };
     this.images = blobs.getContainerClient(names.images);
     this.processed = blobs.getContainerClient(names.processed);
     this.tasks = TableClient.fromConnectionString(connectionString, names.tasksTable, tableOptions);
@@ -62,7 +64,10 @@ export class Storage {
       this.deadLetters.createTable().catch(ignoreExists),
       this.workers.createTable().catch(ignoreExists),
       this.metrics.createTable().catch(ignoreExists),
-      ...CAPABILITIES.flatMap((c) => [this.queue(c.name).createIfNotExists(), this.poisonQueue(c.name).createIfNotExists()]),
+      ...CAPABILITIES.flatMap((c) => [
+        this.queue(c.name).createIfNotExists(),
+        this.poisonQueue(c.name).createIfNotExists(),
+      ]),
     ]);
   }
 }

@@ -29,7 +29,10 @@ export function azuriteConnectionString(ports: AzuritePorts = DEFAULT_AZURITE_PO
 
 export function resolveConnectionString(value: string | undefined): string {
   const setting = value?.trim();
-  if (!setting) throw new Error('AzureWebJobsStorage is not set: expected a storage connection string or UseDevelopmentStorage=true');
+  if (!setting)
+    throw new Error(
+      'AzureWebJobsStorage is not set: expected a storage connection string or UseDevelopmentStorage=true',
+    );
   if (/^UseDevelopmentStorage=true;?$/i.test(setting)) return azuriteConnectionString();
   return setting;
 }

@@ -45,9 +45,19 @@ export class DeadLetterStore {
 
   async list(capability: CapabilityName): Promise<DeadLetter[]> {
     const letters: DeadLetter[] = [];
-    const query = this.table.listEntities<DeadLetterEntity>({ queryOptions: { filter: `PartitionKey eq '${capability}'` } });
+    const query = this.table.listEntities<DeadLetterEntity>({
+      queryOptions: { filter: `PartitionKey eq '${capability}'` },
+    });
     for await (const e of query) {
-      letters.push({ capability, id: e.rowKey!, task_id: e.task_id ?? null, reason: e.reason, message: e.message, dequeue_count: e.dequeue_count ?? null, failed_at: e.failed_at });
+      letters.push({
+        capability,
+        id: e.rowKey!,
+        task_id: e.task_id ?? null,
+        reason: e.reason,
+        message: e.message,
+        dequeue_count: e.dequeue_count ?? null,
+        failed_at: e.failed_at,
+      });
     }
     return letters.sort((a, b) => a.failed_at.localeCompare(b.failed_at));
   }

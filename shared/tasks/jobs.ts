@@ -17,7 +17,12 @@ export interface CreatedJob {
   readonly tasks: readonly TaskRecord[];
 }
 
-export async function createJob(storage: Storage, images: readonly string[], spec: TaskSpec, now = new Date()): Promise<CreatedJob> {
+export async function createJob(
+  storage: Storage,
+  images: readonly string[],
+  spec: TaskSpec,
+  now = new Date(),
+): Promise<CreatedJob> {
   const jobId = randomUUID();
   const capability = capabilityFor(spec.filters.map((f) => f.name)).name;
   const store = new TaskStore(storage.tasks);
@@ -33,12 +38,25 @@ export async function createJob(storage: Storage, images: readonly string[], spe
     })),
     now,
   );
-  const sent = await Promise.allSettled(records.map((t) => enqueue(storage.queue(capability), buildTaskMessage(t.task_id, jobId, t.image, spec, now))));
-  const failures = sent.flatMap((result, i) => (result.status === 'rejected' ? [{ task: records[i], reason: result.reason as unknown }] : []));
+  const sent = await Promise.allSettled(
+    records.map((t) => enqueue(storage.queue(capability), buildTaskMessage(t.task_id, jobId, t.image, spec, now))),
+  );
+  const failures = sent.flatMap((result, i) =>
+    result.status === 'rejected' ? [{ task: records[i], reason: result.reason as unknown }] : [],
+  );
   for (const { task, reason } of failures) {
-    await store.transition(task.task_id, () => ({ status: 'failed', failure_type: 'worker_failure', failure_reason: 'enqueue_failed', error: String(reason), completed_at: new Date().toISOString() }));
+    await store.transition(task.task_id, () => ({
+      status: 'failed',
+      failure_type: 'worker_failure',
+      failure_reason: 'enqueue_failed',
+      error: String(reason),
+      completed_at: new Date().toISOString(),
+    }));
   }
-  if (failures.length > 0) throw new Error(`could not enqueue ${failures.length} of ${records.length} tasks of job ${jobId}: ${String(failures[0].reason)}`);
+  if (failures.length > 0)
+    throw new Error(
+      `could not enqueue ${failures.length} of ${records.length} tasks of job ${jobId}: ${String(failures[0].reason)}`,
+    );
   return { job_id: jobId, tasks: records };
 }
 

@@ -27,20 +27,39 @@ export function jobIdOf(taskId: string): string | undefined {
   return TASK_ID.exec(taskId)?.[1];
 }
 
-export function buildTaskMessage(taskId: string, jobId: string, image: string, spec: TaskSpec, submittedAt: Date): TaskMessage {
-  return { v: MESSAGE_VERSION, task_id: taskId, job_id: jobId, image, filters: spec.filters, output: spec.output, submitted_at: submittedAt.toISOString() };
+export function buildTaskMessage(
+  taskId: string,
+  jobId: string,
+  image: string,
+  spec: TaskSpec,
+  submittedAt: Date,
+): TaskMessage {
+  return {
+    v: MESSAGE_VERSION,
+    task_id: taskId,
+    job_id: jobId,
+    image,
+    filters: spec.filters,
+    output: spec.output,
+    submitted_at: submittedAt.toISOString(),
+  };
 }
 
 /** Parses a delivered message (object or text) or throws a ValidationError listing every problem. */
 export function parseTaskMessage(delivered: unknown, limits: Limits = currentLimits()): TaskMessage {
   const value = typeof delivered === 'string' ? parseJson(delivered) : delivered;
-  if (!isPlainObject(value)) throw new ValidationError([problem('message', 'a JSON object', delivered)], 'queue message');
+  if (!isPlainObject(value))
+    throw new ValidationError([problem('message', 'a JSON object', delivered)], 'queue message');
   const problems: FieldProblem[] = [];
   if (value.v !== MESSAGE_VERSION) problems.push(problem('v', `${MESSAGE_VERSION}`, value.v));
-  if (typeof value.task_id !== 'string' || !TASK_ID.test(value.task_id)) problems.push(problem('task_id', 'a task id <job uuid>_<index>', value.task_id));
-  else if (jobIdOf(value.task_id) !== value.job_id) problems.push(problem('job_id', `the job of task ${value.task_id}`, value.job_id));
-  if (typeof value.image !== 'string' || !IMAGE_NAME.test(value.image)) problems.push(problem('image', 'a blob name of letters, digits, . _ -', value.image));
-  if (typeof value.submitted_at !== 'string' || Number.isNaN(Date.parse(value.submitted_at))) problems.push(problem('submitted_at', 'an ISO 8601 time', value.submitted_at));
+  if (typeof value.task_id !== 'string' || !TASK_ID.test(value.task_id))
+    problems.push(problem('task_id', 'a task id <job uuid>_<index>', value.task_id));
+  else if (jobIdOf(value.task_id) !== value.job_id)
+    problems.push(problem('job_id', `the job of task ${value.task_id}`, value.job_id));
+  if (typeof value.image !== 'string' || !IMAGE_NAME.test(value.image))
+    problems.push(problem('image', 'a blob name of letters, digits, . _ -', value.image));
+  if (typeof value.submitted_at !== 'string' || Number.isNaN(Date.parse(value.submitted_at)))
+    problems.push(problem('submitted_at', 'an ISO 8601 time', value.submitted_at));
   let spec: TaskSpec | undefined;
   try {
     spec = normalizeTaskSpec({ filters: value.filters, output: value.output }, limits);

@@ -1,6 +1,12 @@
 /** Routing: which capability (and so which queue) a pipeline goes to. */
 import { FILTERS } from '../imaging/filters';
-import { CAPABILITIES, poisonQueueOf, type Capability, type CapabilityScaling, type CapabilityName } from './capabilities';
+import {
+  CAPABILITIES,
+  poisonQueueOf,
+  type Capability,
+  type CapabilityScaling,
+  type CapabilityName,
+} from './capabilities';
 
 /** The capability a pipeline needs: the most expensive among its filters (the cheapest when there are none). */
 export function capabilityFor(filterNames: readonly string[]): Capability {
@@ -8,7 +14,10 @@ export function capabilityFor(filterNames: readonly string[]): Capability {
   for (const name of filterNames) {
     const filter = FILTERS.get(name);
     if (!filter) throw new Error(`capabilityFor: unknown filter '${name}' (specs are validated before routing)`);
-    rank = Math.max(rank, CAPABILITIES.findIndex((c) => c.name === filter.capability));
+    rank = Math.max(
+      rank,
+      CAPABILITIES.findIndex((c) => c.name === filter.capability),
+    );
   }
   return CAPABILITIES[rank];
 }

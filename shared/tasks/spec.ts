@@ -45,7 +45,12 @@ function readFilterParams(value: unknown, problems: FieldProblem[]): PlainObject
   return value;
 }
 
-function readFilters(value: unknown, filterParams: PlainObject, limits: Limits, problems: FieldProblem[]): FilterSpec[] {
+function readFilters(
+  value: unknown,
+  filterParams: PlainObject,
+  limits: Limits,
+  problems: FieldProblem[],
+): FilterSpec[] {
   if (!Array.isArray(value)) {
     problems.push(problem('filters', 'an array of filter names or {"name": ...} objects', value));
     return [];
@@ -61,7 +66,14 @@ function readFilters(value: unknown, filterParams: PlainObject, limits: Limits, 
   });
   for (const [name, params] of Object.entries(filterParams)) {
     if (!getFilter(name)) problems.push(unknownFilter(`filter_params.${name}`, name));
-    else if (!used.has(name)) problems.push(problem(`filter_params.${name}`, `parameters only for filters in the list (${[...used].join(', ') || 'none'})`, params));
+    else if (!used.has(name))
+      problems.push(
+        problem(
+          `filter_params.${name}`,
+          `parameters only for filters in the list (${[...used].join(', ') || 'none'})`,
+          params,
+        ),
+      );
   }
   return filters;
 }
@@ -72,7 +84,13 @@ function unknownFilter(field: string, name: unknown): FieldProblem {
   return hint ? { ...p, message: `${p.message} (did you mean '${hint}'?)` } : p;
 }
 
-function readFilter(entry: unknown, field: string, filterParams: PlainObject, limits: Limits, problems: FieldProblem[]): FilterSpec | undefined {
+function readFilter(
+  entry: unknown,
+  field: string,
+  filterParams: PlainObject,
+  limits: Limits,
+  problems: FieldProblem[],
+): FilterSpec | undefined {
   const named = typeof entry === 'string' ? { name: entry } : entry;
   if (!isPlainObject(named) || typeof named.name !== 'string') {
     problems.push(problem(field, 'a filter name or an object with a string "name"', entry));
@@ -85,11 +103,22 @@ function readFilter(entry: unknown, field: string, filterParams: PlainObject, li
   }
   const shared = filterParams[filter.name];
   const sharedParams = isPlainObject(shared) ? shared : {};
-  if (shared !== undefined && !isPlainObject(shared)) problems.push(problem(`filter_params.${filter.name}`, `an object of ${filter.name} parameters`, shared));
+  if (shared !== undefined && !isPlainObject(shared))
+    problems.push(problem(`filter_params.${filter.name}`, `an object of ${filter.name} parameters`, shared));
   const before = problems.length;
-  const params = readParams(filter, { ...sharedParams, ...named }, (key) => (Object.hasOwn(sharedParams, key) && !Object.hasOwn(named, key) ? `filter_params.${filter.name}.${key}` : `${field}.${key}`), limits, problems);
+  const params = readParams(
+    filter,
+    { ...sharedParams, ...named },
+    (key) =>
+      Object.hasOwn(sharedParams, key) && !Object.hasOwn(named, key)
+        ? `filter_params.${filter.name}.${key}`
+        : `${field}.${key}`,
+    limits,
+    problems,
+  );
   if (problems.length > before) return undefined;
-  for (const c of filter.check?.(params, limits) ?? []) problems.push(problem(`${field}.${c.param}`, c.expected, c.received));
+  for (const c of filter.check?.(params, limits) ?? [])
+    problems.push(problem(`${field}.${c.param}`, c.expected, c.received));
   return Object.freeze({ name: filter.name, ...params });
 }
 
@@ -103,8 +132,13 @@ function readParams(
   const known = Object.keys(filter.params);
   for (const key of Object.keys(given)) {
     if (key !== 'name' && !Object.hasOwn(filter.params, key)) {
-      const expected = known.length ? `one of ${filter.name}'s parameters: ${known.join(', ')}` : `no parameters (${filter.name} takes none)`;
-      problems.push({ ...problem(fieldOf(key), expected, given[key]), message: `Unknown parameter ${fieldOf(key)}: expected ${expected}` });
+      const expected = known.length
+        ? `one of ${filter.name}'s parameters: ${known.join(', ')}`
+        : `no parameters (${filter.name} takes none)`;
+      problems.push({
+        ...problem(fieldOf(key), expected, given[key]),
+        message: `Unknown parameter ${fieldOf(key)}: expected ${expected}`,
+      });
     }
   }
   const params: Record<string, ParamValue> = {};
@@ -115,13 +149,20 @@ function readParams(
   return params;
 }
 
-function readParam(spec: ParamSpec, value: unknown, field: string, limits: Limits, problems: FieldProblem[]): ParamValue | undefined {
+function readParam(
+  spec: ParamSpec,
+  value: unknown,
+  field: string,
+  limits: Limits,
+  problems: FieldProblem[],
+): ParamValue | undefined {
   if (value === undefined || value === null) {
     if (!spec.required) return spec.default ?? null;
     problems.push(problem(field, `${expectedOf(spec, limits)} (required)`, value));
     return undefined;
   }
-  if (accepts(spec, value, limits)) return spec.type === 'color' ? (value as string).toLowerCase() : (value as ParamValue);
+  if (accepts(spec, value, limits))
+    return spec.type === 'color' ? (value as string).toLowerCase() : (value as ParamValue);
   problems.push(problem(field, expectedOf(spec, limits), value));
   return undefined;
 }
@@ -130,7 +171,10 @@ function accepts(spec: ParamSpec, value: unknown, limits: Limits): boolean {
   switch (spec.type) {
     case 'integer':
     case 'number':
-      return (spec.type === 'integer' ? isInteger(value) : isFiniteNumber(value)) && inRange(value as number, resolveBound(spec.min, limits), resolveBound(spec.max, limits));
+      return (
+        (spec.type === 'integer' ? isInteger(value) : isFiniteNumber(value)) &&
+        inRange(value as number, resolveBound(spec.min, limits), resolveBound(spec.max, limits))
+      );
     case 'enum':
       return typeof value === 'string' && spec.enum.includes(value);
     case 'boolean':
@@ -161,11 +205,17 @@ function readOutput(value: unknown, problems: FieldProblem[]): OutputSpec {
     return DEFAULT_OUTPUT;
   }
   for (const key of Object.keys(value)) {
-    if (key !== 'format' && key !== 'quality') problems.push({ ...problem(`output.${key}`, 'only format and quality', value[key]), message: `Unknown option output.${key}: expected only format and quality` });
+    if (key !== 'format' && key !== 'quality')
+      problems.push({
+        ...problem(`output.${key}`, 'only format and quality', value[key]),
+        message: `Unknown option output.${key}: expected only format and quality`,
+      });
   }
   const format = value.format ?? DEFAULT_OUTPUT.format;
   const quality = value.quality ?? DEFAULT_OUTPUT.quality;
-  if (typeof format !== 'string' || !(OUTPUT_FORMATS as readonly string[]).includes(format)) problems.push(problem('output.format', `one of ${OUTPUT_FORMATS.join(', ')}`, format));
-  if (!isInteger(quality) || !inRange(quality, 1, 100)) problems.push(problem('output.quality', 'integer between 1 and 100', quality));
+  if (typeof format !== 'string' || !(OUTPUT_FORMATS as readonly string[]).includes(format))
+    problems.push(problem('output.format', `one of ${OUTPUT_FORMATS.join(', ')}`, format));
+  if (!isInteger(quality) || !inRange(quality, 1, 100))
+    problems.push(problem('output.quality', 'integer between 1 and 100', quality));
   return Object.freeze({ format: format as OutputFormat, quality: quality as number });
 }

@@ -64,9 +64,14 @@ type TaskEntity = {
   error?: string;
 };
 
-export type NewTask = Pick<TaskRecord, 'task_id' | 'job_id' | 'image' | 'filters' | 'output_spec' | 'capability' | 'queue'>;
+export type NewTask = Pick<
+  TaskRecord,
+  'task_id' | 'job_id' | 'image' | 'filters' | 'output_spec' | 'capability' | 'queue'
+>;
 
-export type TaskChange = Partial<Omit<TaskRecord, 'task_id' | 'job_id' | 'image' | 'filters' | 'output_spec' | 'capability' | 'queue' | 'created_at'>>;
+export type TaskChange = Partial<
+  Omit<TaskRecord, 'task_id' | 'job_id' | 'image' | 'filters' | 'output_spec' | 'capability' | 'queue' | 'created_at'>
+>;
 
 const MAX_ERROR_CHARS = 4000;
 
@@ -142,7 +147,9 @@ export class TaskStore {
     }));
     // One job is one partition: batches of up to 100 entities are written atomically.
     for (let i = 0; i < records.length; i += 100) {
-      await this.table.submitTransaction(records.slice(i, i + 100).map((r): TransactionAction => ['create', toEntity(r)]));
+      await this.table.submitTransaction(
+        records.slice(i, i + 100).map((r): TransactionAction => ['create', toEntity(r)]),
+      );
     }
     return records;
   }
@@ -153,7 +160,9 @@ export class TaskStore {
 
   async listJob(jobId: string): Promise<TaskRecord[]> {
     const records: TaskRecord[] = [];
-    const query = this.table.listEntities<TaskEntity>({ queryOptions: { filter: `PartitionKey eq '${jobId.replace(/'/g, "''")}'` } });
+    const query = this.table.listEntities<TaskEntity>({
+      queryOptions: { filter: `PartitionKey eq '${jobId.replace(/'/g, "''")}'` },
+    });
     for await (const entity of query) records.push(toRecord(entity));
     return records.sort((a, b) => a.task_id.localeCompare(b.task_id));
   }
@@ -163,7 +172,11 @@ export class TaskStore {
    * record meanwhile (ETag); on a conflict it reads again and decides again. `decide` returns
    * undefined to leave the record as it is.
    */
-  async transition(taskId: string, decide: (current: TaskRecord) => TaskChange | undefined, attempts = 5): Promise<TaskRecord | undefined> {
+  async transition(
+    taskId: string,
+    decide: (current: TaskRecord) => TaskChange | undefined,
+    attempts = 5,
+  ): Promise<TaskRecord | undefined> {
     for (let i = 0; i < attempts; i++) {
       const current = await this.getEntity(taskId);
       if (!current) return undefined;

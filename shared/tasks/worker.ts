@@ -49,7 +49,14 @@ export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): 
   }
   const started = Date.now();
   const task = await tasks.transition(message.task_id, (current) =>
-    current.status === 'succeeded' ? undefined : { status: 'processing', attempts: current.attempts + 1, worker_id: deps.workerId ?? WORKER_ID, started_at: new Date().toISOString() },
+    current.status === 'succeeded'
+      ? undefined
+      : {
+          status: 'processing',
+          attempts: current.attempts + 1,
+          worker_id: deps.workerId ?? WORKER_ID,
+          started_at: new Date().toISOString(),
+        },
   );
   if (!task) return sendToPoison(delivered, deps, `unknown task ${message.task_id}`);
   if (task.status === 'succeeded') return 'already_succeeded';
@@ -59,13 +66,24 @@ export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): 
     const blob = outputBlobName(message.task_id, message.output.format);
     await deps.storage.processed.getBlockBlobClient(blob).uploadData(result.data, {
       blobHTTPHeaders: { blobContentType: result.info.content_type },
-      metadata: { task_id: message.task_id, job_id: message.job_id, filters: asciiMetadata(message.filters.map((f) => f.name).join(',')) },
+      metadata: {
+        task_id: message.task_id,
+        job_id: message.job_id,
+        filters: asciiMetadata(message.filters.map((f) => f.name).join(',')),
+      },
     });
     await tasks.transition(message.task_id, () => ({
       status: 'succeeded',
       completed_at: new Date().toISOString(),
       duration_ms: Date.now() - started,
-      output: { blob, format: result.info.format, content_type: result.info.content_type, width: result.info.width, height: result.info.height, bytes: result.info.bytes },
+      output: {
+        blob,
+        format: result.info.format,
+        content_type: result.info.content_type,
+        width: result.info.width,
+        height: result.info.height,
+        bytes: result.info.bytes,
+      },
       failure_type: null,
       failure_reason: null,
       error: null,
@@ -78,22 +96,48 @@ export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): 
   }
 }
 
-function markJobFailure(tasks: TaskStore, taskId: string, reason: string, error: string): Promise<TaskRecord | undefined> {
+function markJobFailure(
+  tasks: TaskStore,
+  taskId: string,
+  reason: string,
+  error: string,
+): Promise<TaskRecord | undefined> {
   return tasks.transition(taskId, (current) =>
-    current.status === 'succeeded' ? undefined : { status: 'failed', completed_at: new Date().toISOString(), failure_type: 'job_failure', failure_reason: reason, error },
+    current.status === 'succeeded'
+      ? undefined
+      : {
+          status: 'failed',
+          completed_at: new Date().toISOString(),
+          failure_type: 'job_failure',
+          failure_reason: reason,
+          error,
+        },
   );
 }
 
 /** A message that fails the schema: fail its task if it names one, else keep it visible in poison. */
-async function rejectGarbled(delivered: unknown, err: ValidationError, tasks: TaskStore, deps: WorkerDeps): Promise<WorkerOutcome> {
+async function rejectGarbled(
+  delivered: unknown,
+  err: ValidationError,
+  tasks: TaskStore,
+  deps: WorkerDeps,
+): Promise<WorkerOutcome> {
   const taskId = (delivered as { task_id?: unknown } | null)?.task_id;
-  if (typeof taskId === 'string' && TASK_ID.test(taskId) && (await markJobFailure(tasks, taskId, 'invalid_message', err.message))) return 'failed';
+  if (
+    typeof taskId === 'string' &&
+    TASK_ID.test(taskId) &&
+    (await markJobFailure(tasks, taskId, 'invalid_message', err.message))
+  )
+    return 'failed';
   return sendToPoison(delivered, deps, `invalid message: ${err.message}`);
 }
 
 async function sendToPoison(delivered: unknown, deps: WorkerDeps, why: string): Promise<WorkerOutcome> {
   deps.log?.(`moving message to ${deps.storage.names.poisonQueueOf(deps.capability)}: ${why}`);
-  await enqueue(deps.storage.poisonQueue(deps.capability), typeof delivered === 'string' ? delivered : JSON.stringify(delivered));
+  await enqueue(
+    deps.storage.poisonQueue(deps.capability),
+    typeof delivered === 'string' ? delivered : JSON.stringify(delivered),
+  );
   return 'sent_to_poison';
 }
 
@@ -112,7 +156,11 @@ export interface PoisonDeps {
  * it already succeeded, and the message is kept as a dead letter for GET /api/dead-letters
  * and requeue.
  */
-export async function handlePoisonMessage(delivered: unknown, deps: PoisonDeps, meta: { id: string; dequeueCount: number | null }): Promise<void> {
+export async function handlePoisonMessage(
+  delivered: unknown,
+  deps: PoisonDeps,
+  meta: { id: string; dequeueCount: number | null },
+): Promise<void> {
   await deps.storage.ensureResources();
   const text = typeof delivered === 'string' ? delivered : JSON.stringify(delivered);
   const taskId = (delivered as { task_id?: unknown } | null)?.task_id;
@@ -122,10 +170,23 @@ export async function handlePoisonMessage(delivered: unknown, deps: PoisonDeps, 
     ? await tasks.transition(named, (current) =>
         current.status === 'succeeded'
           ? undefined
-          : { status: 'failed', completed_at: new Date().toISOString(), failure_type: 'worker_failure', failure_reason: 'exhausted_retries', error: `gave up after ${meta.dequeueCount ?? 'several'} deliveries` },
+          : {
+              status: 'failed',
+              completed_at: new Date().toISOString(),
+              failure_type: 'worker_failure',
+              failure_reason: 'exhausted_retries',
+              error: `gave up after ${meta.dequeueCount ?? 'several'} deliveries`,
+            },
       )
     : undefined;
   if (task?.status === 'succeeded') return;
   const reason = task ? 'exhausted_retries' : named ? 'unknown_task' : 'invalid_message';
-  await new DeadLetterStore(deps.storage.deadLetters).record({ capability: deps.capability, id: task?.task_id ?? meta.id, task_id: task?.task_id ?? null, reason, message: text, dequeue_count: meta.dequeueCount });
+  await new DeadLetterStore(deps.storage.deadLetters).record({
+    capability: deps.capability,
+    id: task?.task_id ?? meta.id,
+    task_id: task?.task_id ?? null,
+    reason,
+    message: text,
+    dequeue_count: meta.dequeueCount,
+  });
 }

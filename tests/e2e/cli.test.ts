@@ -51,9 +51,22 @@ beforeAll(async () => {
   azurite = await startAzurite();
   const namespace = uniqueNamespace();
   await seedSampleImages(new Storage(azurite.connectionString, resourceNames(namespace)));
-  host = await spawnApp(HOST_MAIN, { AzureWebJobsStorage: azurite.connectionString, STORAGE_NAMESPACE: namespace, LOCAL_HOST_QUEUE_LEASE_SECONDS: '3' }, /Host listening on/);
+  host = await spawnApp(
+    HOST_MAIN,
+    {
+      AzureWebJobsStorage: azurite.connectionString,
+      STORAGE_NAMESPACE: namespace,
+      LOCAL_HOST_QUEUE_LEASE_SECONDS: '3',
+    },
+    /Host listening on/,
+  );
   // purge reads storage itself, as the app does: the variables win over local.settings.json.
-  env = { ...process.env, IMAGE_PIPELINE_URL: host.url, AzureWebJobsStorage: azurite.connectionString, STORAGE_NAMESPACE: namespace };
+  env = {
+    ...process.env,
+    IMAGE_PIPELINE_URL: host.url,
+    AzureWebJobsStorage: azurite.connectionString,
+    STORAGE_NAMESPACE: namespace,
+  };
 }, 60000);
 
 afterAll(async () => {
@@ -79,7 +92,9 @@ describe('the CLI against the running app', () => {
   it('metrics: --json is the snapshot; the default is a table per capability', async () => {
     const json = await cli(['metrics', '--json']);
     expect(json.code).toBe(0);
-    const snapshot = JSON.parse(json.stdout) as { capabilities: Record<string, { recommendation: { action: string } }> };
+    const snapshot = JSON.parse(json.stdout) as {
+      capabilities: Record<string, { recommendation: { action: string } }>;
+    };
     expect(Object.keys(snapshot.capabilities).sort()).toEqual(['heavy', 'light']);
     const text = await cli(['metrics']);
     expect(text.code).toBe(0);
@@ -91,7 +106,19 @@ describe('the CLI against the running app', () => {
   it('submit: uploads a local file, waits, downloads the result into --out', async () => {
     const out = mkdtempSync(path.join(tmpdir(), 'cli-results-'));
     const file = path.join(SAMPLES_DIR, 'sample_640x480.jpg');
-    const r = await cli(['submit', file, 'sample_alpha_1024.png', '--filters', 'resize,grayscale', '--params', '{"resize":{"width":160}}', '--format', 'png', '--out', out]);
+    const r = await cli([
+      'submit',
+      file,
+      'sample_alpha_1024.png',
+      '--filters',
+      'resize,grayscale',
+      '--params',
+      '{"resize":{"width":160}}',
+      '--format',
+      'png',
+      '--out',
+      out,
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^uploaded .*sample_640x480\.jpg as sample_640x480\.jpg/m);
@@ -161,6 +188,8 @@ describe('the CLI against the running app', () => {
     const url = `http://127.0.0.1:${await freePort()}/api`;
     const down = await cli(['check', '--url', url]);
     expect(down.code).toBe(1);
-    expect(down.stderr).toMatch(new RegExp(`^error: Cannot reach ${url}/health \\(.*\\): is the app running\\? \\(npm start\\)\\n$`));
+    expect(down.stderr).toMatch(
+      new RegExp(`^error: Cannot reach ${url}/health \\(.*\\): is the app running\\? \\(npm start\\)\\n$`),
+    );
   });
 });

@@ -18,8 +18,20 @@ import { call } from '../helpers/http';
 import { uniqueNamespace } from '../helpers/storage';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const SCREENSHOT = process.env.UPDATE_SCREENSHOT === '1' ? path.resolve(__dirname, '../../docs/dashboard.png') : path.join(os.tmpdir(), 'dashboard.png');
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const SCREENSHOT =
+  process.env.UPDATE_SCREENSHOT === '1'
+    ? path.resolve(__dirname, '../../docs/dashboard.png')
+    : path.join(os.tmpdir(), 'dashboard.png');
 const VIEWPORT = { width: 1280, height: 900 };
 
 /** The few browser globals the page-side predicates use (tests compile without the DOM library). */
@@ -28,7 +40,10 @@ interface PageElement {
   readonly textContent: string | null;
   getAttribute(name: string): string | null;
 }
-declare const document: { querySelector(selector: string): PageElement | null; querySelectorAll(selector: string): Iterable<PageElement> };
+declare const document: {
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): Iterable<PageElement>;
+};
 declare const window: { Chart?: { instances: Record<string, { data: { datasets: { data: unknown[] }[] } }> } };
 
 let azurite: RunningAzurite | undefined;
@@ -61,7 +76,13 @@ beforeAll(async () => {
   await seedSampleImages(new Storage(azurite.connectionString, resourceNames(ns)));
   host = await spawnApp(
     HOST_MAIN,
-    { AzureWebJobsStorage: azurite.connectionString, STORAGE_NAMESPACE: ns, LOCAL_HOST_QUEUE_LEASE_SECONDS: '3', METRICS_SCHEDULE: '*/2 * * * * *', WORKER_HEARTBEAT_SECONDS: '2' },
+    {
+      AzureWebJobsStorage: azurite.connectionString,
+      STORAGE_NAMESPACE: ns,
+      LOCAL_HOST_QUEUE_LEASE_SECONDS: '3',
+      METRICS_SCHEDULE: '*/2 * * * * *',
+      WORKER_HEARTBEAT_SECONDS: '2',
+    },
     /Host listening on/,
   );
   url = host.url;
@@ -101,7 +122,9 @@ describe('GET /api/dashboard and its assets', () => {
       expect([name, res.status, res.headers.get('content-type')]).toEqual([name, 200, type]);
       expect(res.headers.get('cache-control')).toMatch(/no-cache|max-age=\d+/);
       expect(await res.text()).toMatch(content);
-      const again = await fetch(`${url}/dashboard/assets/${name}`, { headers: { 'if-none-match': res.headers.get('etag')! } });
+      const again = await fetch(`${url}/dashboard/assets/${name}`, {
+        headers: { 'if-none-match': res.headers.get('etag')! },
+      });
       expect(again.status).toBe(304);
     }
 
@@ -115,7 +138,13 @@ describe('GET /api/dashboard and its assets', () => {
     expect(unknown.headers.get('content-type')).toBe('application/problem+json; charset=utf-8');
     expect(await unknown.json()).toMatchObject({ type: `${PROBLEM_TYPE_PREFIX}not_found`, status: 404 });
 
-    for (const name of ['..%2F..%2Fpackage.json', '..%2Fdashboard.ts', '..%5C..%5Cpackage.json', '%2E%2E%2Fhost.json', 'dashboard.js%00.png']) {
+    for (const name of [
+      '..%2F..%2Fpackage.json',
+      '..%2Fdashboard.ts',
+      '..%5C..%5Cpackage.json',
+      '%2E%2E%2Fhost.json',
+      'dashboard.js%00.png',
+    ]) {
       const res = await fetch(`${url}/dashboard/assets/${name}`);
       const body = await res.text();
       expect([name, res.status]).toEqual([name, 404]);
@@ -123,9 +152,24 @@ describe('GET /api/dashboard and its assets', () => {
     }
     // Whatever a host decodes, the handler itself refuses a path: only allow-listed names are served.
     const routes = dashboardRoutes();
-    for (const file of ['../package.json', '../../host.json', '/etc/passwd', 'dashboard/../dashboard.js', '__proto__', 'constructor']) {
-      const res = await call(routes.dashboardAssets, { path: `/api/dashboard/assets/${encodeURIComponent(file)}`, params: { file } });
-      expect([file, res.status, res.headers['content-type'], res.json?.type]).toEqual([file, 404, 'application/problem+json; charset=utf-8', `${PROBLEM_TYPE_PREFIX}not_found`]);
+    for (const file of [
+      '../package.json',
+      '../../host.json',
+      '/etc/passwd',
+      'dashboard/../dashboard.js',
+      '__proto__',
+      'constructor',
+    ]) {
+      const res = await call(routes.dashboardAssets, {
+        path: `/api/dashboard/assets/${encodeURIComponent(file)}`,
+        params: { file },
+      });
+      expect([file, res.status, res.headers['content-type'], res.json?.type]).toEqual([
+        file,
+        404,
+        'application/problem+json; charset=utf-8',
+        `${PROBLEM_TYPE_PREFIX}not_found`,
+      ]);
     }
   });
 });
@@ -140,7 +184,12 @@ describe('the dashboard in a browser', () => {
       (count) => {
         const charts = Object.values(window.Chart?.instances ?? {});
         const canvases = [...document.querySelectorAll('.capability canvas')];
-        return canvases.length === count && canvases.every((c) => Number(c.getAttribute('data-points')) > 0) && charts.length === count + 1 && charts.every((c) => c.data.datasets[0].data.length > 0);
+        return (
+          canvases.length === count &&
+          canvases.every((c) => Number(c.getAttribute('data-points')) > 0) &&
+          charts.length === count + 1 &&
+          charts.every((c) => c.data.datasets[0].data.length > 0)
+        );
       },
       capabilities.length,
       { timeout: 15000 },
@@ -150,12 +199,19 @@ describe('the dashboard in a browser', () => {
     // Live: another job reaches the charts and the recent tasks without a reload.
     const pointsBefore = Number(await page.locator('.capability canvas').first().getAttribute('data-points'));
     // Two jobs are more tasks than one worker takes at once (batchSize + newBatchThreshold), so the queue shows too.
-    const pipeline = { filters: [{ name: 'median', size: 5 }, { name: 'blur', radius: 6 }] };
+    const pipeline = {
+      filters: [
+        { name: 'median', size: 5 },
+        { name: 'blur', radius: 6 },
+      ],
+    };
     const [more, extra] = [await postJson(`${url}/jobs`, pipeline), await postJson(`${url}/jobs`, pipeline)];
     const moreDone = await Promise.all([jobDone(url, more.job_id, 30000), jobDone(url, extra.job_id, 30000)]);
     taskIds.push(...moreDone.flatMap((j) => j.tasks.map((t: { task_id: string }) => t.task_id)));
     await page.waitForFunction(
-      ([before, jobId]) => Number(document.querySelector('.capability canvas')?.getAttribute('data-points')) > before + 1 && document.querySelector(`a.task-result[href*="${jobId}"]`) !== null,
+      ([before, jobId]) =>
+        Number(document.querySelector('.capability canvas')?.getAttribute('data-points')) > before + 1 &&
+        document.querySelector(`a.task-result[href*="${jobId}"]`) !== null,
       [pointsBefore, more.job_id] as const,
       { timeout: 15000 },
     );
@@ -168,10 +224,14 @@ describe('the dashboard in a browser', () => {
       expect(await card.locator('.kpi-value').count()).toBe(5);
     }
 
-    const results = await page.locator('a.task-result').evaluateAll((links) => links.map((a) => (a as unknown as PageElement).href));
+    const results = await page
+      .locator('a.task-result')
+      .evaluateAll((links) => links.map((a) => (a as unknown as PageElement).href));
     expect(results.length).toBeGreaterThan(0);
     for (const href of results) expect(href).toMatch(new RegExp(`^${url}/tasks/(${taskIds.join('|')})/result$`));
-    const records = await page.locator('a.task-record').evaluateAll((links) => links.map((a) => (a as unknown as PageElement).href));
+    const records = await page
+      .locator('a.task-record')
+      .evaluateAll((links) => links.map((a) => (a as unknown as PageElement).href));
     expect(records.every((href) => /\/tasks\/[^/]+$/.test(href))).toBe(true);
     const image = await fetch(results[0]);
     expect([image.status, image.headers.get('content-type')]).toEqual([200, 'image/jpeg']);
@@ -196,7 +256,9 @@ describe('the dashboard in a browser', () => {
     await page.route('**/api/workers', (r) => r.fulfill({ json: { count: 0, workers: [] } }));
     await page.goto(`${url}/dashboard`);
     await page.waitForSelector('.capability .rec-action:not(:empty)');
-    await page.waitForFunction(() => document.querySelector('#workers')?.textContent?.includes('No worker has registered yet'));
+    await page.waitForFunction(() =>
+      document.querySelector('#workers')?.textContent?.includes('No worker has registered yet'),
+    );
     expect(await page.locator('#recent').textContent()).toContain('No worker has registered yet');
     expect(await page.locator('.chart-empty').first().isVisible()).toBe(true);
     expect(await page.locator('.capability canvas').first().getAttribute('data-points')).toBe('0');

@@ -7,7 +7,9 @@ import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { uniqueNamespace } from '../helpers/storage';
 import { waitFor } from '../helpers/host';
 
-jest.mock('@azure/functions-core', () => jest.requireActual('../../scripts/local-host/functions-core').functionsCore, { virtual: true });
+jest.mock('@azure/functions-core', () => jest.requireActual('../../scripts/local-host/functions-core').functionsCore, {
+  virtual: true,
+});
 
 const queueName = `${uniqueNamespace()}-fixture`;
 let azurite: RunningAzurite;
@@ -19,7 +21,13 @@ beforeAll(async () => {
   process.env.AzureWebJobsStorage = azurite.connectionString;
   process.env.FIXTURE_QUEUE = queueName;
   const fixture = path.join(__dirname, 'fixtures/functions.ts');
-  host = await startLocalHost({ root: path.join(__dirname, 'fixtures'), port: 0, files: [fixture], log: () => undefined, queueLeaseMs: 2000 });
+  host = await startLocalHost({
+    root: path.join(__dirname, 'fixtures'),
+    port: 0,
+    files: [fixture],
+    log: () => undefined,
+    queueLeaseMs: 2000,
+  });
   calls = (jest.requireActual(fixture) as { calls: typeof calls }).calls;
 }, 30000);
 
@@ -39,11 +47,17 @@ it('serves HTTP routes under the host.json route prefix with params, query and b
 it('runs queue triggers with decoded payloads and dequeue counts, and poisons after maxDequeueCount', async () => {
   const service = QueueServiceClient.fromConnectionString(azurite.connectionString);
   await enqueue(service.getQueueClient(queueName), { hello: 'queue' });
-  const delivered = await waitFor('the queue message', async () => calls.find((c) => c.trigger === 'queue' && (c.payload as { hello?: string }).hello === 'queue'));
+  const delivered = await waitFor('the queue message', async () =>
+    calls.find((c) => c.trigger === 'queue' && (c.payload as { hello?: string }).hello === 'queue'),
+  );
   expect(delivered.metadata).toMatchObject({ dequeueCount: 1, id: expect.any(String) });
 
   await enqueue(service.getQueueClient(queueName), { fail: true });
-  const poisoned = await waitFor('the poison message', async () => (await service.getQueueClient(`${queueName}-poison`).receiveMessages()).receivedMessageItems[0], 30000);
+  const poisoned = await waitFor(
+    'the poison message',
+    async () => (await service.getQueueClient(`${queueName}-poison`).receiveMessages()).receivedMessageItems[0],
+    30000,
+  );
   expect(JSON.parse(decodeMessageText(poisoned.messageText))).toEqual({ fail: true });
   const attempts = calls.filter((c) => (c.payload as { fail?: boolean }).fail).map((c) => c.metadata?.dequeueCount);
   expect(host.config.queues.maxDequeueCount).toBe(3);
@@ -51,9 +65,13 @@ it('runs queue triggers with decoded payloads and dequeue counts, and poisons af
 }, 40000);
 
 it('fires timer triggers on their NCRONTAB schedule', async () => {
-  const ticks = await waitFor('two timer ticks', async () => {
-    const t = calls.filter((c) => c.trigger === 'timer');
-    return t.length >= 2 ? t : undefined;
-  }, 5000);
+  const ticks = await waitFor(
+    'two timer ticks',
+    async () => {
+      const t = calls.filter((c) => c.trigger === 'timer');
+      return t.length >= 2 ? t : undefined;
+    },
+    5000,
+  );
   expect(ticks[0].payload).toMatchObject({ isPastDue: false, schedule: { adjustForDST: true } });
 });

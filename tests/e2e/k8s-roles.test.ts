@@ -49,20 +49,33 @@ afterAll(async () => {
 it('each Deployment runs only its functions; together they process jobs, and a capability without workers waits', async () => {
   const { objects } = kustomize(path.join(K8S_DIR, 'overlays/azure'));
   const config = objects.find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>;
-  const deployments = new Map(objects.filter((o) => o.kind === 'Deployment').map((d) => [d.metadata.name.replace(/^image-pipeline-/, ''), d]));
+  const deployments = new Map(
+    objects.filter((o) => o.kind === 'Deployment').map((d) => [d.metadata.name.replace(/^image-pipeline-/, ''), d]),
+  );
   expect([...deployments.keys()].sort()).toEqual(['api', 'metrics', 'worker-heavy', 'worker-light']);
 
   const namespace = uniqueNamespace();
   await seedSampleImages(new Storage(azurite.connectionString, resourceNames(namespace)));
   const run = async (role: string) => {
     const deployment: K8sObject = deployments.get(role)!;
-    const env: NodeJS.ProcessEnv = { ...config, AzureWebJobsStorage: azurite.connectionString, STORAGE_NAMESPACE: namespace };
+    const env: NodeJS.ProcessEnv = {
+      ...config,
+      AzureWebJobsStorage: azurite.connectionString,
+      STORAGE_NAMESPACE: namespace,
+    };
     for (const e of envOf(deployment)) if (e.value !== undefined) env[e.name] = e.value;
     // quicker than in a cluster, so the test is short
-    Object.assign(env, { METRICS_SCHEDULE: '*/2 * * * * *', WORKER_HEARTBEAT_SECONDS: '1', LOCAL_HOST_QUEUE_LEASE_SECONDS: '5', LOCAL_HOST_GRACE_MS: '5000' });
+    Object.assign(env, {
+      METRICS_SCHEDULE: '*/2 * * * * *',
+      WORKER_HEARTBEAT_SECONDS: '1',
+      LOCAL_HOST_QUEUE_LEASE_SECONDS: '5',
+      LOCAL_HOST_GRACE_MS: '5000',
+    });
     const host = await spawnApp(path.join(layout, 'dist/scripts/local-host/main.js'), env, /Host listening on/);
     hosts.push(host);
-    expect(host.output()).toContain(`running only the selected functions: ${selectedFunctionsOf(deployment).join(', ')}`);
+    expect(host.output()).toContain(
+      `running only the selected functions: ${selectedFunctionsOf(deployment).join(', ')}`,
+    );
     return host;
   };
 
@@ -74,28 +87,49 @@ it('each Deployment runs only its functions; together they process jobs, and a c
   // a worker role serves no HTTP function
   expect((await fetch(`${heavy.url}/health`)).status).toBe(404);
 
-  const blurred = await postJson(`${api.url}/jobs`, { images: ['sample_640x480.jpg', 'sample_1280x720.jpg'], filters: [{ name: 'blur', radius: 2 }] });
+  const blurred = await postJson(`${api.url}/jobs`, {
+    images: ['sample_640x480.jpg', 'sample_1280x720.jpg'],
+    filters: [{ name: 'blur', radius: 2 }],
+  });
   const grey = await postJson(`${api.url}/jobs`, { images: ['sample_640x480.jpg'], filters: ['grayscale'] });
   expect((await jobDone(api.url, blurred.job_id, 60000)).counts).toMatchObject({ succeeded: 2, failed: 0 });
 
   // nobody serves light yet: the task says so
-  const waiting = await waitFor('the light task to report its missing worker', async () => {
-    const task = await getJson(`${api.url}/tasks/${grey.tasks[0].task_id}`);
-    return task.queue_position?.waiting_for ? task : undefined;
-  }, 20000, 250);
+  const waiting = await waitFor(
+    'the light task to report its missing worker',
+    async () => {
+      const task = await getJson(`${api.url}/tasks/${grey.tasks[0].task_id}`);
+      return task.queue_position?.waiting_for ? task : undefined;
+    },
+    20000,
+    250,
+  );
   expect(waiting.status).toBe('queued');
   expect(waiting.queue_position.waiting_for).toMatch(/no live worker serves the light capability/);
 
   // only worker processes register; the heavy one serves heavy only
   const { workers } = await getJson(`${api.url}/workers`);
-  expect(workers.filter((w: { status: string }) => w.status !== 'dead').map((w: { capabilities: string[] }) => w.capabilities)).toEqual([['heavy']]);
+  expect(
+    workers
+      .filter((w: { status: string }) => w.status !== 'dead')
+      .map((w: { capabilities: string[] }) => w.capabilities),
+  ).toEqual([['heavy']]);
 
   // the metrics role ran the timer: snapshots exist, with the heavy tasks counted
-  const history = await waitFor('snapshots with the heavy tasks', async () => {
-    const h = await getJson(`${api.url}/metrics/history?minutes=5`);
-    const completed = h.snapshots.reduce((sum: number, s: { capabilities: { heavy: { tasks: { completed: number } } } }) => sum + s.capabilities.heavy.tasks.completed, 0);
-    return completed === 2 ? h : undefined;
-  }, 20000, 500);
+  const history = await waitFor(
+    'snapshots with the heavy tasks',
+    async () => {
+      const h = await getJson(`${api.url}/metrics/history?minutes=5`);
+      const completed = h.snapshots.reduce(
+        (sum: number, s: { capabilities: { heavy: { tasks: { completed: number } } } }) =>
+          sum + s.capabilities.heavy.tasks.completed,
+        0,
+      );
+      return completed === 2 ? h : undefined;
+    },
+    20000,
+    500,
+  );
   expect(history.count).toBeGreaterThan(0);
   expect(api.output()).not.toMatch(/collectMetrics/);
   expect(metrics.output()).toMatch(/collectMetrics: schedule/);

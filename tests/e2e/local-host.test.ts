@@ -31,7 +31,16 @@ afterAll(async () => {
 });
 
 async function app(namespace: string, port?: number): Promise<HostProcess> {
-  const host = await spawnApp(HOST_MAIN, { AzureWebJobsStorage: azurite.connectionString, STORAGE_NAMESPACE: namespace, LOCAL_HOST_QUEUE_LEASE_SECONDS: '3' }, /Host listening on/, { port });
+  const host = await spawnApp(
+    HOST_MAIN,
+    {
+      AzureWebJobsStorage: azurite.connectionString,
+      STORAGE_NAMESPACE: namespace,
+      LOCAL_HOST_QUEUE_LEASE_SECONDS: '3',
+    },
+    /Host listening on/,
+    { port },
+  );
   hosts.push(host);
   return host;
 }
@@ -47,8 +56,13 @@ describe('the README walkthrough, run verbatim against the local host', () => {
     const ns = uniqueNamespace();
     await seeded(ns);
     const host = await app(ns);
-    const blocks = /<!-- walkthrough:start -->([\s\S]*?)<!-- walkthrough:end -->/.exec(readFileSync(README, 'utf8'))![1];
-    const script = [...blocks.matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1]).join('\n').replaceAll('localhost:7071', `localhost:${host.port}`);
+    const blocks = /<!-- walkthrough:start -->([\s\S]*?)<!-- walkthrough:end -->/.exec(
+      readFileSync(README, 'utf8'),
+    )![1];
+    const script = [...blocks.matchAll(/```bash\n([\s\S]*?)```/g)]
+      .map((m) => m[1])
+      .join('\n')
+      .replaceAll('localhost:7071', `localhost:${host.port}`);
     const cwd = mkdtempSync(path.join(tmpdir(), 'walkthrough-'));
     symlinkSync(SAMPLES_DIR, path.join(cwd, 'samples'));
     const { stdout } = await run('bash', ['-e', '-c', script], { cwd, timeout: 150000 });
@@ -77,10 +91,17 @@ describe('jobs over HTTP', () => {
   }, 120000);
 
   it('runs a 4K image through a heavy pipeline', async () => {
-    const job = await postJson(`${url}/jobs`, { images: ['sample_4k.jpg'], filters: [{ name: 'blur', radius: 4 }, 'sharpen', { name: 'median', size: 3 }], output: { format: 'jpeg', quality: 85 } });
+    const job = await postJson(`${url}/jobs`, {
+      images: ['sample_4k.jpg'],
+      filters: [{ name: 'blur', radius: 4 }, 'sharpen', { name: 'median', size: 3 }],
+      output: { format: 'jpeg', quality: 85 },
+    });
     expect(job.tasks[0].capability).toBe('heavy');
     const done = await jobDone(url, job.job_id);
-    expect(done.tasks[0]).toMatchObject({ status: 'succeeded', output: { width: 3840, height: 2160, content_type: 'image/jpeg' } });
+    expect(done.tasks[0]).toMatchObject({
+      status: 'succeeded',
+      output: { width: 3840, height: 2160, content_type: 'image/jpeg' },
+    });
     const res = await fetch(`${url}/tasks/${job.tasks[0].task_id}/result`);
     expect(res.headers.get('content-type')).toBe('image/jpeg');
     expect((await res.arrayBuffer()).byteLength).toBe(done.tasks[0].output.bytes);
@@ -99,9 +120,21 @@ describe('crash and restart', () => {
     const ns = uniqueNamespace();
     const storage = await seeded(ns);
     const first = await app(ns);
-    const images = ['sample_4k.jpg', 'sample_1920x1080.jpg', 'sample_1280x720.jpg', 'sample_portrait_1200x1600.jpg', 'sample_4k.jpg', 'sample_1920x1080.jpg'];
+    const images = [
+      'sample_4k.jpg',
+      'sample_1920x1080.jpg',
+      'sample_1280x720.jpg',
+      'sample_portrait_1200x1600.jpg',
+      'sample_4k.jpg',
+      'sample_1920x1080.jpg',
+    ];
     const job = await postJson(`${first.url}/jobs`, { images, filters: [{ name: 'median', size: 5 }, 'emboss'] });
-    await waitFor('a task in flight', async () => ((await getJson(`${first.url}/jobs/${job.job_id}`)).counts.processing > 0 ? true : undefined), 60000, 50);
+    await waitFor(
+      'a task in flight',
+      async () => ((await getJson(`${first.url}/jobs/${job.job_id}`)).counts.processing > 0 ? true : undefined),
+      60000,
+      50,
+    );
     first.child.kill('SIGKILL');
     await first.exited;
     const second = await app(ns, first.port);
@@ -121,18 +154,36 @@ describe('workers and metrics through the running host', () => {
     const ns = uniqueNamespace();
     await seeded(ns);
     const host = await app(ns);
-    const job = await postJson(`${host.url}/jobs`, { images: ['sample_1280x720.jpg', 'sample_640x480.jpg'], filters: ['blur'] });
+    const job = await postJson(`${host.url}/jobs`, {
+      images: ['sample_1280x720.jpg', 'sample_640x480.jpg'],
+      filters: ['blur'],
+    });
     await jobDone(host.url, job.job_id);
-    const workers = await waitFor('a live worker with two processed tasks', async () => {
-      const { workers: list } = await getJson(`${host.url}/workers`);
-      return list.find((w: { status: string; processed: number }) => w.status !== 'dead' && w.processed === 2) ? list : undefined;
-    }, 20000);
+    const workers = await waitFor(
+      'a live worker with two processed tasks',
+      async () => {
+        const { workers: list } = await getJson(`${host.url}/workers`);
+        return list.find((w: { status: string; processed: number }) => w.status !== 'dead' && w.processed === 2)
+          ? list
+          : undefined;
+      },
+      20000,
+    );
     expect(workers[0]).toMatchObject({ capabilities: ['light', 'heavy'], failed: 0, in_flight: 0 });
-    const history = await waitFor('two metrics snapshots', async () => {
-      const h = await getJson(`${host.url}/metrics/history?minutes=5`);
-      return h.count >= 2 ? h : undefined;
-    }, 30000, 1000);
-    expect(history.snapshots[0].capabilities.heavy).toMatchObject({ queue: `${ns}-tasks-heavy`, workers: { active: 1 }, recommendation: { action: expect.stringMatching(/SCALE_UP|SCALE_DOWN|MAINTAIN/) } });
+    const history = await waitFor(
+      'two metrics snapshots',
+      async () => {
+        const h = await getJson(`${host.url}/metrics/history?minutes=5`);
+        return h.count >= 2 ? h : undefined;
+      },
+      30000,
+      1000,
+    );
+    expect(history.snapshots[0].capabilities.heavy).toMatchObject({
+      queue: `${ns}-tasks-heavy`,
+      workers: { active: 1 },
+      recommendation: { action: expect.stringMatching(/SCALE_UP|SCALE_DOWN|MAINTAIN/) },
+    });
     const metrics = await getJson(`${host.url}/metrics`);
     expect(metrics.capabilities.light.totals).toBeUndefined();
     const prometheus = await (await fetch(`${host.url}/metrics?format=prometheus`)).text();
@@ -140,6 +191,8 @@ describe('workers and metrics through the running host', () => {
     host.child.kill('SIGTERM');
     expect(await host.exited).toBe(0);
     // a graceful stop says so in the registry: the worker is stopped, not dead
-    expect((await listWorkers(new Storage(azurite.connectionString, resourceNames(ns)))).map((w) => w.status)).toEqual(['stopped']);
+    expect((await listWorkers(new Storage(azurite.connectionString, resourceNames(ns)))).map((w) => w.status)).toEqual([
+      'stopped',
+    ]);
   }, 60000);
 });

@@ -22,24 +22,56 @@ afterAll(async () => {
 
 interface HeavySnapshot {
   timestamp: string;
-  capabilities: { heavy: { queue_length: number; workers: { busy: number }; tasks: { completed: number; failed: number }; recommendation: { action: string; recommended_workers: number; keda_replicas: number } } };
+  capabilities: {
+    heavy: {
+      queue_length: number;
+      workers: { busy: number };
+      tasks: { completed: number; failed: number };
+      recommendation: { action: string; recommended_workers: number; keda_replicas: number };
+    };
+  };
 }
 
 it('snapshots show the backlog, busy workers and advice changing, then draining; counters account for every task', async () => {
   const ns = uniqueNamespace();
   await seedSampleImages(new Storage(azurite.connectionString, resourceNames(ns)));
-  host = await spawnApp(HOST_MAIN, { AzureWebJobsStorage: azurite.connectionString, STORAGE_NAMESPACE: ns, LOCAL_HOST_QUEUE_LEASE_SECONDS: '5', METRICS_SCHEDULE: '*/2 * * * * *', WORKER_HEARTBEAT_SECONDS: '1' }, /Host listening on/);
+  host = await spawnApp(
+    HOST_MAIN,
+    {
+      AzureWebJobsStorage: azurite.connectionString,
+      STORAGE_NAMESPACE: ns,
+      LOCAL_HOST_QUEUE_LEASE_SECONDS: '5',
+      METRICS_SCHEDULE: '*/2 * * * * *',
+      WORKER_HEARTBEAT_SECONDS: '1',
+    },
+    /Host listening on/,
+  );
   const url = host.url;
-  await waitFor('a first snapshot', async () => ((await getJson(`${url}/metrics/history?minutes=5`)).count > 0 ? true : undefined), 15000, 250);
-  const job = await postJson(`${url}/jobs`, { images: Array.from({ length: 36 }, () => 'sample_1920x1080.jpg'), filters: [{ name: 'median', size: 5 }, 'emboss'] });
+  await waitFor(
+    'a first snapshot',
+    async () => ((await getJson(`${url}/metrics/history?minutes=5`)).count > 0 ? true : undefined),
+    15000,
+    250,
+  );
+  const job = await postJson(`${url}/jobs`, {
+    images: Array.from({ length: 36 }, () => 'sample_1920x1080.jpg'),
+    filters: [{ name: 'median', size: 5 }, 'emboss'],
+  });
   const done = await jobDone(url, job.job_id, 180000);
   expect(done.counts).toMatchObject({ succeeded: 36, failed: 0 });
   // two more snapshots after the job: the drained state
   const finishedAt = Date.now();
-  const history = await waitFor('snapshots after the job', async () => {
-    const h = await getJson(`${url}/metrics/history?minutes=10`);
-    return h.snapshots.filter((s: HeavySnapshot) => Date.parse(s.timestamp) > finishedAt).length >= 2 ? (h.snapshots as HeavySnapshot[]) : undefined;
-  }, 20000, 500);
+  const history = await waitFor(
+    'snapshots after the job',
+    async () => {
+      const h = await getJson(`${url}/metrics/history?minutes=10`);
+      return h.snapshots.filter((s: HeavySnapshot) => Date.parse(s.timestamp) > finishedAt).length >= 2
+        ? (h.snapshots as HeavySnapshot[])
+        : undefined;
+    },
+    20000,
+    500,
+  );
   const heavy = history.map((s) => s.capabilities.heavy);
   expect(Math.max(...heavy.map((h) => h.queue_length))).toBeGreaterThan(5);
   expect(Math.max(...heavy.map((h) => h.workers.busy))).toBe(1);
@@ -52,6 +84,7 @@ it('snapshots show the backlog, busy workers and advice changing, then draining;
   const { workers } = await getJson(`${url}/workers`);
   expect(workers[0]).toMatchObject({ processed: 36, failed: 0 });
   const prometheus = await (await fetch(`${url}/metrics?format=prometheus`)).text();
-  for (const line of prometheus.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?[0-9.e+-]+|NaN)$/);
+  for (const line of prometheus.split('\n').filter((l) => l && !l.startsWith('#')))
+    expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?[0-9.e+-]+|NaN)$/);
   expect(prometheus).toMatch(/^image_pipeline_tasks_completed_total\{capability="heavy"\} 36$/m);
 }, 240000);

@@ -53,7 +53,12 @@ it('Ctrl-C mid-job exits cleanly and the next start completes the job', async ()
   const first = await npmStart();
   const images = ['sample_4k.jpg', 'sample_1920x1080.jpg', 'sample_4k.jpg', 'sample_1280x720.jpg', 'sample_4k.jpg'];
   const job = await postJson(`${first.url}/jobs`, { images, filters: [{ name: 'median', size: 5 }, 'sharpen'] });
-  await waitFor('a task in flight', async () => ((await getJson(`${first.url}/jobs/${job.job_id}`)).counts.processing > 0 ? true : undefined), 60000, 50);
+  await waitFor(
+    'a task in flight',
+    async () => ((await getJson(`${first.url}/jobs/${job.job_id}`)).counts.processing > 0 ? true : undefined),
+    60000,
+    50,
+  );
   const before = await getJson(`${first.url}/jobs/${job.job_id}`);
 
   const interrupted = Date.now();
@@ -66,8 +71,11 @@ it('Ctrl-C mid-job exits cleanly and the next start completes the job', async ()
   const second = await npmStart(first.port);
   const done = await jobDone(second.url, job.job_id, 150000);
   expect(done.tasks.map((t: { status: string }) => t.status)).toEqual(images.map(() => 'succeeded'));
-  const finishedBefore = before.tasks.filter((t: { status: string }) => t.status === 'succeeded').map((t: { task_id: string; output: unknown }) => [t.task_id, t.output]);
-  for (const [taskId, output] of finishedBefore) expect(done.tasks.find((t: { task_id: string }) => t.task_id === taskId).output).toEqual(output);
+  const finishedBefore = before.tasks
+    .filter((t: { status: string }) => t.status === 'succeeded')
+    .map((t: { task_id: string; output: unknown }) => [t.task_id, t.output]);
+  for (const [taskId, output] of finishedBefore)
+    expect(done.tasks.find((t: { task_id: string }) => t.task_id === taskId).output).toEqual(output);
   process.kill(-second.child.pid!, 'SIGTERM');
   expect(await second.exited).toBe(0);
 }, 240000);
@@ -81,7 +89,10 @@ it('refuses ports held by something that is not Azurite, with a message saying w
   const taken = (squatter.address() as net.AddressInfo).port;
   try {
     const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(process.execPath, [START_MAIN], { env: { ...process.env, ...env, AZURITE_BLOB_PORT: String(taken) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [START_MAIN], {
+        env: { ...process.env, ...env, AZURITE_BLOB_PORT: String(taken) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let output = '';
       child.stdout.on('data', (d: Buffer) => (output += d.toString()));
       child.stderr.on('data', (d: Buffer) => (output += d.toString()));

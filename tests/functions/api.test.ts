@@ -26,12 +26,20 @@ async function api() {
 function expectProblem(res: CallResult, status: number, code: string) {
   expect(res.status).toBe(status);
   expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(res.json).toMatchObject({ type: `urn:image-pipeline:problem:${code}`, status, title: expect.any(String), detail: expect.any(String) });
+  expect(res.json).toMatchObject({
+    type: `urn:image-pipeline:problem:${code}`,
+    status,
+    title: expect.any(String),
+    detail: expect.any(String),
+  });
 }
 
 async function receiveAll(storage: Storage, capability: 'light' | 'heavy') {
   const { receivedMessageItems } = await storage.queue(capability).receiveMessages({ numberOfMessages: 32 });
-  return receivedMessageItems.map((m) => ({ raw: m.messageText, body: JSON.parse(decodeMessageText(m.messageText)) as Record<string, unknown> }));
+  return receivedMessageItems.map((m) => ({
+    raw: m.messageText,
+    body: JSON.parse(decodeMessageText(m.messageText)) as Record<string, unknown>,
+  }));
 }
 
 describe('GET /api/health and /api/filters', () => {
@@ -39,11 +47,18 @@ describe('GET /api/health and /api/filters', () => {
     const a = await api();
     const res = await call(a.health, { path: '/api/health' });
     expect(res.status).toBe(200);
-    expect(res.json).toMatchObject({ status: 'ok', checks: { blob: 'ok', queue: 'ok', table: 'ok' }, version: expect.stringMatching(/^\d+\.\d+\.\d+/) });
+    expect(res.json).toMatchObject({
+      status: 'ok',
+      checks: { blob: 'ok', queue: 'ok', table: 'ok' },
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+    });
   });
 
   it('answers 503 when storage is unreachable', async () => {
-    const dead = new Storage(azuriteConnectionString({ blob: 1, queue: 1, table: 1 }), resourceNames(uniqueNamespace()));
+    const dead = new Storage(
+      azuriteConnectionString({ blob: 1, queue: 1, table: 1 }),
+      resourceNames(uniqueNamespace()),
+    );
     const res = await call(adminRoutes(() => dead).health, { path: '/api/health' });
     expect(res.status).toBe(503);
     expect(res.json.status).toBe('unavailable');
@@ -53,7 +68,10 @@ describe('GET /api/health and /api/filters', () => {
   it('lists every filter with its parameters and the capability table with queue names', async () => {
     const res = await call((await api()).filters, { path: '/api/filters' });
     expect(res.json.filters.map((f: { name: string }) => f.name)).toEqual(FILTER_NAMES);
-    expect(res.json.filters.find((f: { name: string }) => f.name === 'blur')).toMatchObject({ capability: 'heavy', params: { radius: { type: 'number', min: 0.3, max: 100, default: 3 } } });
+    expect(res.json.filters.find((f: { name: string }) => f.name === 'blur')).toMatchObject({
+      capability: 'heavy',
+      params: { radius: { type: 'number', min: 0.3, max: 100, default: 3 } },
+    });
     expect(res.json.capabilities.map((c: { queue: string }) => c.queue)).toEqual(['tasks-light', 'tasks-heavy']);
   });
 });
@@ -62,11 +80,20 @@ describe('POST /api/jobs → queue → worker → result', () => {
   it('JSON naming blobs: the exact base64 message on the right queue, processed, result bytes', async () => {
     const a = await api();
     await a.storage.images.getBlockBlobClient('cat.jpg').uploadData(await photo(320, 240, 'jpeg'));
-    const res = await call(a.submitJob, { method: 'POST', path: '/api/jobs', body: { images: ['cat.jpg'], filters: [{ name: 'resize', width: 100 }, 'sharpen'], output: { format: 'png' } } });
+    const res = await call(a.submitJob, {
+      method: 'POST',
+      path: '/api/jobs',
+      body: { images: ['cat.jpg'], filters: [{ name: 'resize', width: 100 }, 'sharpen'], output: { format: 'png' } },
+    });
     expect(res.status).toBe(202);
     expect(res.headers.location).toBe(`http://localhost:7071/api/jobs/${res.json.job_id}`);
     const [task] = res.json.tasks;
-    expect(task).toMatchObject({ image: 'cat.jpg', capability: 'heavy', status: 'queued', status_url: `http://localhost:7071/api/tasks/${task.task_id}` });
+    expect(task).toMatchObject({
+      image: 'cat.jpg',
+      capability: 'heavy',
+      status: 'queued',
+      status_url: `http://localhost:7071/api/tasks/${task.task_id}`,
+    });
 
     const [message] = await receiveAll(a.storage, 'heavy');
     expect(Buffer.from(message.raw, 'base64').toString('base64')).toBe(message.raw);
@@ -75,19 +102,29 @@ describe('POST /api/jobs → queue → worker → result', () => {
       task_id: task.task_id,
       job_id: res.json.job_id,
       image: 'cat.jpg',
-      filters: [{ name: 'resize', width: 100, height: null, fit: 'cover', background: '#000000' }, { name: 'sharpen', amount: 1 }],
+      filters: [
+        { name: 'resize', width: 100, height: null, fit: 'cover', background: '#000000' },
+        { name: 'sharpen', amount: 1 },
+      ],
       output: { format: 'png', quality: 80 },
       submitted_at: expect.any(String),
     });
     expect(await receiveAll(a.storage, 'light')).toEqual([]);
 
     const queued = await call(a.getTask, { path: '', params: { task_id: task.task_id } });
-    expect(queued.json).toMatchObject({ status: 'queued', queue_position: { queue: a.storage.names.queueOf('heavy'), approximate: true } });
+    expect(queued.json).toMatchObject({
+      status: 'queued',
+      queue_position: { queue: a.storage.names.queueOf('heavy'), approximate: true },
+    });
     expectProblem(await call(a.getTaskResult, { path: '/r', params: { task_id: task.task_id } }), 409, 'not_ready');
 
     expect(await processTaskMessage(message.body, { storage: a.storage, capability: 'heavy' })).toBe('succeeded');
     const done = await call(a.getTask, { path: '', params: { task_id: task.task_id } });
-    expect(done.json).toMatchObject({ status: 'succeeded', attempts: 1, output: { width: 100, height: 75, content_type: 'image/png' } });
+    expect(done.json).toMatchObject({
+      status: 'succeeded',
+      attempts: 1,
+      output: { width: 100, height: 75, content_type: 'image/png' },
+    });
     const result = await call(a.getTaskResult, { path: '/r', params: { task_id: task.task_id } });
     expect(result.headers['content-type']).toBe('image/png');
     expect(await sharp(result.bytes).metadata()).toMatchObject({ format: 'png', width: 100, height: 75 });
@@ -97,9 +134,15 @@ describe('POST /api/jobs → queue → worker → result', () => {
 
   it('JSON without images takes every image in the container', async () => {
     const a = await api();
-    for (const name of ['a.jpg', 'b.png']) await a.storage.images.getBlockBlobClient(name).uploadData(await photo(64, 48, name.endsWith('png') ? 'png' : 'jpeg'));
+    for (const name of ['a.jpg', 'b.png'])
+      await a.storage.images
+        .getBlockBlobClient(name)
+        .uploadData(await photo(64, 48, name.endsWith('png') ? 'png' : 'jpeg'));
     const res = await call(a.submitJob, { method: 'POST', path: '/api/jobs', body: { filters: ['grayscale'] } });
-    expect(res.json.tasks.map((t: { image: string; capability: string }) => [t.image, t.capability])).toEqual([['a.jpg', 'light'], ['b.png', 'light']]);
+    expect(res.json.tasks.map((t: { image: string; capability: string }) => [t.image, t.capability])).toEqual([
+      ['a.jpg', 'light'],
+      ['b.png', 'light'],
+    ]);
   });
 
   it('raw image body with the pipeline in the query string', async () => {
@@ -112,21 +155,39 @@ describe('POST /api/jobs → queue → worker → result', () => {
     });
     expect(res.status).toBe(202);
     const [message] = await receiveAll(a.storage, 'heavy');
-    expect(message.body).toMatchObject({ image: expect.stringMatching(/^upload-.*\.jpg$/), output: { format: 'webp', quality: 70 }, filters: [{ name: 'resize', width: 50 }, { name: 'blur', radius: 3 }] });
+    expect(message.body).toMatchObject({
+      image: expect.stringMatching(/^upload-.*\.jpg$/),
+      output: { format: 'webp', quality: 70 },
+      filters: [
+        { name: 'resize', width: 50 },
+        { name: 'blur', radius: 3 },
+      ],
+    });
     expect(await a.storage.images.getBlockBlobClient(message.body.image as string).exists()).toBe(true);
   });
 
   it('multipart with several files and the pipeline as fields', async () => {
     const a = await api();
     const form = multipart(
-      [{ name: 'one.jpg', data: await photo(64, 48, 'jpeg'), type: 'image/jpeg' }, { name: 'two.png', data: await photo(64, 48, 'png'), type: 'image/png' }],
+      [
+        { name: 'one.jpg', data: await photo(64, 48, 'jpeg'), type: 'image/jpeg' },
+        { name: 'two.png', data: await photo(64, 48, 'png'), type: 'image/png' },
+      ],
       { filters: '["flip", {"name": "brightness", "factor": 1.2}]', output: '{"format": "avif"}' },
     );
-    const res = await call(a.submitJob, { method: 'POST', path: '/api/jobs', headers: { 'content-type': form.contentType }, body: form.body });
+    const res = await call(a.submitJob, {
+      method: 'POST',
+      path: '/api/jobs',
+      headers: { 'content-type': form.contentType },
+      body: form.body,
+    });
     expect(res.status).toBe(202);
     expect(res.json.tasks).toHaveLength(2);
     const messages = await receiveAll(a.storage, 'light');
-    expect(messages.map((m) => m.body.output)).toEqual([{ format: 'avif', quality: 80 }, { format: 'avif', quality: 80 }]);
+    expect(messages.map((m) => m.body.output)).toEqual([
+      { format: 'avif', quality: 80 },
+      { format: 'avif', quality: 80 },
+    ]);
   });
 });
 
@@ -144,12 +205,19 @@ describe('POST /api/jobs refuses bad input with problem+json', () => {
     expectProblem(res, 400, 'validation_failed');
     expect(res.json.errors).toEqual([
       expect.objectContaining({ field: 'filters[0]', received: "'blurr' of type string" }),
-      expect.objectContaining({ field: 'filters[1].radius', expected: 'number between 0.3 and 100', received: '500 of type number' }),
+      expect.objectContaining({
+        field: 'filters[1].radius',
+        expected: 'number between 0.3 and 100',
+        received: '500 of type number',
+      }),
     ]);
   });
 
   it('malformed JSON, empty body, non-object JSON', async () => {
-    expect((await submit('{"filters": [', { 'content-type': 'application/json' })).json.errors[0]).toMatchObject({ field: 'body', expected: 'valid JSON' });
+    expect((await submit('{"filters": [', { 'content-type': 'application/json' })).json.errors[0]).toMatchObject({
+      field: 'body',
+      expected: 'valid JSON',
+    });
     expectProblem(await submit('', { 'content-type': 'application/json' }), 400, 'validation_failed');
     expectProblem(await submit('[1,2]', { 'content-type': 'application/json' }), 400, 'validation_failed');
   });
@@ -157,7 +225,9 @@ describe('POST /api/jobs refuses bad input with problem+json', () => {
   it('unknown images and unsafe names', async () => {
     const missing = await submit({ images: ['ok.jpg', 'nope.jpg'], filters: [] });
     expectProblem(missing, 404, 'image_not_found');
-    expect(missing.json.errors).toEqual([expect.objectContaining({ field: 'images[1]', received: "'nope.jpg' of type string" })]);
+    expect(missing.json.errors).toEqual([
+      expect.objectContaining({ field: 'images[1]', received: "'nope.jpg' of type string" }),
+    ]);
     expect((await submit({ images: ['../etc/passwd'], filters: [] })).json.errors[0].field).toBe('images[0]');
   });
 
@@ -166,7 +236,16 @@ describe('POST /api/jobs refuses bad input with problem+json', () => {
     process.env.MAX_BODY_BYTES = '1000';
     try {
       expectProblem(await submit({ images: ['ok.jpg', 'ok.jpg'], filters: [] }), 400, 'validation_failed');
-      expectProblem(await call(a.submitJob, { method: 'POST', path: '/api/jobs', headers: { 'content-type': 'image/jpeg' }, body: await photo(64, 48, 'jpeg') }), 413, 'body_too_large');
+      expectProblem(
+        await call(a.submitJob, {
+          method: 'POST',
+          path: '/api/jobs',
+          headers: { 'content-type': 'image/jpeg' },
+          body: await photo(64, 48, 'jpeg'),
+        }),
+        413,
+        'body_too_large',
+      );
     } finally {
       delete process.env.MAX_IMAGES_PER_JOB;
       delete process.env.MAX_BODY_BYTES;
@@ -174,10 +253,23 @@ describe('POST /api/jobs refuses bad input with problem+json', () => {
   });
 
   it('wrong content type, and raw bodies that are not whole images', async () => {
-    const wrong = await call(a.submitJob, { method: 'POST', path: '/api/jobs', headers: { 'content-type': 'text/plain' }, body: 'hello' });
+    const wrong = await call(a.submitJob, {
+      method: 'POST',
+      path: '/api/jobs',
+      headers: { 'content-type': 'text/plain' },
+      body: 'hello',
+    });
     expectProblem(wrong, 415, 'unsupported_media_type');
-    expect(wrong.json.detail).toBe('Expected Content-Type application/json, image/* or multipart/form-data but received text/plain');
-    const raw = (body: Buffer) => call(a.submitJob, { method: 'POST', path: '/api/jobs?filters=blur', headers: { 'content-type': 'image/jpeg' }, body });
+    expect(wrong.json.detail).toBe(
+      'Expected Content-Type application/json, image/* or multipart/form-data but received text/plain',
+    );
+    const raw = (body: Buffer) =>
+      call(a.submitJob, {
+        method: 'POST',
+        path: '/api/jobs?filters=blur',
+        headers: { 'content-type': 'image/jpeg' },
+        body,
+      });
     expectProblem(await raw(SVG_EXTERNAL_HREF), 415, 'refused_format');
     expectProblem(await raw(randomBytes(500)), 415, 'not_an_image');
     const jpeg = await photo(64, 48, 'jpeg');
@@ -188,7 +280,16 @@ describe('POST /api/jobs refuses bad input with problem+json', () => {
   it('refuses a bad pipeline before storing anything', async () => {
     const before = [];
     for await (const blob of a.storage.images.listBlobsFlat()) before.push(blob.name);
-    expectProblem(await call(a.submitJob, { method: 'POST', path: '/api/jobs?filters=nope', headers: { 'content-type': 'image/png' }, body: await photo(8, 8) }), 400, 'validation_failed');
+    expectProblem(
+      await call(a.submitJob, {
+        method: 'POST',
+        path: '/api/jobs?filters=nope',
+        headers: { 'content-type': 'image/png' },
+        body: await photo(8, 8),
+      }),
+      400,
+      'validation_failed',
+    );
     const after = [];
     for await (const blob of a.storage.images.listBlobsFlat()) after.push(blob.name);
     expect(after).toEqual(before);
@@ -198,9 +299,17 @@ describe('POST /api/jobs refuses bad input with problem+json', () => {
 describe('GET /api/jobs/{job_id} and /api/tasks/{task_id}', () => {
   it('404 for unknown ids and 400 for malformed ones', async () => {
     const a = await api();
-    expectProblem(await call(a.getJob, { path: '', params: { job_id: '00000000-0000-0000-0000-000000000000' } }), 404, 'not_found');
+    expectProblem(
+      await call(a.getJob, { path: '', params: { job_id: '00000000-0000-0000-0000-000000000000' } }),
+      404,
+      'not_found',
+    );
     expectProblem(await call(a.getJob, { path: '', params: { job_id: 'x' } }), 400, 'validation_failed');
-    expectProblem(await call(a.getTask, { path: '', params: { task_id: '00000000-0000-0000-0000-000000000000_0000' } }), 404, 'not_found');
+    expectProblem(
+      await call(a.getTask, { path: '', params: { task_id: '00000000-0000-0000-0000-000000000000_0000' } }),
+      404,
+      'not_found',
+    );
     expectProblem(await call(a.getTaskResult, { path: '', params: { task_id: 'garbage' } }), 400, 'validation_failed');
   });
 });
@@ -208,21 +317,43 @@ describe('GET /api/jobs/{job_id} and /api/tasks/{task_id}', () => {
 describe('images', () => {
   it('upload, list, download and describe', async () => {
     const a = await api();
-    const png = await sharp(await photo(40, 20)).withMetadata({ orientation: 6 }).jpeg().toBuffer();
-    const put = await call(a.putImage, { method: 'PUT', path: '/api/images/side.jpg', params: { name: 'side.jpg' }, headers: { 'content-type': 'image/jpeg' }, body: png });
+    const png = await sharp(await photo(40, 20))
+      .withMetadata({ orientation: 6 })
+      .jpeg()
+      .toBuffer();
+    const put = await call(a.putImage, {
+      method: 'PUT',
+      path: '/api/images/side.jpg',
+      params: { name: 'side.jpg' },
+      headers: { 'content-type': 'image/jpeg' },
+      body: png,
+    });
     expect(put.status).toBe(201);
     expect(put.json).toMatchObject({ name: 'side.jpg', content_type: 'image/jpeg', bytes: png.length });
-    expect((await call(a.listImages, { path: '/api/images' })).json.images.map((i: { name: string }) => i.name)).toEqual(['side.jpg']);
+    expect(
+      (await call(a.listImages, { path: '/api/images' })).json.images.map((i: { name: string }) => i.name),
+    ).toEqual(['side.jpg']);
     const got = await call(a.getImage, { path: '', params: { name: 'side.jpg' } });
     expect(got.bytes.equals(png)).toBe(true);
     expect(got.headers['content-type']).toBe('image/jpeg');
     const info = await call(a.getImageInfo, { path: '', params: { name: 'side.jpg' } });
-    expect(info.json).toEqual({ name: 'side.jpg', format: 'jpeg', width: 20, height: 40, bytes: png.length, channels: 3, space: 'srgb', has_alpha: false, orientation: 6 });
+    expect(info.json).toEqual({
+      name: 'side.jpg',
+      format: 'jpeg',
+      width: 20,
+      height: 40,
+      bytes: png.length,
+      channels: 3,
+      space: 'srgb',
+      has_alpha: false,
+      orientation: 6,
+    });
   });
 
   it('refuses path tricks, non-images, SVG and unknown names', async () => {
     const a = await api();
-    const put = (name: string, body: Buffer, type = 'image/png') => call(a.putImage, { method: 'PUT', path: '', params: { name }, headers: { 'content-type': type }, body });
+    const put = (name: string, body: Buffer, type = 'image/png') =>
+      call(a.putImage, { method: 'PUT', path: '', params: { name }, headers: { 'content-type': type }, body });
     expectProblem(await put('../x.png', await photo(8, 8)), 400, 'validation_failed');
     expectProblem(await put('.hidden', await photo(8, 8)), 400, 'validation_failed');
     expectProblem(await put('a.svg', SVG_EXTERNAL_HREF, 'image/svg+xml'), 415, 'refused_format');
@@ -239,18 +370,35 @@ describe('dead letters', () => {
   it('poison → listed; requeue → processed; nothing to requeue → 404; unknown capability → 400', async () => {
     const a = await api();
     await a.storage.images.getBlockBlobClient('p.jpg').uploadData(await photo(64, 48, 'jpeg'));
-    const submitted = await call(a.submitJob, { method: 'POST', path: '/api/jobs', body: { images: ['p.jpg'], filters: ['flip'] } });
+    const submitted = await call(a.submitJob, {
+      method: 'POST',
+      path: '/api/jobs',
+      body: { images: ['p.jpg'], filters: ['flip'] },
+    });
     const [message] = await receiveAll(a.storage, 'light');
     await handlePoisonMessage(message.body, { storage: a.storage, capability: 'light' }, { id: 'm1', dequeueCount: 5 });
     const listed = await call(a.deadLetters, { path: '/api/dead-letters' });
-    expect(listed.json.capabilities.find((c: { capability: string }) => c.capability === 'light')).toMatchObject({ count: 1, dead_letters: [{ task_id: submitted.json.tasks[0].task_id, reason: 'exhausted_retries' }] });
+    expect(listed.json.capabilities.find((c: { capability: string }) => c.capability === 'light')).toMatchObject({
+      count: 1,
+      dead_letters: [{ task_id: submitted.json.tasks[0].task_id, reason: 'exhausted_retries' }],
+    });
     const requeued = await call(a.requeue, { method: 'POST', path: '', params: { capability: 'light' } });
     expect(requeued.json).toMatchObject({ capability: 'light', requeued: 1, skipped: [] });
     const [again] = await receiveAll(a.storage, 'light');
     expect(await processTaskMessage(again.body, { storage: a.storage, capability: 'light' })).toBe('succeeded');
-    expect((await call(a.getTask, { path: '', params: { task_id: submitted.json.tasks[0].task_id } })).json).toMatchObject({ status: 'succeeded', failure_type: null });
-    expectProblem(await call(a.requeue, { method: 'POST', path: '', params: { capability: 'light' } }), 404, 'not_found');
-    expectProblem(await call(a.requeue, { method: 'POST', path: '', params: { capability: 'medium' } }), 400, 'validation_failed');
+    expect(
+      (await call(a.getTask, { path: '', params: { task_id: submitted.json.tasks[0].task_id } })).json,
+    ).toMatchObject({ status: 'succeeded', failure_type: null });
+    expectProblem(
+      await call(a.requeue, { method: 'POST', path: '', params: { capability: 'light' } }),
+      404,
+      'not_found',
+    );
+    expectProblem(
+      await call(a.requeue, { method: 'POST', path: '', params: { capability: 'medium' } }),
+      400,
+      'validation_failed',
+    );
   });
 });
 
@@ -262,12 +410,17 @@ describe('no task is ever lost', () => {
     await a.storage.images.getBlockBlobClient('corrupt.jpg').uploadData(good.subarray(0, good.length / 2));
     await a.storage.images.getBlockBlobClient('stuck.jpg').uploadData(good);
     await a.storage.images.getBlockBlobClient('garbled.jpg').uploadData(good);
-    const res = await call(a.submitJob, { method: 'POST', path: '/api/jobs', body: { images: ['good.jpg', 'corrupt.jpg', 'stuck.jpg', 'garbled.jpg'], filters: ['negate'] } });
+    const res = await call(a.submitJob, {
+      method: 'POST',
+      path: '/api/jobs',
+      body: { images: ['good.jpg', 'corrupt.jpg', 'stuck.jpg', 'garbled.jpg'], filters: ['negate'] },
+    });
     const broken = withFailingUploads(a.storage);
     for (const { body } of await receiveAll(a.storage, 'light')) {
       if (body.image === 'stuck.jpg') {
         // the host's retries: every delivery fails transiently, then the message goes to poison
-        for (let delivery = 1; delivery <= 5; delivery++) await expect(processTaskMessage(body, { storage: broken, capability: 'light' })).rejects.toThrow();
+        for (let delivery = 1; delivery <= 5; delivery++)
+          await expect(processTaskMessage(body, { storage: broken, capability: 'light' })).rejects.toThrow();
         await handlePoisonMessage(body, { storage: a.storage, capability: 'light' }, { id: 'stuck', dequeueCount: 5 });
       } else if (body.image === 'garbled.jpg') {
         await processTaskMessage({ ...body, output: { format: 'bmp' } }, { storage: a.storage, capability: 'light' });
@@ -277,7 +430,16 @@ describe('no task is ever lost', () => {
     }
     const job = await call(a.getJob, { path: '', params: { job_id: res.json.job_id } });
     expect(job.json.status).toBe('partially_failed');
-    expect(job.json.tasks.map((t: { image: string; status: string; failure_type: string | null; failure_reason: string | null }) => [t.image, t.status, t.failure_type, t.failure_reason])).toEqual([
+    expect(
+      job.json.tasks.map(
+        (t: { image: string; status: string; failure_type: string | null; failure_reason: string | null }) => [
+          t.image,
+          t.status,
+          t.failure_type,
+          t.failure_reason,
+        ],
+      ),
+    ).toEqual([
       ['good.jpg', 'succeeded', null, null],
       ['corrupt.jpg', 'failed', 'job_failure', 'corrupt_image'],
       ['stuck.jpg', 'failed', 'worker_failure', 'exhausted_retries'],

@@ -10,7 +10,9 @@ import { functionSuffix } from '../../shared/tasks/routing';
 import { functionFiles, loadFunctions } from '../../scripts/local-host/loader';
 import type { RegisteredFunction } from '../../scripts/local-host/functions-core';
 
-jest.mock('@azure/functions-core', () => jest.requireActual('../../scripts/local-host/functions-core').functionsCore, { virtual: true });
+jest.mock('@azure/functions-core', () => jest.requireActual('../../scripts/local-host/functions-core').functionsCore, {
+  virtual: true,
+});
 
 const ROOT = path.resolve(__dirname, '../..');
 let functions: readonly RegisteredFunction[];
@@ -22,7 +24,9 @@ beforeAll(() => {
 describe('function registrations', () => {
   it('loads the function files package.json main names', () => {
     expect(functionFiles(ROOT).map((f) => path.relative(ROOT, f))).toEqual(
-      ['dashboard', 'deadLetters', 'health', 'images', 'jobs', 'metrics', 'tasks', 'workers'].map((n) => `dist/functions/${n}.js`),
+      ['dashboard', 'deadLetters', 'health', 'images', 'jobs', 'metrics', 'tasks', 'workers'].map(
+        (n) => `dist/functions/${n}.js`,
+      ),
     );
   });
 
@@ -53,7 +57,9 @@ describe('function registrations', () => {
   });
 
   it('registers one worker and one poison function per capability, from the capability table', () => {
-    const queues = functions.filter((f) => f.trigger.type === 'queueTrigger').map((f) => [f.name, f.trigger.queueName, f.trigger.connection]);
+    const queues = functions
+      .filter((f) => f.trigger.type === 'queueTrigger')
+      .map((f) => [f.name, f.trigger.queueName, f.trigger.connection]);
     expect(queues.sort()).toEqual(
       CAPABILITIES.flatMap((c) => [
         [`poison${functionSuffix(c.name)}`, `${c.queue}-poison`, 'AzureWebJobsStorage'],
@@ -63,8 +69,12 @@ describe('function registrations', () => {
   });
 
   it('registers the metrics timer on its schedule, nothing else, and nothing twice', () => {
-    expect(functions.filter((f) => f.trigger.type === 'timerTrigger').map((f) => [f.name, f.trigger.schedule])).toEqual([['collectMetrics', '*/10 * * * * *']]);
-    expect(functions.filter((f) => !['httpTrigger', 'queueTrigger', 'timerTrigger'].includes(f.trigger.type))).toEqual([]);
+    expect(functions.filter((f) => f.trigger.type === 'timerTrigger').map((f) => [f.name, f.trigger.schedule])).toEqual(
+      [['collectMetrics', '*/10 * * * * *']],
+    );
+    expect(functions.filter((f) => !['httpTrigger', 'queueTrigger', 'timerTrigger'].includes(f.trigger.type))).toEqual(
+      [],
+    );
     expect(new Set(functions.map((f) => f.name)).size).toBe(functions.length);
   });
 });

@@ -15,7 +15,10 @@ export interface Envelope {
   name: string;
   iKey: string;
   tags?: Record<string, string>;
-  data: { baseType: string; baseData: { name?: string; metrics?: { name: string; value: number }[]; properties?: Record<string, string> } };
+  data: {
+    baseType: string;
+    baseData: { name?: string; metrics?: { name: string; value: number }[]; properties?: Record<string, string> };
+  };
 }
 
 export interface FakeIngestion {
@@ -32,7 +35,27 @@ export async function startFakeIngestion(): Promise<FakeIngestion> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fake-ingestion-'));
   const key = path.join(dir, 'key.pem');
   const cert = path.join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   const envelopes: Envelope[] = [];
   const server = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
     const chunks: Buffer[] = [];
@@ -42,7 +65,14 @@ export async function startFakeIngestion(): Promise<FakeIngestion> {
       if (req.method === 'POST' && req.url?.startsWith('/v2.1/track')) {
         const raw = Buffer.concat(chunks);
         const body = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString();
-        const batch = (body.trimStart().startsWith('[') ? JSON.parse(body) : body.split('\n').filter(Boolean).map((l) => JSON.parse(l))) as Envelope[];
+        const batch = (
+          body.trimStart().startsWith('[')
+            ? JSON.parse(body)
+            : body
+                .split('\n')
+                .filter(Boolean)
+                .map((l) => JSON.parse(l))
+        ) as Envelope[];
         envelopes.push(...batch);
         received = batch.length;
       }

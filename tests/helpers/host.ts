@@ -16,7 +16,12 @@ export interface HostProcess {
   exited: Promise<number | null>;
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60000, intervalMs = 200): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 60000,
+  intervalMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe().catch(() => undefined);
@@ -27,7 +32,12 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 }
 
 /** Spawns `script` (the host or the start script) with the given environment and waits until it says it listens. */
-export async function spawnApp(script: string, env: NodeJS.ProcessEnv, readyPattern: RegExp, opts: { detached?: boolean; port?: number } = {}): Promise<HostProcess> {
+export async function spawnApp(
+  script: string,
+  env: NodeJS.ProcessEnv,
+  readyPattern: RegExp,
+  opts: { detached?: boolean; port?: number } = {},
+): Promise<HostProcess> {
   const port = opts.port ?? (await freePort());
   const child = spawn(process.execPath, [script, '--port', String(port)], {
     cwd: ROOT,
@@ -39,7 +49,12 @@ export async function spawnApp(script: string, env: NodeJS.ProcessEnv, readyPatt
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const ready = waitFor(`${path.basename(script)} to listen`, async () => (readyPattern.test(output) ? true : undefined), 60000, 100);
+  const ready = waitFor(
+    `${path.basename(script)} to listen`,
+    async () => (readyPattern.test(output) ? true : undefined),
+    60000,
+    100,
+  );
   const died = exited.then((code) => {
     throw new Error(`${path.basename(script)} exited with ${code} before listening`);
   });
@@ -53,21 +68,33 @@ export async function spawnApp(script: string, env: NodeJS.ProcessEnv, readyPatt
   return { child, port, url: `http://localhost:${port}/api`, output: () => output, exited };
 }
 
-export async function getJson(url: string): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
+export async function getJson(url: string): Promise<any> {
+  // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
   const res = await fetch(url);
   return res.json();
 }
 
-export async function postJson(url: string, body: unknown): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+export async function postJson(url: string, body: unknown): Promise<any> {
+  // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
   return res.json();
 }
 
 /** Polls a job until no task is queued or processing. */
-export function jobDone(url: string, jobId: string, timeoutMs = 120000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
-  return waitFor(`job ${jobId}`, async () => {
-    const job = await getJson(`${url}/jobs/${jobId}`);
-    return ['succeeded', 'failed', 'partially_failed'].includes(job.status) ? job : undefined;
-  }, timeoutMs, 250);
+export function jobDone(url: string, jobId: string, timeoutMs = 120000): Promise<any> {
+  // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
+  return waitFor(
+    `job ${jobId}`,
+    async () => {
+      const job = await getJson(`${url}/jobs/${jobId}`);
+      return ['succeeded', 'failed', 'partially_failed'].includes(job.status) ? job : undefined;
+    },
+    timeoutMs,
+    250,
+  );
 }

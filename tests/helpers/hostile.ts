@@ -42,7 +42,9 @@ export function randomBytes(length: number): Buffer {
   return Buffer.from(Array.from({ length }, () => (seed = (seed * 1664525 + 1013904223) >>> 0) >>> 24));
 }
 
-export const SVG_PLAIN = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="red"/></svg>');
+export const SVG_PLAIN = Buffer.from(
+  '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="red"/></svg>',
+);
 export const SVG_EXTERNAL_HREF = Buffer.from(
   '<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="64" height="64">' +
     '<image xlink:href="http://169.254.169.254/latest/meta-data/" href="file:///etc/passwd" width="64" height="64"/></svg>',

@@ -29,21 +29,48 @@ export async function call(handler: Handler, options: CallOptions): Promise<Call
     init = { string: JSON.stringify(body) };
     headers['content-type'] ??= 'application/json';
   }
-  const request = new HttpRequest({ method: options.method ?? 'GET', url: `http://localhost:7071${options.path}`, headers, params: options.params ?? {}, ...(init ? { body: init } : {}) });
-  const context = new InvocationContext({ functionName: 'test', invocationId: 'test-invocation', logHandler: () => undefined });
+  const request = new HttpRequest({
+    method: options.method ?? 'GET',
+    url: `http://localhost:7071${options.path}`,
+    headers,
+    params: options.params ?? {},
+    ...(init ? { body: init } : {}),
+  });
+  const context = new InvocationContext({
+    functionName: 'test',
+    invocationId: 'test-invocation',
+    logHandler: () => undefined,
+  });
   const response = await handler(request, context);
-  const responseHeaders = Object.fromEntries(Object.entries(response.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]));
-  const raw = response.jsonBody !== undefined ? Buffer.from(JSON.stringify(response.jsonBody)) : response.body ? Buffer.from(response.body as Uint8Array) : Buffer.alloc(0);
+  const responseHeaders = Object.fromEntries(
+    Object.entries(response.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]),
+  );
+  const raw =
+    response.jsonBody !== undefined
+      ? Buffer.from(JSON.stringify(response.jsonBody))
+      : response.body
+        ? Buffer.from(response.body as Uint8Array)
+        : Buffer.alloc(0);
   return { status: response.status ?? 200, headers: responseHeaders, json: response.jsonBody, bytes: raw };
 }
 
 /** A multipart/form-data body with file parts and text fields. */
-export function multipart(files: { name: string; data: Buffer; type: string }[], fields: Record<string, string>): { body: Buffer; contentType: string } {
+export function multipart(
+  files: { name: string; data: Buffer; type: string }[],
+  fields: Record<string, string>,
+): { body: Buffer; contentType: string } {
   const boundary = `----test${Date.now()}`;
   const parts: Buffer[] = [];
-  for (const [name, value] of Object.entries(fields)) parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
+  for (const [name, value] of Object.entries(fields))
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
   for (const file of files) {
-    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${file.name}"\r\nContent-Type: ${file.type}\r\n\r\n`), file.data, Buffer.from('\r\n'));
+    parts.push(
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${file.name}"\r\nContent-Type: ${file.type}\r\n\r\n`,
+      ),
+      file.data,
+      Buffer.from('\r\n'),
+    );
   }
   parts.push(Buffer.from(`--${boundary}--\r\n`));
   return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };

@@ -14,7 +14,12 @@ export interface Pixels {
  * A deterministic photo-like RGB image: gradients, a disc at (0.3w, 0.5h) of radius 0.25h and a
  * box, with hard edges, plus fine uniform noise of ±noise/2.
  */
-export async function photo(width = 320, height = 240, format: 'jpeg' | 'png' = 'png', { noise: amplitude = 16 } = {}): Promise<Buffer> {
+export async function photo(
+  width = 320,
+  height = 240,
+  format: 'jpeg' | 'png' = 'png',
+  { noise: amplitude = 16 } = {},
+): Promise<Buffer> {
   const data = Buffer.alloc(width * height * 3);
   let seed = 12345;
   const noise = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * amplitude;
@@ -31,7 +36,12 @@ export async function photo(width = 320, height = 240, format: 'jpeg' | 'png' = 
   return format === 'png' ? image.png().toBuffer() : image.jpeg({ quality: 92 }).toBuffer();
 }
 
-export async function solid(width: number, height: number, rgba: { r: number; g: number; b: number; alpha?: number }, format: 'png' | 'jpeg' = 'png'): Promise<Buffer> {
+export async function solid(
+  width: number,
+  height: number,
+  rgba: { r: number; g: number; b: number; alpha?: number },
+  format: 'png' | 'jpeg' = 'png',
+): Promise<Buffer> {
   const channels = rgba.alpha === undefined ? 3 : 4;
   const image = sharp({ create: { width, height, channels, background: rgba } });
   return format === 'png' ? image.png().toBuffer() : image.jpeg().toBuffer();
@@ -46,7 +56,10 @@ export async function pixels(image: Buffer): Promise<Pixels> {
 }
 
 /** Runs one task spec through the real pipeline and decodes the result. */
-export async function run(input: Buffer, spec: TaskSpecInput): Promise<Pixels & { bytes: Buffer; contentType: string }> {
+export async function run(
+  input: Buffer,
+  spec: TaskSpecInput,
+): Promise<Pixels & { bytes: Buffer; contentType: string }> {
   const out = await processImage(normalizeTaskSpec(spec), input);
   return { ...(await pixels(out.data)), bytes: out.data, contentType: out.info.content_type };
 }
@@ -92,9 +105,14 @@ export function highFrequencyEnergy(p: Pixels): number {
 
 /** 64-bit difference hash of a 9×8 grey thumbnail, as in sharp's own tests. */
 export async function dHash(image: Buffer): Promise<bigint> {
-  const { data } = await sharp(image).greyscale().resize(9, 8, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+  const { data } = await sharp(image)
+    .greyscale()
+    .resize(9, 8, { fit: 'fill' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   let hash = 0n;
-  for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) hash = (hash << 1n) | (data[y * 9 + x] < data[y * 9 + x + 1] ? 1n : 0n);
+  for (let y = 0; y < 8; y++)
+    for (let x = 0; x < 8; x++) hash = (hash << 1n) | (data[y * 9 + x] < data[y * 9 + x + 1] ? 1n : 0n);
   return hash;
 }
 

@@ -39,9 +39,16 @@ const MODELS: Record<string, string> = {
 export function validateObject(object: K8sObject): void {
   const key = `${object.apiVersion}/${object.kind}`;
   const module = MODELS[key];
-  if (!module) throw new Error(`${key} ${object.metadata?.name}: no schema known for this kind (add it to tests/helpers/k8s.ts)`);
+  if (!module)
+    throw new Error(`${key} ${object.metadata?.name}: no schema known for this kind (add it to tests/helpers/k8s.ts)`);
   // kustomize folds long Secret values over lines; the API server's base64 decoder skips newlines.
-  if (object.kind === 'Secret' && object.data) object = { ...object, data: Object.fromEntries(Object.entries(object.data as Record<string, string>).map(([k, v]) => [k, v.replace(/\s+/g, '')])) };
+  if (object.kind === 'Secret' && object.data)
+    object = {
+      ...object,
+      data: Object.fromEntries(
+        Object.entries(object.data as Record<string, string>).map(([k, v]) => [k, v.replace(/\s+/g, '')]),
+      ),
+    };
   const Model = (require(module) as Record<string, new (data: unknown) => { validate(): void }>)[object.kind];
   try {
     new Model(object).validate();
@@ -50,7 +57,8 @@ export function validateObject(object: K8sObject): void {
   }
 }
 
-export const envOf = (deployment: K8sObject): { name: string; value?: string; valueFrom?: any }[] => deployment.spec.template.spec.containers[0].env ?? []; // eslint-disable-line @typescript-eslint/no-explicit-any
+export const envOf = (deployment: K8sObject): { name: string; value?: string; valueFrom?: any }[] =>
+  deployment.spec.template.spec.containers[0].env ?? []; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** The functions a Deployment's host runs: its AzureFunctionsJobHost__functions__N settings, in order. */
 export function selectedFunctionsOf(deployment: K8sObject): string[] {

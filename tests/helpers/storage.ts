@@ -30,9 +30,13 @@ export function useAzurite(): { azurite: () => RunningAzurite; storage: () => Pr
 /** The same storage, except that every output upload fails as a busy storage account answers (503). */
 export function withFailingUploads(storage: Storage): Storage {
   const broken = Object.create(storage) as Storage;
-  const busy = Object.assign(new Error('Server Busy: the storage account is over its request rate'), { statusCode: 503 });
+  const busy = Object.assign(new Error('Server Busy: the storage account is over its request rate'), {
+    statusCode: 503,
+  });
   const processed = Object.create(storage.processed) as Storage['processed'];
-  processed.getBlockBlobClient = (() => ({ uploadData: () => Promise.reject(busy) })) as unknown as Storage['processed']['getBlockBlobClient'];
+  processed.getBlockBlobClient = (() => ({
+    uploadData: () => Promise.reject(busy),
+  })) as unknown as Storage['processed']['getBlockBlobClient'];
   Object.defineProperty(broken, 'processed', { value: processed });
   return broken;
 }

@@ -25,14 +25,21 @@ describe('storage', () => {
   });
 
   it('reads UseDevelopmentStorage=true as Azurite on its default ports, anything else as given', () => {
-    expect(resolveConnectionString('UseDevelopmentStorage=true')).toContain('BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1');
+    expect(resolveConnectionString('UseDevelopmentStorage=true')).toContain(
+      'BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1',
+    );
     expect(resolveConnectionString('AccountName=x;AccountKey=y')).toBe('AccountName=x;AccountKey=y');
     expect(() => resolveConnectionString(undefined)).toThrow(/AzureWebJobsStorage is not set/);
   });
 
   it('puts names under a namespace and refuses unsafe namespaces', () => {
     const names = resourceNames('abc1');
-    expect([names.images, names.tasksTable, names.queueOf('heavy'), names.poisonQueueOf('heavy')]).toEqual(['abc1-images', 'abc1tasks', 'abc1-tasks-heavy', 'abc1-tasks-heavy-poison']);
+    expect([names.images, names.tasksTable, names.queueOf('heavy'), names.poisonQueueOf('heavy')]).toEqual([
+      'abc1-images',
+      'abc1tasks',
+      'abc1-tasks-heavy',
+      'abc1-tasks-heavy-poison',
+    ]);
     expect(resourceNames('').queueOf('light')).toBe('tasks-light');
     expect(() => resourceNames('Bad-Name')).toThrow(/STORAGE_NAMESPACE/);
   });

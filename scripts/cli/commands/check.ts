@@ -13,7 +13,8 @@ async function health(api: ApiClient): Promise<Health> {
   try {
     return await api.get<Health>('/health');
   } catch (err) {
-    if (err instanceof ApiError && err.status === 503 && typeof err.body === 'object' && err.body !== null) return err.body as Health;
+    if (err instanceof ApiError && err.status === 503 && typeof err.body === 'object' && err.body !== null)
+      return err.body as Health;
     throw err;
   }
 }
@@ -22,7 +23,9 @@ export async function runCheck(api: ApiClient, io: CliIo): Promise<number> {
   const h = await health(api);
   const [catalog, workers] = await Promise.all([api.get<FilterCatalog>('/filters'), api.get<WorkerList>('/workers')]);
   const healthy = h.status === 'ok';
-  const checks = Object.entries(h.checks).map(([k, v]) => `${k} ${v}`).join(', ');
+  const checks = Object.entries(h.checks)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   const byCapability = catalog.capabilities.map((c) => `${c.name} ${c.filters.length}`).join(', ');
   const live = workers.workers.filter((w) => LIVE.has(w.status));
   const busy = live.filter((w) => w.status === 'busy').length;
@@ -32,7 +35,10 @@ export async function runCheck(api: ApiClient, io: CliIo): Promise<number> {
       ['API', api.baseUrl],
       ['health', `${h.status} (${checks})${h.version ? `, version ${h.version}` : ''}`],
       ['filters', `${catalog.filters.length} (${byCapability})`],
-      ['workers', `${live.length} live, ${busy} busy, ${workers.count} registered${live.length === 0 ? ' (none live: queued tasks will wait)' : ''}`],
+      [
+        'workers',
+        `${live.length} live, ${busy} busy, ${workers.count} registered${live.length === 0 ? ' (none live: queued tasks will wait)' : ''}`,
+      ],
     ]),
   );
   return healthy ? 0 : 1;

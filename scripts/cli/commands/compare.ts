@@ -26,7 +26,18 @@ export const DEFAULT_COMPARE_FILTERS: readonly FilterEntry[] = Object.freeze([
   { name: 'blur', radius: 3 },
   { name: 'brightness', factor: 1.5 },
 ]);
-const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.avif', '.gif', '.tif', '.tiff', '.heic', '.heif']);
+const IMAGE_EXTENSIONS = new Set([
+  '.jpg',
+  '.jpeg',
+  '.png',
+  '.webp',
+  '.avif',
+  '.gif',
+  '.tif',
+  '.tiff',
+  '.heic',
+  '.heif',
+]);
 
 export interface CompareOptions {
   readonly images?: string;
@@ -42,7 +53,10 @@ interface Run {
   readonly note: string;
 }
 
-async function loadImages(dir: string | undefined, count: number | undefined): Promise<{ name: string; data: Buffer }[]> {
+async function loadImages(
+  dir: string | undefined,
+  count: number | undefined,
+): Promise<{ name: string; data: Buffer }[]> {
   const folder = path.resolve(dir ?? SAMPLES_DIR);
   // The default set is generated on first use, as `npm run samples` would.
   if (!dir && !existsSync(folder)) await generateSamples(folder);
@@ -60,16 +74,31 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
 }
 
 /** Its own prefix, so comparing never overwrites a user's image of the same name in the container. */
-export const uploadName = (file: string): string => `compare-${file.replace(/[^A-Za-z0-9._-]/g, '_').replace(/\.{2,}/g, '.')}`.slice(0, 200);
+export const uploadName = (file: string): string =>
+  `compare-${file.replace(/[^A-Za-z0-9._-]/g, '_').replace(/\.{2,}/g, '.')}`.slice(0, 200);
 
 /** Uploads first (not timed: the in-process runs read from memory too), then times submit → last task done. */
-async function viaQueues(api: ApiClient, images: { name: string; data: Buffer }[], spec: TaskSpec, timeoutS: number): Promise<Run> {
-  for (const image of images) await api.put(`/images/${encodeURIComponent(uploadName(image.name))}`, image.data, 'application/octet-stream');
+async function viaQueues(
+  api: ApiClient,
+  images: { name: string; data: Buffer }[],
+  spec: TaskSpec,
+  timeoutS: number,
+): Promise<Run> {
+  for (const image of images)
+    await api.put(`/images/${encodeURIComponent(uploadName(image.name))}`, image.data, 'application/octet-stream');
   const start = performance.now();
-  const job = await api.post<SubmittedJob>('/jobs', { images: images.map((i) => uploadName(i.name)), filters: spec.filters, output: spec.output });
+  const job = await api.post<SubmittedJob>('/jobs', {
+    images: images.map((i) => uploadName(i.name)),
+    filters: spec.filters,
+    output: spec.output,
+  });
   const [done] = await waitForJobs(api, [job.job_id], { timeoutMs: timeoutS * 1000, intervalMs: 100 });
   const wallMs = performance.now() - start;
-  if (done.status !== 'succeeded') return { mode: 'queues (running app)', note: `job ${done.job_id} ${done.status}: ${done.counts.succeeded} succeeded, ${done.counts.failed} failed` };
+  if (done.status !== 'succeeded')
+    return {
+      mode: 'queues (running app)',
+      note: `job ${done.job_id} ${done.status}: ${done.counts.succeeded} succeeded, ${done.counts.failed} failed`,
+    };
   const worker = done.tasks.reduce((sum, t) => sum + (t.duration_ms ?? 0), 0);
   return { mode: 'queues (running app)', wallMs, note: `job ${done.job_id}, ${Math.round(worker)} ms of worker time` };
 }
@@ -90,7 +119,10 @@ export function compareTable(runs: readonly Run[], imageCount: number): string {
 export async function runCompare(api: ApiClient, io: CliIo, opts: CompareOptions): Promise<number> {
   const spec = normalizeTaskSpec({ filters: opts.filters, filter_params: opts.params });
   const images = await loadImages(opts.images, opts.count);
-  writeLine(io.stdout, `compare: ${images.length} image(s) (${images.map((i) => i.name).join(', ')}) through ${spec.filters.map((f) => f.name).join(' → ')}, ${spec.output.format}`);
+  writeLine(
+    io.stdout,
+    `compare: ${images.length} image(s) (${images.map((i) => i.name).join(', ')}) through ${spec.filters.map((f) => f.name).join(' → ')}, ${spec.output.format}`,
+  );
   // One untimed pass warms sharp up (library load, thread pool) so the first mode is not penalised.
   await processImage(spec, images[0].data);
   const sequential = await timed(async () => {
@@ -117,9 +149,13 @@ export async function runCompare(api: ApiClient, io: CliIo, opts: CompareOptions
 export function registerCompare(program: Command, ctx: CliContext): void {
   program
     .command('compare')
-    .description('time the same images in-process (sequential, parallel) and through the running app\'s queues')
+    .description("time the same images in-process (sequential, parallel) and through the running app's queues")
     .option('--images <dir>', 'folder of images (default: the generated samples)')
-    .addOption(new Option('--filters <list>', 'filter names (a,b) or a JSON array of filters').argParser(filterList).default(DEFAULT_COMPARE_FILTERS, 'resize 800×600, blur radius 3, brightness 1.5'))
+    .addOption(
+      new Option('--filters <list>', 'filter names (a,b) or a JSON array of filters')
+        .argParser(filterList)
+        .default(DEFAULT_COMPARE_FILTERS, 'resize 800×600, blur radius 3, brightness 1.5'),
+    )
     .option('--params <json>', 'filter_params as JSON', jsonObject)
     .option('--count <n>', 'use only the first n images', integerIn(1, 100))
     .option('--timeout <seconds>', 'longest wait for the queued job', positiveNumber, 300)

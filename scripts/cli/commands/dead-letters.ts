@@ -12,7 +12,9 @@ export function renderDeadLetters(d: DeadLetters): string {
     ['capability', 'poison queue', 'waiting in poison queue', 'dead letters'],
     d.capabilities.map((c) => [c.capability, c.poison_queue, c.waiting_in_poison_queue, c.count]),
   );
-  const letters = d.capabilities.flatMap((c) => c.dead_letters.map((l) => [c.capability, l.task_id ?? l.id, l.reason, l.dequeue_count, l.failed_at]));
+  const letters = d.capabilities.flatMap((c) =>
+    c.dead_letters.map((l) => [c.capability, l.task_id ?? l.id, l.reason, l.dequeue_count, l.failed_at]),
+  );
   if (letters.length === 0) return `${summary}\nno dead letters`;
   const hint = `requeue with: image-pipeline requeue <capability>`;
   return [summary, table(['capability', 'task', 'reason', 'deliveries', 'failed at'], letters), hint].join('\n');
@@ -33,7 +35,10 @@ export async function runRequeue(api: ApiClient, io: CliIo, capability: string):
     writeLine(io.stdout, `${capability}: nothing to requeue (${err.problem?.detail ?? 'no dead letters'})`);
     return 0;
   }
-  writeLine(io.stdout, `${result.capability}: requeued ${result.requeued} message(s) onto ${result.queue}; skipped ${result.skipped.length}`);
+  writeLine(
+    io.stdout,
+    `${result.capability}: requeued ${result.requeued} message(s) onto ${result.queue}; skipped ${result.skipped.length}`,
+  );
   for (const s of result.skipped) writeLine(io.stdout, `  skipped ${s.id}: ${s.reason}`);
   return 0;
 }
@@ -46,7 +51,9 @@ export function registerDeadLetters(program: Command, ctx: CliContext): void {
 
   program
     .command('requeue')
-    .description('put a capability\'s dead letters back on its queue')
+    .description("put a capability's dead letters back on its queue")
     .addArgument(new Argument('<capability>', 'which capability').choices(CAPABILITIES.map((c) => c.name)))
-    .action(async (capability: string, _opts: unknown, cmd: Command) => ctx.exit(await runRequeue(ctx.api(cmd), ctx.io, capability)));
+    .action(async (capability: string, _opts: unknown, cmd: Command) =>
+      ctx.exit(await runRequeue(ctx.api(cmd), ctx.io, capability)),
+    );
 }

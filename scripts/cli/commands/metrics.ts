@@ -30,7 +30,20 @@ export function renderSnapshot(s: Snapshot): string {
     m.recommendation.keda_replicas,
     m.recommendation.urgency,
   ]);
-  const head = ['capability', 'queue', 'poison', 'active/busy', 'util', 'tasks/min', 'p95', 'success', 'action', 'recommended', 'KEDA', 'urgency'];
+  const head = [
+    'capability',
+    'queue',
+    'poison',
+    'active/busy',
+    'util',
+    'tasks/min',
+    'p95',
+    'success',
+    'action',
+    'recommended',
+    'KEDA',
+    'urgency',
+  ];
   const reasons = entries.map(([name, m]) => `  ${name}: ${m.recommendation.reason}`);
   return [header, table(head, rows), 'reason:', ...reasons].join('\n');
 }

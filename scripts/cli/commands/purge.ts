@@ -61,7 +61,9 @@ async function clearQueues(storage: Storage): Promise<number> {
 async function deleteProcessed(storage: Storage): Promise<number> {
   let deleted = 0;
   for await (const page of storage.processed.listBlobsFlat().byPage({ maxPageSize: BATCH })) {
-    await Promise.all(page.segment.blobItems.map((blob) => storage.processed.deleteBlob(blob.name, { deleteSnapshots: 'include' })));
+    await Promise.all(
+      page.segment.blobItems.map((blob) => storage.processed.deleteBlob(blob.name, { deleteSnapshots: 'include' })),
+    );
     deleted += page.segment.blobItems.length;
   }
   return deleted;
@@ -72,7 +74,10 @@ export async function runPurge(io: CliIo, opts: { yes?: boolean }): Promise<numb
     io.stdout.write(`${PURGE_QUESTION} `);
     const answer = await readAnswer(io);
     if (answer === undefined && !isTty(io.stdin)) {
-      writeLine(io.stderr, '\nerror: refusing to purge: stdin is not a terminal and no answer came; pass --yes to purge without asking');
+      writeLine(
+        io.stderr,
+        '\nerror: refusing to purge: stdin is not a terminal and no answer came; pass --yes to purge without asking',
+      );
       return 2;
     }
     if (!/^\s*y(es)?\s*$/i.test(answer ?? '')) {
@@ -92,10 +97,16 @@ export async function runPurge(io: CliIo, opts: { yes?: boolean }): Promise<numb
     deleteProcessed(storage),
   ]);
   const namespace = process.env.STORAGE_NAMESPACE;
-  writeLine(io.stdout, `purged storage account ${storage.processed.accountName}${namespace ? `, namespace ${namespace}` : ''}:`);
+  writeLine(
+    io.stdout,
+    `purged storage account ${storage.processed.accountName}${namespace ? `, namespace ${namespace}` : ''}:`,
+  );
   writeLine(io.stdout, `  ${tasks} task record(s) from table ${storage.names.tasksTable}`);
   writeLine(io.stdout, `  ${deadLetters} dead letter(s) from table ${storage.names.deadLettersTable}`);
-  writeLine(io.stdout, `  ${messages} queued message(s) from ${CAPABILITIES.flatMap((c) => [storage.names.queueOf(c.name), storage.names.poisonQueueOf(c.name)]).join(', ')}`);
+  writeLine(
+    io.stdout,
+    `  ${messages} queued message(s) from ${CAPABILITIES.flatMap((c) => [storage.names.queueOf(c.name), storage.names.poisonQueueOf(c.name)]).join(', ')}`,
+  );
   writeLine(io.stdout, `  ${results} processed result(s) from container ${storage.names.processed}`);
   return 0;
 }

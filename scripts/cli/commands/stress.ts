@@ -14,7 +14,10 @@ import { filterList, integerIn, jsonObject, nameList, positiveNumber, type Filte
 import { progress } from '../progress';
 import type { ImageList, Job, Snapshot, SubmittedJob, TaskRecord } from '../types';
 
-export const DEFAULT_STRESS_FILTERS: readonly FilterEntry[] = Object.freeze([{ name: 'resize', width: 800 }, 'grayscale']);
+export const DEFAULT_STRESS_FILTERS: readonly FilterEntry[] = Object.freeze([
+  { name: 'resize', width: 800 },
+  'grayscale',
+]);
 /** Snapshots are written every 10 s; polling twice as often sees each one. */
 const METRICS_POLL_MS = 5000;
 
@@ -39,7 +42,10 @@ export class RecommendationTally {
       const counts = this.actions.get(capability) ?? new Map<string, number>();
       counts.set(m.recommendation.action, (counts.get(m.recommendation.action) ?? 0) + 1);
       this.actions.set(capability, counts);
-      this.maxRecommended.set(capability, Math.max(this.maxRecommended.get(capability) ?? 0, m.recommendation.recommended_workers));
+      this.maxRecommended.set(
+        capability,
+        Math.max(this.maxRecommended.get(capability) ?? 0, m.recommendation.recommended_workers),
+      );
     }
   }
 
@@ -50,7 +56,10 @@ export class RecommendationTally {
   describe(): string {
     if (this.actions.size === 0) return 'none (no metrics snapshot during the run)';
     return [...this.actions]
-      .map(([capability, counts]) => `${capability}: ${[...counts].map(([action, n]) => `${action} ×${n}`).join(', ')} (recommended up to ${this.maxRecommended.get(capability)})`)
+      .map(
+        ([capability, counts]) =>
+          `${capability}: ${[...counts].map(([action, n]) => `${action} ×${n}`).join(', ')} (recommended up to ${this.maxRecommended.get(capability)})`,
+      )
       .join('; ');
   }
 }
@@ -58,7 +67,10 @@ export class RecommendationTally {
 /** Polls GET /metrics until stopped; a failed poll is skipped, since the advice is a side show. */
 async function watchMetrics(api: ApiClient, tally: RecommendationTally, stop: AbortSignal): Promise<void> {
   for (;;) {
-    await api.get<Snapshot>('/metrics').then((s) => tally.record(s), () => undefined);
+    await api.get<Snapshot>('/metrics').then(
+      (s) => tally.record(s),
+      () => undefined,
+    );
     if (stop.aborted) return;
     await sleep(METRICS_POLL_MS, stop);
   }
@@ -83,14 +95,23 @@ export function stressReport(o: Outcome, tally: RecommendationTally): { text: st
   const last = Math.max(...done.map((t) => Date.parse(t.completed_at!)));
   const spanMin = done.length > 0 ? Math.max(1, last - first) / 60000 : 0;
   const reasons = new Map<string, number>();
-  for (const t of failed) reasons.set(t.failure_reason ?? 'unknown', (reasons.get(t.failure_reason ?? 'unknown') ?? 0) + 1);
+  for (const t of failed)
+    reasons.set(t.failure_reason ?? 'unknown', (reasons.get(t.failure_reason ?? 'unknown') ?? 0) + 1);
   const rows: [string, string][] = [
-    ['duration', `${seconds(o.submitMs)} submitting (${plural(o.batches, 'batch', 'batches')} every ${o.intervalS} s), ${seconds(o.waitMs)} waiting`],
+    [
+      'duration',
+      `${seconds(o.submitMs)} submitting (${plural(o.batches, 'batch', 'batches')} every ${o.intervalS} s), ${seconds(o.waitMs)} waiting`,
+    ],
     ['submitted', `${plural(o.tasks.length, 'task')} in ${plural(o.jobs, 'job')}`],
     ['succeeded', String(succeeded.length)],
     ['failed', String(failed.length)],
     ['unfinished', String(unfinished)],
-    ['throughput', spanMin > 0 ? `${fixed(succeeded.length / spanMin, 1)} tasks/min (succeeded, first submission to last completion)` : '-'],
+    [
+      'throughput',
+      spanMin > 0
+        ? `${fixed(succeeded.length / spanMin, 1)} tasks/min (succeeded, first submission to last completion)`
+        : '-',
+    ],
     ['latency p50', ms(percentile(latencies, 0.5))],
     ['latency p95', ms(percentile(latencies, 0.95))],
     ['recommendations', `${tally.describe()} over ${plural(tally.snapshots, 'snapshot')}`],
@@ -119,7 +140,13 @@ interface Submissions {
  * Fire and forget on a fixed schedule, so a slow answer does not lower the arrival rate under
  * test; the phase lasts the full duration even though the last batch goes out earlier.
  */
-async function submitOnSchedule(api: ApiClient, io: CliIo, plan: Plan, opts: StressOptions, stop: AbortController): Promise<Submissions> {
+async function submitOnSchedule(
+  api: ApiClient,
+  io: CliIo,
+  plan: Plan,
+  opts: StressOptions,
+  stop: AbortController,
+): Promise<Submissions> {
   const jobIds: string[] = [];
   let tasks = 0;
   let refusal: unknown;
@@ -128,7 +155,11 @@ async function submitOnSchedule(api: ApiClient, io: CliIo, plan: Plan, opts: Str
   const submit = async (): Promise<void> => {
     const images = Array.from({ length: plan.perBatch }, () => plan.images[cursor++ % plan.images.length]);
     try {
-      const job = await api.post<SubmittedJob>('/jobs', { images, filters: opts.filters, ...(opts.params ? { filter_params: opts.params } : {}) });
+      const job = await api.post<SubmittedJob>('/jobs', {
+        images,
+        filters: opts.filters,
+        ...(opts.params ? { filter_params: opts.params } : {}),
+      });
       jobIds.push(job.job_id);
       tasks += job.tasks.length;
       bar.update(jobIds.length, `batches, ${tasks} tasks submitted`);
@@ -149,7 +180,13 @@ async function submitOnSchedule(api: ApiClient, io: CliIo, plan: Plan, opts: Str
   return { jobIds, tasks, elapsedMs: Date.now() - start, ...(refusal === undefined ? {} : { refusal }) };
 }
 
-async function waitForTasks(api: ApiClient, io: CliIo, submitted: Submissions, waitS: number, signal: AbortSignal): Promise<{ jobs: Job[]; waitMs: number }> {
+async function waitForTasks(
+  api: ApiClient,
+  io: CliIo,
+  submitted: Submissions,
+  waitS: number,
+  signal: AbortSignal,
+): Promise<{ jobs: Job[]; waitMs: number }> {
   const start = Date.now();
   const bar = progress(io.stdout, 'waiting', submitted.tasks);
   try {
@@ -169,15 +206,27 @@ async function waitForTasks(api: ApiClient, io: CliIo, submitted: Submissions, w
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-export async function runStress(api: ApiClient, io: CliIo, minutes: number, perBatch: number, opts: StressOptions): Promise<number> {
+export async function runStress(
+  api: ApiClient,
+  io: CliIo,
+  minutes: number,
+  perBatch: number,
+  opts: StressOptions,
+): Promise<number> {
   const images = opts.images ?? (await api.get<ImageList>('/images')).images.map((i) => i.name);
-  if (images.length === 0) throw new Error(`no images to process: the container behind ${api.url('/images')} is empty (upload some with the submit command, or pass --images)`);
+  if (images.length === 0)
+    throw new Error(
+      `no images to process: the container behind ${api.url('/images')} is empty (upload some with the submit command, or pass --images)`,
+    );
   // Whole milliseconds, so 0.7 min at 6 s is 7 batches, not 8 from floating-point residue.
   const durationMs = Math.round(minutes * 60000);
   const intervalMs = Math.max(1, Math.round(opts.interval * 1000));
   const plan: Plan = { images, perBatch, batches: Math.ceil(durationMs / intervalMs), intervalMs, durationMs };
   const filterNames = opts.filters.map((f) => (typeof f === 'string' ? f : String(f.name))).join(',');
-  writeLine(io.stdout, `stress: ${plural(plan.batches, 'batch', 'batches')} of ${plural(perBatch, 'task')} (${filterNames}) every ${opts.interval} s for ${minutes} min against ${api.baseUrl}, cycling ${plural(images.length, 'image')}`);
+  writeLine(
+    io.stdout,
+    `stress: ${plural(plan.batches, 'batch', 'batches')} of ${plural(perBatch, 'task')} (${filterNames}) every ${opts.interval} s for ${minutes} min against ${api.baseUrl}, cycling ${plural(images.length, 'image')}`,
+  );
 
   const interrupted = io.interrupts();
   const stop = new AbortController(); // Ctrl-C or a refused submission ends the submitting phase early
@@ -196,10 +245,18 @@ export async function runStress(api: ApiClient, io: CliIo, minutes: number, perB
     await watcher;
   }
 
-  const outcome = { tasks: waited.jobs.flatMap((j) => j.tasks), jobs: waited.jobs.length, submitMs: submitted.elapsedMs, waitMs: waited.waitMs, batches: submitted.jobIds.length, intervalS: opts.interval };
+  const outcome = {
+    tasks: waited.jobs.flatMap((j) => j.tasks),
+    jobs: waited.jobs.length,
+    submitMs: submitted.elapsedMs,
+    waitMs: waited.waitMs,
+    batches: submitted.jobIds.length,
+    intervalS: opts.interval,
+  };
   const { text, ok } = stressReport(outcome, tally);
   writeLine(io.stdout, text);
-  if (submitted.refusal !== undefined) writeLine(io.stderr, `error: submissions stopped early: ${message(submitted.refusal)}`);
+  if (submitted.refusal !== undefined)
+    writeLine(io.stderr, `error: submissions stopped early: ${message(submitted.refusal)}`);
   if (interrupted.aborted) writeLine(io.stderr, 'interrupted: the report covers what had finished');
   return ok && submitted.refusal === undefined && !interrupted.aborted ? 0 : 1;
 }
@@ -207,13 +264,21 @@ export async function runStress(api: ApiClient, io: CliIo, minutes: number, perB
 export function registerStress(program: Command, ctx: CliContext): void {
   program
     .command('stress')
-    .description('submit a job every --interval seconds for <minutes>, wait for the tasks, report throughput, latency and scaling advice')
+    .description(
+      'submit a job every --interval seconds for <minutes>, wait for the tasks, report throughput, latency and scaling advice',
+    )
     .argument('<minutes>', 'how long to keep submitting (may be fractional, above 0)', positiveNumber)
     .argument('<tasks_per_batch>', 'tasks per job, an integer from 1 to 100', integerIn(1, 100))
     .option('--images <names>', 'comma-separated image names in the container (default: all of them, cycled)', nameList)
-    .addOption(new Option('--filters <list>', 'filter names (a,b) or a JSON array of filters').argParser(filterList).default(DEFAULT_STRESS_FILTERS, 'resize width 800, grayscale'))
+    .addOption(
+      new Option('--filters <list>', 'filter names (a,b) or a JSON array of filters')
+        .argParser(filterList)
+        .default(DEFAULT_STRESS_FILTERS, 'resize width 800, grayscale'),
+    )
     .option('--params <json>', 'filter_params as JSON, e.g. {"blur":{"radius":2}}', jsonObject)
     .option('--interval <seconds>', 'seconds between batches', positiveNumber, 5)
     .option('--wait <seconds>', 'longest wait for the last tasks after submitting ends', positiveNumber, 120)
-    .action(async (minutes: number, perBatch: number, opts: StressOptions, cmd: Command) => ctx.exit(await runStress(ctx.api(cmd), ctx.io, minutes, perBatch, opts)));
+    .action(async (minutes: number, perBatch: number, opts: StressOptions, cmd: Command) =>
+      ctx.exit(await runStress(ctx.api(cmd), ctx.io, minutes, perBatch, opts)),
+    );
 }

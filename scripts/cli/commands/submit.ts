@@ -29,7 +29,9 @@ export interface SubmitOptions {
   readonly timeout: number;
 }
 
-export type ImageInput = { readonly kind: 'file'; readonly file: string; readonly name: string } | { readonly kind: 'blob'; readonly name: string };
+export type ImageInput =
+  | { readonly kind: 'file'; readonly file: string; readonly name: string }
+  | { readonly kind: 'blob'; readonly name: string };
 
 /** Decided before anything is sent, so a typo fails the whole command instead of half-uploading. */
 export function classifyInputs(inputs: readonly string[], cwd = process.cwd()): ImageInput[] {
@@ -37,7 +39,8 @@ export function classifyInputs(inputs: readonly string[], cwd = process.cwd()): 
     const file = path.resolve(cwd, input);
     if (existsSync(file) && statSync(file).isFile()) {
       const name = path.basename(file);
-      if (!IMAGE_NAME.test(name)) throw new UsageError(`cannot upload ${input}: the API takes image names of ${NAME_RULE}; rename the file`);
+      if (!IMAGE_NAME.test(name))
+        throw new UsageError(`cannot upload ${input}: the API takes image names of ${NAME_RULE}; rename the file`);
       return { kind: 'file', file, name };
     }
     if (input.includes('/') || input.includes(path.sep)) throw new UsageError(`no such file: ${input}`);
@@ -47,7 +50,8 @@ export function classifyInputs(inputs: readonly string[], cwd = process.cwd()): 
   const uploads = new Map<string, string>();
   for (const input of classified.filter((i) => i.kind === 'file')) {
     const other = uploads.get(input.name);
-    if (other !== undefined && other !== input.file) throw new UsageError(`${other} and ${input.file} would both be uploaded as ${input.name}; rename one`);
+    if (other !== undefined && other !== input.file)
+      throw new UsageError(`${other} and ${input.file} would both be uploaded as ${input.name}; rename one`);
     uploads.set(input.name, input.file);
   }
   return classified;
@@ -75,26 +79,42 @@ function resultTable(job: Job, files: Map<string, string>): string {
     t.output ? `${t.output.width}×${t.output.height} ${t.output.format}` : null,
     t.output?.bytes,
     ms(t.duration_ms),
-    files.get(t.task_id) ?? (t.status === 'failed' ? `${t.failure_reason ?? t.failure_type}: ${t.error ?? ''}`.trim() : null),
+    files.get(t.task_id) ??
+      (t.status === 'failed' ? `${t.failure_reason ?? t.failure_type}: ${t.error ?? ''}`.trim() : null),
   ]);
   return table(['task', 'image', 'status', 'result', 'bytes', 'took', 'file / failure'], rows);
 }
 
-export async function runSubmit(api: ApiClient, io: CliIo, inputs: readonly string[], opts: SubmitOptions): Promise<number> {
+export async function runSubmit(
+  api: ApiClient,
+  io: CliIo,
+  inputs: readonly string[],
+  opts: SubmitOptions,
+): Promise<number> {
   const classified = classifyInputs(inputs);
   for (const input of classified.filter((i) => i.kind === 'file')) {
     // The API sniffs the bytes, so the declared type only has to be an accepted one.
-    const stored = await api.put<StoredImage>(`/images/${encodeURIComponent(input.name)}`, await readFile(input.file), 'application/octet-stream');
+    const stored = await api.put<StoredImage>(
+      `/images/${encodeURIComponent(input.name)}`,
+      await readFile(input.file),
+      'application/octet-stream',
+    );
     writeLine(io.stdout, `uploaded ${input.file} as ${stored.name} (${stored.bytes} bytes)`);
   }
-  const output = { ...(opts.format ? { format: opts.format } : {}), ...(opts.quality ? { quality: opts.quality } : {}) };
+  const output = {
+    ...(opts.format ? { format: opts.format } : {}),
+    ...(opts.quality ? { quality: opts.quality } : {}),
+  };
   const submitted = await api.post<SubmittedJob>('/jobs', {
     images: classified.map((i) => i.name),
     filters: opts.filters,
     ...(opts.params ? { filter_params: opts.params } : {}),
     ...(Object.keys(output).length > 0 ? { output } : {}), // absent: the API's defaults
   });
-  writeLine(io.stdout, `job ${submitted.job_id}: ${submitted.tasks.length} task(s) on ${[...new Set(submitted.tasks.map((t) => t.capability))].join(', ')}`);
+  writeLine(
+    io.stdout,
+    `job ${submitted.job_id}: ${submitted.tasks.length} task(s) on ${[...new Set(submitted.tasks.map((t) => t.capability))].join(', ')}`,
+  );
 
   const bar = progress(io.stdout, 'processing', submitted.tasks.length);
   let job: Job;
@@ -113,7 +133,11 @@ export async function runSubmit(api: ApiClient, io: CliIo, inputs: readonly stri
   const files = await download(api, job, path.resolve(opts.out));
   writeLine(io.stdout, resultTable(job, files));
   const unfinished = job.counts.queued + job.counts.processing;
-  if (unfinished > 0) writeLine(io.stderr, `error: ${unfinished} task(s) still unfinished after ${opts.timeout} s; follow them at ${submitted.status_url}`);
+  if (unfinished > 0)
+    writeLine(
+      io.stderr,
+      `error: ${unfinished} task(s) still unfinished after ${opts.timeout} s; follow them at ${submitted.status_url}`,
+    );
   writeLine(io.stdout, `job ${job.job_id}: ${job.status}; ${files.size} result(s) in ${path.resolve(opts.out)}`);
   return job.status === 'succeeded' ? 0 : 1;
 }
@@ -129,5 +153,7 @@ export function registerSubmit(program: Command, ctx: CliContext): void {
     .option('--quality <n>', 'output quality 1-100', integerIn(1, 100))
     .option('--out <dir>', 'where the results go', './results')
     .option('--timeout <seconds>', 'longest wait for the job', positiveNumber, 300)
-    .action(async (inputs: string[], opts: SubmitOptions, cmd: Command) => ctx.exit(await runSubmit(ctx.api(cmd), ctx.io, inputs, opts)));
+    .action(async (inputs: string[], opts: SubmitOptions, cmd: Command) =>
+      ctx.exit(await runSubmit(ctx.api(cmd), ctx.io, inputs, opts)),
+    );
 }

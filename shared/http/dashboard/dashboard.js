@@ -22,7 +22,15 @@
     dead: `./dead-letters${functionKey ? `?code=${encodeURIComponent(functionKey)}` : ''}`,
   };
 
-  const state = { metrics: null, history: null, workers: null, dead: null, deadError: null, updatedAt: null, serverOffsetMs: 0 };
+  const state = {
+    metrics: null,
+    history: null,
+    workers: null,
+    dead: null,
+    deadError: null,
+    updatedAt: null,
+    serverOffsetMs: 0,
+  };
   const capabilityViews = new Map();
   let hostChart = null;
   let timer = null;
@@ -48,10 +56,15 @@
   const byId = (id) => document.getElementById(id);
   const badge = (text, tone = '') => el('span', { class: `badge ${tone}`.trim(), text });
   const empty = (text) => el('p', { class: 'empty', text });
-  const num = (v, digits = 0) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toLocaleString(undefined, { maximumFractionDigits: digits }));
+  const num = (v, digits = 0) =>
+    v === null || v === undefined || !Number.isFinite(v)
+      ? '—'
+      : v.toLocaleString(undefined, { maximumFractionDigits: digits });
   const pct = (v) => (v === null || v === undefined ? '—' : `${num(v * 100, v > 0.005 && v < 0.995 ? 1 : 0)}%`);
-  const ms = (v) => (v === null || v === undefined ? '—' : v >= 1000 ? `${num(v / 1000, v >= 10000 ? 0 : 1)} s` : `${num(v)} ms`);
-  const clock = (t) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  const ms = (v) =>
+    v === null || v === undefined ? '—' : v >= 1000 ? `${num(v / 1000, v >= 10000 ? 0 : 1)} s` : `${num(v)} ms`;
+  const clock = (t) =>
+    new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
   const taskUrl = (id, suffix = '') => `./tasks/${encodeURIComponent(id)}${suffix}`;
   const label = (code) => code.replace(/_/g, ' ');
 
@@ -100,16 +113,29 @@
     const timeout = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
     let res;
     try {
-      res = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store', signal: controller.signal });
+      res = await fetch(path, {
+        headers: { accept: 'application/json' },
+        cache: 'no-store',
+        signal: controller.signal,
+      });
     } catch (err) {
-      throw new ApiError(name, err.name === 'AbortError' ? `no answer in ${REQUEST_TIMEOUT_MS / 1000} s` : 'no connection', 0);
+      throw new ApiError(
+        name,
+        err.name === 'AbortError' ? `no answer in ${REQUEST_TIMEOUT_MS / 1000} s` : 'no connection',
+        0,
+      );
     } finally {
       clearTimeout(timeout);
     }
     const date = Date.parse(res.headers.get('date') ?? '');
     if (Number.isFinite(date)) state.serverOffsetMs = date - Date.now();
     const body = await res.json().catch(() => null);
-    if (!res.ok) throw new ApiError(name, `answered ${res.status}${body?.detail || body?.title ? ` (${body.detail || body.title})` : ''}`, res.status);
+    if (!res.ok)
+      throw new ApiError(
+        name,
+        `answered ${res.status}${body?.detail || body?.title ? ` (${body.detail || body.title})` : ''}`,
+        res.status,
+      );
     if (body === null) throw new ApiError(name, 'answered something other than JSON', res.status);
     return body;
   }
@@ -141,7 +167,8 @@
     // Without data, the last 20 s on the server's clock, so the axis still reads as time.
     const max = xs.length ? xs[xs.length - 1] : Date.now() + state.serverOffsetMs;
     const min = Math.min(xs.length ? xs[0] : max, max - MIN_SPAN_MS);
-    const stepS = TICK_STEPS_S.find((step) => (max - min) / (step * 1000) <= 6) ?? TICK_STEPS_S[TICK_STEPS_S.length - 1];
+    const stepS =
+      TICK_STEPS_S.find((step) => (max - min) / (step * 1000) <= 6) ?? TICK_STEPS_S[TICK_STEPS_S.length - 1];
     return { min, max, stepSize: stepS * 1000, format: stepS < 60 ? clock : (v) => clock(v).slice(0, 5) };
   }
 
@@ -178,7 +205,12 @@
           line: { borderWidth: 2 },
         },
         scales: {
-          x: { type: 'linear', grid: { display: false }, afterBuildTicks: roundTicks, ticks: { maxRotation: 0, callback: (v) => clock(v) } },
+          x: {
+            type: 'linear',
+            grid: { display: false },
+            afterBuildTicks: roundTicks,
+            ticks: { maxRotation: 0, callback: (v) => clock(v) },
+          },
           ...scales,
         },
         plugins: {
@@ -193,14 +225,48 @@
     const queue = cssVar('--c-queue', '#2563eb');
     const active = cssVar('--c-active', '#16a34a');
     const busy = cssVar('--c-busy', '#ea580c');
-    return lineChart(canvas, [
-      { label: 'Queue length', yAxisID: 'y', data: [], borderColor: queue, backgroundColor: withAlpha(queue, 0.14), fill: 'origin', cubicInterpolationMode: 'monotone' },
-      { label: 'Active workers', yAxisID: 'y1', data: [], borderColor: active, backgroundColor: active, stepped: true },
-      { label: 'Busy workers', yAxisID: 'y1', data: [], borderColor: busy, backgroundColor: busy, stepped: true, borderDash: [5, 4] },
-    ], {
-      y: { beginAtZero: true, suggestedMax: 4, ticks: { precision: 0 }, title: { display: true, text: 'messages' } },
-      y1: { beginAtZero: true, suggestedMax: 2, position: 'right', ticks: { precision: 0 }, grid: { drawOnChartArea: false }, title: { display: true, text: 'workers' } },
-    });
+    return lineChart(
+      canvas,
+      [
+        {
+          label: 'Queue length',
+          yAxisID: 'y',
+          data: [],
+          borderColor: queue,
+          backgroundColor: withAlpha(queue, 0.14),
+          fill: 'origin',
+          cubicInterpolationMode: 'monotone',
+        },
+        {
+          label: 'Active workers',
+          yAxisID: 'y1',
+          data: [],
+          borderColor: active,
+          backgroundColor: active,
+          stepped: true,
+        },
+        {
+          label: 'Busy workers',
+          yAxisID: 'y1',
+          data: [],
+          borderColor: busy,
+          backgroundColor: busy,
+          stepped: true,
+          borderDash: [5, 4],
+        },
+      ],
+      {
+        y: { beginAtZero: true, suggestedMax: 4, ticks: { precision: 0 }, title: { display: true, text: 'messages' } },
+        y1: {
+          beginAtZero: true,
+          suggestedMax: 2,
+          position: 'right',
+          ticks: { precision: 0 },
+          grid: { drawOnChartArea: false },
+          title: { display: true, text: 'workers' },
+        },
+      },
+    );
   }
 
   // ---------- capability cards ----------
@@ -229,9 +295,24 @@
       name,
       chart: null,
       queueName: el('span', { class: 'muted' }),
-      kpis: { queue: kpi('Queue'), workers: kpi('Workers'), throughput: kpi('Throughput'), latency: kpi('p95 latency'), success: kpi('Success') },
-      canvas: el('canvas', { role: 'img', 'aria-label': `Queue length and workers of ${name} over the last ${HISTORY_MINUTES} minutes`, 'data-points': '0' }),
-      chartEmpty: el('p', { class: 'chart-empty', text: window.Chart ? 'Waiting for the first metrics snapshot…' : 'Charts are unavailable (Chart.js did not load); the figures are live.' }),
+      kpis: {
+        queue: kpi('Queue'),
+        workers: kpi('Workers'),
+        throughput: kpi('Throughput'),
+        latency: kpi('p95 latency'),
+        success: kpi('Success'),
+      },
+      canvas: el('canvas', {
+        role: 'img',
+        'aria-label': `Queue length and workers of ${name} over the last ${HISTORY_MINUTES} minutes`,
+        'data-points': '0',
+      }),
+      chartEmpty: el('p', {
+        class: 'chart-empty',
+        text: window.Chart
+          ? 'Waiting for the first metrics snapshot…'
+          : 'Charts are unavailable (Chart.js did not load); the figures are live.',
+      }),
       rec: {
         action: el('span', { class: 'badge rec-action', text: '—' }),
         urgency: el('span', { class: 'badge', text: '—' }),
@@ -248,17 +329,41 @@
     rec.keda.node.classList.add('keda');
     rec.keda.node.title = "What KEDA's azure-queue rule would choose: ceil(queue / queueLength), for comparison";
     rec.ours.node.classList.add('ours');
-    view.card = el('article', { class: 'card capability', 'data-capability': name },
+    view.card = el(
+      'article',
+      { class: 'card capability', 'data-capability': name },
       el('div', { class: 'card-head' }, el('h2', { class: 'cap-name', text: name }), view.queueName),
       el('div', { class: 'kpis' }, ...Object.values(kpis).map((k) => k.node)),
       el('div', { class: 'chart-box' }, view.canvas, view.chartEmpty),
-      el('section', { class: 'rec', 'aria-label': `Scaling advice for ${name}` },
-        el('div', { class: 'rec-head' }, el('h3', { text: 'Scaling advice' }), rec.action, el('span', { class: 'muted', text: 'urgency' }), rec.urgency),
-        el('div', { class: 'figures' },
-          rec.current.node, el('span', { class: 'arrow', 'aria-hidden': 'true', text: '→' }), rec.ours.node, rec.keda.node,
-          el('div', { class: 'confidence' }, el('div', { class: 'confidence-head' }, el('span', { class: 'muted', text: 'confidence' }), rec.confidence), el('span', { class: 'bar' }, rec.confidenceFill))),
+      el(
+        'section',
+        { class: 'rec', 'aria-label': `Scaling advice for ${name}` },
+        el(
+          'div',
+          { class: 'rec-head' },
+          el('h3', { text: 'Scaling advice' }),
+          rec.action,
+          el('span', { class: 'muted', text: 'urgency' }),
+          rec.urgency,
+        ),
+        el(
+          'div',
+          { class: 'figures' },
+          rec.current.node,
+          el('span', { class: 'arrow', 'aria-hidden': 'true', text: '→' }),
+          rec.ours.node,
+          rec.keda.node,
+          el(
+            'div',
+            { class: 'confidence' },
+            el('div', { class: 'confidence-head' }, el('span', { class: 'muted', text: 'confidence' }), rec.confidence),
+            el('span', { class: 'bar' }, rec.confidenceFill),
+          ),
+        ),
         rec.reason,
-        rec.model));
+        rec.model,
+      ),
+    );
     return view;
   }
 
@@ -273,13 +378,33 @@
     view.queueName.textContent = `queue ${m.queue}`;
 
     const { kpis } = view;
-    kpis.queue.set([num(m.queue_length)], m.queue_length ? `oldest ${m.oldest_message_age_s ?? '—'} s` : 'empty', m.queue_length > 0 ? 'warn' : '');
-    kpis.workers.set([`${num(m.workers.busy)} / ${num(m.workers.active)}`], `busy / active, ${pct(m.workers.utilization)} utilized`, m.workers.active === 0 && m.queue_length > 0 ? 'bad' : '');
-    kpis.throughput.set([num(m.tasks.throughput_per_min, m.tasks.throughput_per_min < 100 ? 1 : 0), '/min'], windowS ? `${num(totals.completed)} in ${HISTORY_MINUTES} min` : 'from the next snapshot on');
+    kpis.queue.set(
+      [num(m.queue_length)],
+      m.queue_length ? `oldest ${m.oldest_message_age_s ?? '—'} s` : 'empty',
+      m.queue_length > 0 ? 'warn' : '',
+    );
+    kpis.workers.set(
+      [`${num(m.workers.busy)} / ${num(m.workers.active)}`],
+      `busy / active, ${pct(m.workers.utilization)} utilized`,
+      m.workers.active === 0 && m.queue_length > 0 ? 'bad' : '',
+    );
+    kpis.throughput.set(
+      [num(m.tasks.throughput_per_min, m.tasks.throughput_per_min < 100 ? 1 : 0), '/min'],
+      windowS ? `${num(totals.completed)} in ${HISTORY_MINUTES} min` : 'from the next snapshot on',
+    );
     const latency = m.tasks.latency_ms.p95 !== null ? { ...m.tasks.latency_ms, at: timestamp } : totals.lastLatency;
-    kpis.latency.set(latency ? ms(latency.p95).split(' ') : ['—'], latency ? `p50 ${ms(latency.p50)} · ${latency.at === timestamp ? 'now' : ago(latency.at)}` : 'no task finished yet');
+    kpis.latency.set(
+      latency ? ms(latency.p95).split(' ') : ['—'],
+      latency
+        ? `p50 ${ms(latency.p50)} · ${latency.at === timestamp ? 'now' : ago(latency.at)}`
+        : 'no task finished yet',
+    );
     const rate = finished ? totals.completed / finished : m.tasks.success_rate;
-    kpis.success.set(rate === null || rate === undefined ? ['—'] : [num(rate * 100, rate > 0.005 && rate < 0.995 ? 1 : 0), '%'], finished ? `${num(totals.failed)} of ${num(finished)} failed` : 'no task finished yet', rate === null ? '' : rate < 0.9 ? 'bad' : rate < 0.99 ? 'warn' : 'ok');
+    kpis.success.set(
+      rate === null || rate === undefined ? ['—'] : [num(rate * 100, rate > 0.005 && rate < 0.995 ? 1 : 0), '%'],
+      finished ? `${num(totals.failed)} of ${num(finished)} failed` : 'no task finished yet',
+      rate === null ? '' : rate < 0.9 ? 'bad' : rate < 0.99 ? 'warn' : 'ok',
+    );
 
     const { rec } = view;
     rec.action.textContent = label(r.action);
@@ -333,63 +458,137 @@
       if (!capabilityViews.has(name)) capabilityViews.set(name, createCapabilityView(name));
       return capabilityViews.get(name).card;
     });
-    if (cards.length !== section.children.length || cards.some((card, i) => section.children[i] !== card)) section.replaceChildren(...cards);
+    if (cards.length !== section.children.length || cards.some((card, i) => section.children[i] !== card))
+      section.replaceChildren(...cards);
     for (const name of names) renderCapability(capabilityViews.get(name), state.metrics.capabilities[name]);
   }
 
   // ---------- tables ----------
 
   function table(headers, rows) {
-    return el('div', { class: 'table-wrap' },
-      el('table', {},
-        el('thead', {}, el('tr', {}, ...headers.map(([text, isNum]) => el('th', { class: isNum ? 'num' : null, text })))),
-        el('tbody', {}, ...rows)));
+    return el(
+      'div',
+      { class: 'table-wrap' },
+      el(
+        'table',
+        {},
+        el(
+          'thead',
+          {},
+          el('tr', {}, ...headers.map(([text, isNum]) => el('th', { class: isNum ? 'num' : null, text }))),
+        ),
+        el('tbody', {}, ...rows),
+      ),
+    );
   }
 
-  const OUTCOME_TONE = { succeeded: 'ok', already_succeeded: 'ok', failed: 'bad', sent_to_poison: 'bad', error: 'warn' };
+  const OUTCOME_TONE = {
+    succeeded: 'ok',
+    already_succeeded: 'ok',
+    failed: 'bad',
+    sent_to_poison: 'bad',
+    error: 'warn',
+  };
   const STATUS_TONE = { busy: 'warn', idle: 'ok', dead: 'bad', stopped: 'quiet' };
   const isLive = (w) => w.status === 'busy' || w.status === 'idle';
 
   function renderRecent() {
     if (!state.workers) return;
     const { workers } = state.workers;
-    const tasks = workers.flatMap((w) => w.recent_tasks ?? []).sort((a, b) => Date.parse(b.finished_at) - Date.parse(a.finished_at));
-    byId('recent-note').textContent = tasks.length ? `newest first, as ${workers.length === 1 ? 'the worker reports' : `${workers.length} workers report`} them` : '';
+    const tasks = workers
+      .flatMap((w) => w.recent_tasks ?? [])
+      .sort((a, b) => Date.parse(b.finished_at) - Date.parse(a.finished_at));
+    byId('recent-note').textContent = tasks.length
+      ? `newest first, as ${workers.length === 1 ? 'the worker reports' : `${workers.length} workers report`} them`
+      : '';
     if (!tasks.length) {
-      byId('recent').replaceChildren(empty(workers.length ? 'No task has finished yet: submit a job (POST ./jobs) and it shows up here.' : 'No worker has registered yet, so no task has run.'));
+      byId('recent').replaceChildren(
+        empty(
+          workers.length
+            ? 'No task has finished yet: submit a job (POST ./jobs) and it shows up here.'
+            : 'No worker has registered yet, so no task has run.',
+        ),
+      );
       return;
     }
     const rows = tasks.slice(0, RECENT_LIMIT).map((t) => {
       const done = t.task_id && (t.outcome === 'succeeded' || t.outcome === 'already_succeeded');
-      return el('tr', { class: 'task-row' },
+      return el(
+        'tr',
+        { class: 'task-row' },
         el('td', { title: t.finished_at, text: ago(t.finished_at) }),
-        el('td', {}, t.task_id ? el('a', { href: taskUrl(t.task_id), class: 'mono task-record', title: `task record ${t.task_id}`, text: shortTaskId(t.task_id) }) : el('span', { class: 'muted', text: 'unreadable message' })),
+        el(
+          'td',
+          {},
+          t.task_id
+            ? el('a', {
+                href: taskUrl(t.task_id),
+                class: 'mono task-record',
+                title: `task record ${t.task_id}`,
+                text: shortTaskId(t.task_id),
+              })
+            : el('span', { class: 'muted', text: 'unreadable message' }),
+        ),
         el('td', {}, badge(t.capability, 'cap')),
         el('td', {}, badge(label(t.outcome), OUTCOME_TONE[t.outcome])),
         el('td', { class: 'num', text: ms(t.duration_ms) }),
-        el('td', {}, done ? el('a', { href: taskUrl(t.task_id, '/result'), class: 'task-result', text: 'result' }) : el('span', { class: 'muted', text: '—' })));
+        el(
+          'td',
+          {},
+          done
+            ? el('a', { href: taskUrl(t.task_id, '/result'), class: 'task-result', text: 'result' })
+            : el('span', { class: 'muted', text: '—' }),
+        ),
+      );
     });
-    byId('recent').replaceChildren(table([['finished'], ['task'], ['capability'], ['outcome'], ['took', true], ['image']], rows));
+    byId('recent').replaceChildren(
+      table([['finished'], ['task'], ['capability'], ['outcome'], ['took', true], ['image']], rows),
+    );
   }
 
   function renderWorkers() {
     if (!state.workers) return;
-    const workers = [...state.workers.workers].sort((a, b) => Number(isLive(b)) - Number(isLive(a)) || a.id.localeCompare(b.id));
-    byId('workers-note').textContent = workers.length ? `${workers.filter(isLive).length} live of ${workers.length} registered` : '';
+    const workers = [...state.workers.workers].sort(
+      (a, b) => Number(isLive(b)) - Number(isLive(a)) || a.id.localeCompare(b.id),
+    );
+    byId('workers-note').textContent = workers.length
+      ? `${workers.filter(isLive).length} live of ${workers.length} registered`
+      : '';
     if (!workers.length) {
-      byId('workers').replaceChildren(empty('No worker has registered yet. Workers register when the Functions app starts and heartbeat every few seconds.'));
+      byId('workers').replaceChildren(
+        empty(
+          'No worker has registered yet. Workers register when the Functions app starts and heartbeat every few seconds.',
+        ),
+      );
       return;
     }
     const rows = workers.map((w) =>
-      el('tr', {},
+      el(
+        'tr',
+        {},
         el('td', { class: 'mono', text: w.id }),
         el('td', {}, ...w.capabilities.map((c) => badge(c, 'cap'))),
         el('td', {}, badge(w.status, STATUS_TONE[w.status])),
         el('td', { class: 'num', text: num(w.in_flight) }),
         el('td', { class: 'num', text: num(w.processed) }),
         el('td', { class: w.failed ? 'num bad-text' : 'num', text: num(w.failed) }),
-        el('td', { title: w.last_heartbeat, text: ago(w.last_heartbeat) })));
-    byId('workers').replaceChildren(table([['worker'], ['capabilities'], ['status'], ['in flight', true], ['processed', true], ['failed', true], ['last heartbeat']], rows));
+        el('td', { title: w.last_heartbeat, text: ago(w.last_heartbeat) }),
+      ),
+    );
+    byId('workers').replaceChildren(
+      table(
+        [
+          ['worker'],
+          ['capabilities'],
+          ['status'],
+          ['in flight', true],
+          ['processed', true],
+          ['failed', true],
+          ['last heartbeat'],
+        ],
+        rows,
+      ),
+    );
   }
 
   function renderDead() {
@@ -403,20 +602,53 @@
       return;
     }
     const caps = state.dead.capabilities;
-    const counts = el('div', { class: 'dead-counts' }, ...caps.map((c) =>
-      el('div', { class: c.count + c.waiting_in_poison_queue > 0 ? 'kpi bad' : 'kpi', 'data-capability': c.capability },
-        el('div', { class: 'kpi-label', text: c.capability }),
-        el('div', { class: 'kpi-value', text: num(c.count) }),
-        el('div', { class: 'kpi-sub', text: c.waiting_in_poison_queue ? `${c.waiting_in_poison_queue} waiting in ${c.poison_queue}` : 'poison queue empty' }))));
-    const letters = caps.flatMap((c) => c.dead_letters).sort((a, b) => Date.parse(b.failed_at) - Date.parse(a.failed_at));
+    const counts = el(
+      'div',
+      { class: 'dead-counts' },
+      ...caps.map((c) =>
+        el(
+          'div',
+          { class: c.count + c.waiting_in_poison_queue > 0 ? 'kpi bad' : 'kpi', 'data-capability': c.capability },
+          el('div', { class: 'kpi-label', text: c.capability }),
+          el('div', { class: 'kpi-value', text: num(c.count) }),
+          el('div', {
+            class: 'kpi-sub',
+            text: c.waiting_in_poison_queue
+              ? `${c.waiting_in_poison_queue} waiting in ${c.poison_queue}`
+              : 'poison queue empty',
+          }),
+        ),
+      ),
+    );
+    const letters = caps
+      .flatMap((c) => c.dead_letters)
+      .sort((a, b) => Date.parse(b.failed_at) - Date.parse(a.failed_at));
     const list = letters.length
-      ? el('ul', { class: 'dead-list' }, ...letters.slice(0, DEAD_LIMIT).map((d) =>
-          el('li', {},
-            el('div', { class: 'dead-meta' },
-              badge(d.capability, 'cap'),
-              d.task_id ? el('a', { href: taskUrl(d.task_id), class: 'mono', title: d.task_id, text: shortTaskId(d.task_id) }) : el('span', { class: 'muted', text: 'no task id' }),
-              el('span', { class: 'muted', title: d.failed_at, text: ago(d.failed_at) })),
-            el('div', { class: 'reason', title: d.reason, text: d.reason }))))
+      ? el(
+          'ul',
+          { class: 'dead-list' },
+          ...letters.slice(0, DEAD_LIMIT).map((d) =>
+            el(
+              'li',
+              {},
+              el(
+                'div',
+                { class: 'dead-meta' },
+                badge(d.capability, 'cap'),
+                d.task_id
+                  ? el('a', {
+                      href: taskUrl(d.task_id),
+                      class: 'mono',
+                      title: d.task_id,
+                      text: shortTaskId(d.task_id),
+                    })
+                  : el('span', { class: 'muted', text: 'no task id' }),
+                el('span', { class: 'muted', title: d.failed_at, text: ago(d.failed_at) }),
+              ),
+              el('div', { class: 'reason', title: d.reason, text: d.reason }),
+            ),
+          ),
+        )
       : empty('None: no message has run out of retries.');
     box.replaceChildren(counts, list);
   }
@@ -426,9 +658,12 @@
   function meter(title, percent, text) {
     const fill = el('span', { class: 'bar-fill' });
     fill.style.width = `${Math.max(0, Math.min(100, percent))}%`;
-    return el('div', { class: percent >= 90 ? 'meter bad' : percent >= 70 ? 'meter warn' : 'meter' },
+    return el(
+      'div',
+      { class: percent >= 90 ? 'meter bad' : percent >= 70 ? 'meter warn' : 'meter' },
       el('div', { class: 'meter-head' }, el('span', { text: title }), el('strong', { text })),
-      el('span', { class: 'bar' }, fill));
+      el('span', { class: 'bar' }, fill),
+    );
   }
 
   function renderHost() {
@@ -436,7 +671,8 @@
     const h = state.metrics.host;
     byId('host').replaceChildren(
       meter('CPU (1-min load per core)', h.cpu_percent, `${num(h.cpu_percent, 1)}%`),
-      meter('Memory', h.memory_percent, `${num(h.memory_percent, 1)}% · ${num(h.memory_used_mb)} MB`));
+      meter('Memory', h.memory_percent, `${num(h.memory_percent, 1)}% · ${num(h.memory_used_mb)} MB`),
+    );
     const cpu = snapshots().map((s) => ({ x: Date.parse(s.timestamp), y: s.host.cpu_percent }));
     const memory = snapshots().map((s) => ({ x: Date.parse(s.timestamp), y: s.host.memory_percent }));
     const canvas = byId('host-chart');
@@ -445,10 +681,21 @@
     if (!hostChart) {
       const c1 = cssVar('--c-cpu', '#7c3aed');
       const c2 = cssVar('--c-mem', '#0891b2');
-      hostChart = lineChart(canvas, [
-        { label: 'CPU %', data: [], borderColor: c1, backgroundColor: withAlpha(c1, 0.12), fill: 'origin', cubicInterpolationMode: 'monotone' },
-        { label: 'Memory %', data: [], borderColor: c2, backgroundColor: c2, cubicInterpolationMode: 'monotone' },
-      ], { y: { beginAtZero: true, max: 100, ticks: { stepSize: 25 } } });
+      hostChart = lineChart(
+        canvas,
+        [
+          {
+            label: 'CPU %',
+            data: [],
+            borderColor: c1,
+            backgroundColor: withAlpha(c1, 0.12),
+            fill: 'origin',
+            cubicInterpolationMode: 'monotone',
+          },
+          { label: 'Memory %', data: [], borderColor: c2, backgroundColor: c2, cubicInterpolationMode: 'monotone' },
+        ],
+        { y: { beginAtZero: true, max: 100, ticks: { stepSize: 25 } } },
+      );
     }
     setData(hostChart, [cpu, memory]);
   }
@@ -461,12 +708,23 @@
     document.documentElement.setAttribute('data-state', errors.length ? (since ? 'stale' : 'offline') : 'live');
     banner.hidden = !errors.length;
     if (errors.length) {
-      const reasons = [...new Set(errors.map((e) => e.reason))].map((reason) => `${reason}: ${errors.filter((e) => e.reason === reason).map((e) => e.endpoint).join(', ')}`);
+      const reasons = [...new Set(errors.map((e) => e.reason))].map(
+        (reason) =>
+          `${reason}: ${errors
+            .filter((e) => e.reason === reason)
+            .map((e) => e.endpoint)
+            .join(', ')}`,
+      );
       banner.replaceChildren(
         el('strong', { text: 'Cannot reach the API. ' }),
-        `${reasons.join('; ')}. ${since ? `Showing the last data received (metrics from ${since})` : 'No data yet'}; retrying every ${REFRESH_MS / 1000} s.`);
+        `${reasons.join('; ')}. ${since ? `Showing the last data received (metrics from ${since})` : 'No data yet'}; retrying every ${REFRESH_MS / 1000} s.`,
+      );
     }
-    byId('status-text').textContent = errors.length ? (since ? `stale · metrics from ${since}` : 'offline') : `live · updated ${since}`;
+    byId('status-text').textContent = errors.length
+      ? since
+        ? `stale · metrics from ${since}`
+        : 'offline'
+      : `live · updated ${since}`;
   }
 
   async function refresh() {
@@ -480,7 +738,8 @@
         if (name === 'dead') state.deadError = null;
         return;
       }
-      const err = result.reason instanceof ApiError ? result.reason : new ApiError(ENDPOINTS[name], String(result.reason), 0);
+      const err =
+        result.reason instanceof ApiError ? result.reason : new ApiError(ENDPOINTS[name], String(result.reason), 0);
       if (name === 'dead') state.deadError = err;
       // A missing function key is the dead-letters card's business, not an outage.
       if (err.status === 401 || err.status === 403) return;

@@ -4,7 +4,8 @@ import { num } from '../filter';
 const brightness: FilterDefinition = {
   name: 'brightness',
   capability: 'light',
-  description: 'Multiplies every colour value by `factor` (like Pillow ImageEnhance.Brightness): 1 keeps the image, 0 is black, 2 doubles; alpha is kept.',
+  description:
+    'Multiplies every colour value by `factor` (like Pillow ImageEnhance.Brightness): 1 keeps the image, 0 is black, 2 doubles; alpha is kept.',
   params: {
     factor: { type: 'number', min: 0, max: 10, default: 1.5, description: 'multiplier; 1 = unchanged' },
   },

@@ -11,7 +11,9 @@ import type { FilterDefinition } from '../filter';
 const MODULE = /^(?!index\.)([a-z][a-z0-9_]*)\.(ts|js)$/;
 
 function loadFilters(): ReadonlyMap<string, FilterDefinition> {
-  const files = readdirSync(__dirname).filter((f) => MODULE.test(f) && !f.endsWith('.d.ts')).sort();
+  const files = readdirSync(__dirname)
+    .filter((f) => MODULE.test(f) && !f.endsWith('.d.ts'))
+    .sort();
   const filters = new Map<string, FilterDefinition>();
   for (const file of files) {
     const expected = MODULE.exec(file)![1];
@@ -24,7 +26,11 @@ function loadFilters(): ReadonlyMap<string, FilterDefinition> {
 }
 
 /** A malformed filter module fails loudly at start-up, never at request time. */
-function assertWellFormed(def: FilterDefinition | undefined, expected: string, file: string): asserts def is FilterDefinition {
+function assertWellFormed(
+  def: FilterDefinition | undefined,
+  expected: string,
+  file: string,
+): asserts def is FilterDefinition {
   const fail = (why: string) => {
     throw new Error(`filter module ${file}: ${why}`);
   };

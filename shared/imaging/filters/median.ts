@@ -5,11 +5,13 @@ import { num } from '../filter';
 const median: FilterDefinition = {
   name: 'median',
   capability: 'heavy',
-  description: 'Replaces each pixel by the median of its size×size neighbourhood: removes salt-and-pepper noise, keeps edges.',
+  description:
+    'Replaces each pixel by the median of its size×size neighbourhood: removes salt-and-pepper noise, keeps edges.',
   params: {
     size: { type: 'integer', min: 3, max: 15, default: 3, description: 'odd window side in pixels' },
   },
-  check: (p) => (num(p, 'size') % 2 === 0 ? [{ param: 'size', expected: 'an odd integer between 3 and 15', received: p.size }] : []),
+  check: (p) =>
+    num(p, 'size') % 2 === 0 ? [{ param: 'size', expected: 'an odd integer between 3 and 15', received: p.size }] : [],
   steps: [
     {
       op: 'median',
@@ -17,7 +19,10 @@ const median: FilterDefinition = {
       outputSize: (p, ctx) => {
         const size = num(p, 'size');
         if (ctx.width < size || ctx.height < size) {
-          throw new PermanentError('filter_not_applicable', `median size ${size} needs an image of at least ${size}×${size} pixels but this one is ${ctx.width}×${ctx.height}`);
+          throw new PermanentError(
+            'filter_not_applicable',
+            `median size ${size} needs an image of at least ${size}×${size} pixels but this one is ${ctx.width}×${ctx.height}`,
+          );
         }
         return ctx;
       },

@@ -15,12 +15,20 @@ const pixelate: FilterDefinition = {
     {
       op: 'geometry',
       apply: (image, p, ctx) =>
-        image.resize({ width: blocks(ctx.width, num(p, 'size')), height: blocks(ctx.height, num(p, 'size')), fit: 'fill' }),
-      outputSize: (p, ctx) => ({ width: blocks(ctx.width, num(p, 'size')), height: blocks(ctx.height, num(p, 'size')) }),
+        image.resize({
+          width: blocks(ctx.width, num(p, 'size')),
+          height: blocks(ctx.height, num(p, 'size')),
+          fit: 'fill',
+        }),
+      outputSize: (p, ctx) => ({
+        width: blocks(ctx.width, num(p, 'size')),
+        height: blocks(ctx.height, num(p, 'size')),
+      }),
     },
     {
       op: 'geometry',
-      apply: (image, _p, ctx) => image.resize({ width: ctx.filterInput.width, height: ctx.filterInput.height, fit: 'fill', kernel: 'nearest' }),
+      apply: (image, _p, ctx) =>
+        image.resize({ width: ctx.filterInput.width, height: ctx.filterInput.height, fit: 'fill', kernel: 'nearest' }),
       outputSize: (_p, ctx) => ctx.filterInput,
     },
   ],

@@ -7,7 +7,8 @@ const FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const;
 function resizedSize(p: ParamValues, ctx: StepContext): Size {
   const width = optNum(p, 'width');
   const height = optNum(p, 'height');
-  if (width === undefined) return { width: Math.max(1, Math.round((ctx.width * height!) / ctx.height)), height: height! };
+  if (width === undefined)
+    return { width: Math.max(1, Math.round((ctx.width * height!) / ctx.height)), height: height! };
   if (height === undefined) return { width, height: Math.max(1, Math.round((ctx.height * width) / ctx.width)) };
   const fit = str(p, 'fit');
   if (fit === 'inside' || fit === 'outside') {
@@ -24,12 +25,27 @@ const resize: FilterDefinition = {
   description:
     'Scales the image (Lanczos-3). With width and height, `fit` decides: cover crops to fill exactly, contain letterboxes, fill stretches, inside/outside keep aspect within/around the box. With one side, the aspect ratio is kept.',
   params: {
-    width: { type: 'integer', min: 1, max: { limit: 'maxOutputWidth' }, default: null, description: 'target width in pixels' },
-    height: { type: 'integer', min: 1, max: { limit: 'maxOutputHeight' }, default: null, description: 'target height in pixels' },
+    width: {
+      type: 'integer',
+      min: 1,
+      max: { limit: 'maxOutputWidth' },
+      default: null,
+      description: 'target width in pixels',
+    },
+    height: {
+      type: 'integer',
+      min: 1,
+      max: { limit: 'maxOutputHeight' },
+      default: null,
+      description: 'target height in pixels',
+    },
     fit: { type: 'enum', enum: FITS, default: 'cover', description: 'how the image fits both width and height' },
     background: { type: 'color', default: '#000000', description: 'letterbox colour for fit=contain' },
   },
-  check: (p) => (p.width === null && p.height === null ? [{ param: 'width', expected: 'width or height (or both)', received: null }] : []),
+  check: (p) =>
+    p.width === null && p.height === null
+      ? [{ param: 'width', expected: 'width or height (or both)', received: null }]
+      : [],
   steps: [
     {
       op: 'geometry',

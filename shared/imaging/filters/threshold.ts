@@ -8,6 +8,8 @@ const threshold: FilterDefinition = {
   params: {
     level: { type: 'integer', min: 0, max: 255, default: 128, description: 'cut-off luminance' },
   },
-  steps: [{ op: 'threshold', makesGrey: true, apply: (image, p) => image.threshold(num(p, 'level'), { greyscale: true }) }],
+  steps: [
+    { op: 'threshold', makesGrey: true, apply: (image, p) => image.threshold(num(p, 'level'), { greyscale: true }) },
+  ],
 };
 export default threshold;

@@ -4,7 +4,8 @@ import { str } from '../filter';
 const tint: FilterDefinition = {
   name: 'tint',
   capability: 'light',
-  description: "Keeps each pixel's lightness and gives it the chroma of `color` (duotone); after grayscale it colours a black-and-white photo.",
+  description:
+    "Keeps each pixel's lightness and gives it the chroma of `color` (duotone); after grayscale it colours a black-and-white photo.",
   params: {
     color: { type: 'color', default: '#704214', description: 'tint colour as #rrggbb' },
   },

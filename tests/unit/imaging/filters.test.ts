@@ -1,7 +1,21 @@
 /** One block per filter: dimensions, channels and the perceptual property the filter promises. */
 import sharp from 'sharp';
 import { PermanentError } from '../../../shared/errors';
-import { channelMeans, dHash, hammingDistance, highFrequencyEnergy, luma, mean, photo, pixelAt, pixels, run, solid, stdDev, type Pixels } from '../../helpers/images';
+import {
+  channelMeans,
+  dHash,
+  hammingDistance,
+  highFrequencyEnergy,
+  luma,
+  mean,
+  photo,
+  pixelAt,
+  pixels,
+  run,
+  solid,
+  stdDev,
+  type Pixels,
+} from '../../helpers/images';
 
 let input: Buffer;
 let original: Pixels;
@@ -35,14 +49,20 @@ describe('resize', () => {
   });
 
   it('contain letterboxes with the background colour', async () => {
-    const out = await run(input, { filters: [{ name: 'resize', width: 320, height: 400, fit: 'contain', background: '#ff0000' }], output: png });
+    const out = await run(input, {
+      filters: [{ name: 'resize', width: 320, height: 400, fit: 'contain', background: '#ff0000' }],
+      output: png,
+    });
     expect(pixelAt(out, 160, 2)).toEqual([255, 0, 0]);
   });
 });
 
 describe('crop', () => {
   it('cuts out exactly the region', async () => {
-    const out = await run(input, { filters: [{ name: 'crop', left: 200, top: 50, width: 40, height: 30 }], output: png });
+    const out = await run(input, {
+      filters: [{ name: 'crop', left: 200, top: 50, width: 40, height: 30 }],
+      output: png,
+    });
     expect([out.width, out.height]).toEqual([40, 30]);
     expect(pixelAt(out, 5, 5)).toEqual(pixelAt(original, 205, 55));
   });
@@ -89,8 +109,13 @@ describe('grayscale', () => {
 describe('brightness and contrast', () => {
   it('brightness multiplies values: 1.5 raises the mean, 0.5 lowers it', async () => {
     const m = mean(original);
-    expect(mean(await run(input, { filters: [{ name: 'brightness', factor: 1.5 }], output: png }))).toBeGreaterThan(m * 1.3);
-    expect(mean(await run(input, { filters: [{ name: 'brightness', factor: 0.5 }], output: png }))).toBeCloseTo(m * 0.5, -1);
+    expect(mean(await run(input, { filters: [{ name: 'brightness', factor: 1.5 }], output: png }))).toBeGreaterThan(
+      m * 1.3,
+    );
+    expect(mean(await run(input, { filters: [{ name: 'brightness', factor: 0.5 }], output: png }))).toBeCloseTo(
+      m * 0.5,
+      -1,
+    );
   });
 
   it('contrast widens the spread of luminance and keeps mid-grey in place', async () => {
@@ -104,12 +129,15 @@ describe('brightness and contrast', () => {
 describe('colour filters', () => {
   const chroma = (p: Pixels) => {
     let sum = 0;
-    for (let i = 0; i < p.data.length; i += p.channels) sum += Math.abs(p.data[i] - p.data[i + 1]) + Math.abs(p.data[i + 1] - p.data[i + 2]);
+    for (let i = 0; i < p.data.length; i += p.channels)
+      sum += Math.abs(p.data[i] - p.data[i + 1]) + Math.abs(p.data[i + 1] - p.data[i + 2]);
     return sum / (p.width * p.height);
   };
 
   it('saturation 2 raises chroma, 0 removes it', async () => {
-    expect(chroma(await run(input, { filters: [{ name: 'saturation', factor: 2 }], output: png }))).toBeGreaterThan(chroma(original) * 1.3);
+    expect(chroma(await run(input, { filters: [{ name: 'saturation', factor: 2 }], output: png }))).toBeGreaterThan(
+      chroma(original) * 1.3,
+    );
     expect(chroma(await run(input, { filters: [{ name: 'saturation', factor: 0 }], output: png }))).toBeLessThan(3);
   });
 
@@ -196,7 +224,9 @@ describe('neighbourhood filters', () => {
   it('median removes salt-and-pepper noise', async () => {
     const noisy = Buffer.from(original.data);
     for (let i = 0; i < noisy.length; i += 3 * 37) noisy.fill(i % 2 ? 255 : 0, i, i + 3);
-    const speckled = await sharp(noisy, { raw: { width: 320, height: 240, channels: 3 } }).png().toBuffer();
+    const speckled = await sharp(noisy, { raw: { width: 320, height: 240, channels: 3 } })
+      .png()
+      .toBuffer();
     const extremes = (p: Pixels) => luma(p).filter((v) => v === 0 || v === 255).length;
     const out = await run(speckled, { filters: ['median'], output: png });
     expect(extremes(out)).toBeLessThan(extremes(await pixels(speckled)) / 10);
@@ -205,7 +235,9 @@ describe('neighbourhood filters', () => {
   it('emboss keeps flat areas and raises relief along edges', async () => {
     const flat = await run(await solid(16, 16, { r: 90, g: 90, b: 90 }), { filters: ['emboss'], output: png });
     expect(pixelAt(flat, 8, 8)).toEqual([90, 90, 90]);
-    expect(highFrequencyEnergy(await run(input, { filters: ['emboss'], output: png }))).toBeGreaterThan(highFrequencyEnergy(original));
+    expect(highFrequencyEnergy(await run(input, { filters: ['emboss'], output: png }))).toBeGreaterThan(
+      highFrequencyEnergy(original),
+    );
   });
 
   it('pixelate keeps the size and makes uniform blocks', async () => {
@@ -227,7 +259,10 @@ describe('tiny images', () => {
         (out) => `${out.width}×${out.height}`,
         (err: unknown) => (err instanceof PermanentError ? err.code : `transient: ${String(err)}`),
       );
-      expect([name, outcome]).toEqual([name, name === 'median' ? 'filter_not_applicable' : expect.stringMatching(/^\d+×\d+$/)]);
+      expect([name, outcome]).toEqual([
+        name,
+        name === 'median' ? 'filter_not_applicable' : expect.stringMatching(/^\d+×\d+$/),
+      ]);
     }
   });
 });

@@ -61,7 +61,10 @@ describe('hostile inputs', () => {
   it.each([
     ['plain SVG', SVG_PLAIN],
     ['SVG with external hrefs and an XML prolog', SVG_EXTERNAL_HREF],
-    ['SVG after a byte-order mark and whitespace', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('\n  '), SVG_PLAIN])],
+    [
+      'SVG after a byte-order mark and whitespace',
+      Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('\n  '), SVG_PLAIN]),
+    ],
     ['PDF', Buffer.from('%PDF-1.7\n1 0 obj <<>> endobj\n')],
   ])('refuses %s as a refused format, naming why', async (_name, input) => {
     const err = await refusal(input);
@@ -76,7 +79,12 @@ describe('hostile inputs', () => {
 
   it('accepts the photo formats users send: GIF, TIFF, WebP, AVIF', async () => {
     const base = sharp(await photo(64, 48));
-    for (const encoded of [await base.clone().gif().toBuffer(), await base.clone().tiff().toBuffer(), await base.clone().webp().toBuffer(), await base.clone().avif().toBuffer()]) {
+    for (const encoded of [
+      await base.clone().gif().toBuffer(),
+      await base.clone().tiff().toBuffer(),
+      await base.clone().webp().toBuffer(),
+      await base.clone().avif().toBuffer(),
+    ]) {
       const out = await processImage(spec, encoded, limits);
       expect(out.info).toMatchObject({ width: 100, height: 75, content_type: 'image/jpeg' });
     }

@@ -3,11 +3,18 @@ import { LIMIT_SETTINGS, loadLimits } from '../../../shared/imaging/limits';
 
 describe('limits from the environment', () => {
   it('has safe defaults', () => {
-    expect(loadLimits({})).toEqual({ maxInputPixels: 100_000_000, maxOutputWidth: 16383, maxOutputHeight: 16383, maxFiltersPerTask: 20 });
+    expect(loadLimits({})).toEqual({
+      maxInputPixels: 100_000_000,
+      maxOutputWidth: 16383,
+      maxOutputHeight: 16383,
+      maxFiltersPerTask: 20,
+    });
   });
 
   it('reads each setting, allowing digit separators', () => {
-    expect(loadLimits({ MAX_INPUT_PIXELS: '50_000_000', MAX_OUTPUT_WIDTH: ' 4096 ', MAX_FILTERS_PER_TASK: '5' })).toMatchObject({
+    expect(
+      loadLimits({ MAX_INPUT_PIXELS: '50_000_000', MAX_OUTPUT_WIDTH: ' 4096 ', MAX_FILTERS_PER_TASK: '5' }),
+    ).toMatchObject({
       maxInputPixels: 50_000_000,
       maxOutputWidth: 4096,
       maxFiltersPerTask: 5,

@@ -21,7 +21,13 @@ describe('output formats', () => {
     ['avif', 'image/avif', 'heif'],
   ] as const)('%s is encoded as %s', async (format, contentType, detected) => {
     const out = await processImage(spec({ filters: ['flop'], output: { format } }), input, limits);
-    expect(out.info).toMatchObject({ format, content_type: contentType, width: 320, height: 240, bytes: out.data.length });
+    expect(out.info).toMatchObject({
+      format,
+      content_type: contentType,
+      width: 320,
+      height: 240,
+      bytes: out.data.length,
+    });
     expect((await sharp(out.data).metadata()).format).toBe(detected);
   });
 
@@ -35,8 +41,11 @@ describe('output formats', () => {
 describe('input handling', () => {
   it('applies EXIF orientation before filters (a stored 40×20 with orientation 6 is a 20×40 portrait)', async () => {
     const stored = Buffer.alloc(40 * 20 * 3);
-    for (let i = 0; i < 40 * 20; i++) stored.set((i % 40) < 20 ? [255, 0, 0] : [0, 0, 255], i * 3);
-    const jpeg = await sharp(stored, { raw: { width: 40, height: 20, channels: 3 } }).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+    for (let i = 0; i < 40 * 20; i++) stored.set(i % 40 < 20 ? [255, 0, 0] : [0, 0, 255], i * 3);
+    const jpeg = await sharp(stored, { raw: { width: 40, height: 20, channels: 3 } })
+      .jpeg({ quality: 95 })
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     const out = await run(jpeg, { filters: [{ name: 'resize', width: 10 }], output: { format: 'png' } });
     expect([out.width, out.height]).toEqual([10, 20]);
     expect(pixelAt(out, 5, 2)[0]).toBeGreaterThan(200); // the stored left (red) half is on top
@@ -52,7 +61,11 @@ describe('input handling', () => {
   });
 
   it('keeps a greyscale input one band, and colours it when a colour filter asks', async () => {
-    const grey = await sharp(await photo(64, 48)).greyscale().toColourspace('b-w').jpeg().toBuffer();
+    const grey = await sharp(await photo(64, 48))
+      .greyscale()
+      .toColourspace('b-w')
+      .jpeg()
+      .toBuffer();
     expect((await run(grey, { filters: ['blur'] })).channels).toBe(1);
     const toned = await run(grey, { filters: ['sepia'], output: { format: 'png' } });
     expect(toned.channels).toBe(3);
@@ -74,9 +87,39 @@ describe('stages', () => {
   });
 
   it('runs every filter of the registry in one long pipeline without losing the image', async () => {
-    const all = ['crop', 'pixelate', 'edges', 'tint', 'sepia', 'rotate', 'flip', 'flop', 'grayscale', 'gamma', 'hue', 'saturation', 'median', 'normalize', 'negate', 'threshold', 'emboss', 'sharpen', 'blur', 'contrast', 'brightness', 'resize'];
+    const all = [
+      'crop',
+      'pixelate',
+      'edges',
+      'tint',
+      'sepia',
+      'rotate',
+      'flip',
+      'flop',
+      'grayscale',
+      'gamma',
+      'hue',
+      'saturation',
+      'median',
+      'normalize',
+      'negate',
+      'threshold',
+      'emboss',
+      'sharpen',
+      'blur',
+      'contrast',
+      'brightness',
+      'resize',
+    ];
     const roomy = loadLimits({ MAX_FILTERS_PER_TASK: '30' });
-    const out = await processImage(normalizeTaskSpec({ filters: all, filter_params: { crop: { width: 200, height: 100 }, resize: { width: 50 } } }, roomy), input, roomy);
+    const out = await processImage(
+      normalizeTaskSpec(
+        { filters: all, filter_params: { crop: { width: 200, height: 100 }, resize: { width: 50 } } },
+        roomy,
+      ),
+      input,
+      roomy,
+    );
     expect([out.info.width, out.info.height]).toEqual([50, 100]);
   });
 });
@@ -95,13 +138,23 @@ describe('limits', () => {
     const rotated = processImage(normalizeTaskSpec({ filters: [{ name: 'rotate', angle: 45 }] }, small), input, small);
     await expect(rotated).rejects.toBeInstanceOf(PermanentError);
     await expect(rotated).rejects.toMatchObject({ code: 'output_too_large' });
-    const tall = processImage(normalizeTaskSpec({ filters: ['rotate', { name: 'resize', width: 390 }] }, small), input, small);
-    await expect(tall).rejects.toThrow('filters[1] (resize) would make a 390×520 image: expected at most 390×400 (MAX_OUTPUT_WIDTH × MAX_OUTPUT_HEIGHT)');
+    const tall = processImage(
+      normalizeTaskSpec({ filters: ['rotate', { name: 'resize', width: 390 }] }, small),
+      input,
+      small,
+    );
+    await expect(tall).rejects.toThrow(
+      'filters[1] (resize) would make a 390×520 image: expected at most 390×400 (MAX_OUTPUT_WIDTH × MAX_OUTPUT_HEIGHT)',
+    );
   });
 });
 
 describe('colour profiles', () => {
-  const tagged = (profile: string) => sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 200, g: 100, b: 50 } } }).withIccProfile(profile).png().toBuffer();
+  const tagged = (profile: string) =>
+    sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 200, g: 100, b: 50 } } })
+      .withIccProfile(profile)
+      .png()
+      .toBuffer();
 
   it('recognises an sRGB profile by its description and nothing else', async () => {
     const { isSrgbProfile } = await import('../../../shared/imaging/input');
@@ -117,6 +170,8 @@ describe('colour profiles', () => {
     const fromP3 = pixelAt(await run(p3, { filters: [], output: { format: 'png' } }), 4, 4);
     expect(Math.max(...stored.map((v, i) => Math.abs(v - [200, 100, 50][i])))).toBeGreaterThan(5);
     expect(Math.max(...fromP3.map((v, i) => Math.abs(v - [200, 100, 50][i])))).toBeLessThanOrEqual(2);
-    expect(pixelAt(await run(await tagged('srgb'), { filters: [], output: { format: 'png' } }), 4, 4)).toEqual([200, 100, 50]);
+    expect(pixelAt(await run(await tagged('srgb'), { filters: [], output: { format: 'png' } }), 4, 4)).toEqual([
+      200, 100, 50,
+    ]);
   });
 });

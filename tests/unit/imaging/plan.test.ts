@@ -4,7 +4,9 @@ import { normalizeTaskSpec } from '../../../shared/tasks/spec';
 
 const limits = loadLimits({});
 const stagesOf = (filters: unknown[]) =>
-  planStages(normalizeTaskSpec({ filters }, limits).filters).map((stage) => stage.map((s) => `${s.params.name}:${s.step.op}`).join(' '));
+  planStages(normalizeTaskSpec({ filters }, limits).filters).map((stage) =>
+    stage.map((s) => `${s.params.name}:${s.step.op}`).join(' '),
+  );
 
 describe('planStages', () => {
   it('runs a pipeline whose order matches sharp’s fixed order in one instance', () => {

@@ -26,7 +26,11 @@ describe('filter registry', () => {
       for (const op of filter.steps.map((s) => s.op)) expect(SHARP_OP_ORDER).toContain(op);
       for (const [name, spec] of Object.entries(filter.params)) {
         expect(spec.description).not.toHaveLength(0);
-        if ((spec.type === 'integer' || spec.type === 'number') && typeof spec.min === 'number' && typeof spec.max === 'number') {
+        if (
+          (spec.type === 'integer' || spec.type === 'number') &&
+          typeof spec.min === 'number' &&
+          typeof spec.max === 'number'
+        ) {
           expect(spec.min).toBeLessThan(spec.max);
           if (typeof spec.default === 'number') expect(spec.default >= spec.min && spec.default <= spec.max).toBe(true);
         }

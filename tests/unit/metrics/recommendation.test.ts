@@ -1,10 +1,32 @@
 /** The scaling model on synthetic observations: actions, urgency, hysteresis, KEDA's rule, the arithmetic and bad input. */
-import { DEFAULT_POLICY, kedaReplicas, recommend, type LoadObservation, type ScalingPolicy, type Urgency } from '../../../shared/metrics/recommendation';
+import {
+  DEFAULT_POLICY,
+  kedaReplicas,
+  recommend,
+  type LoadObservation,
+  type ScalingPolicy,
+  type Urgency,
+} from '../../../shared/metrics/recommendation';
 
-const POLICY: ScalingPolicy = { minWorkers: 1, maxWorkers: 10, targetDrainSeconds: 60, scaleDownUtilization: 0.3, defaultServicePerWorkerPerMin: 30, kedaQueueLength: 5, kedaActivationQueueLength: 0 };
+const POLICY: ScalingPolicy = {
+  minWorkers: 1,
+  maxWorkers: 10,
+  targetDrainSeconds: 60,
+  scaleDownUtilization: 0.3,
+  defaultServicePerWorkerPerMin: 30,
+  kedaQueueLength: 5,
+  kedaActivationQueueLength: 0,
+};
 
 const observe = (over: Partial<LoadObservation> = {}): LoadObservation => ({
-  currentWorkers: 2, queueLength: 0, arrivalPerMin: 0, servicePerWorkerPerMin: 30, utilization: 0.5, samples: 50, oldestMessageAgeS: null, ...over,
+  currentWorkers: 2,
+  queueLength: 0,
+  arrivalPerMin: 0,
+  servicePerWorkerPerMin: 30,
+  utilization: 0.5,
+  samples: 50,
+  oldestMessageAgeS: null,
+  ...over,
 });
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -12,10 +34,27 @@ const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 describe('recommend', () => {
   it('shrinks an idle capability to minWorkers', () => {
     const r = recommend(observe({ currentWorkers: 3, utilization: 0.02 }), POLICY);
-    expect(r).toMatchObject({ current_workers: 3, recommended_workers: 1, action: 'SCALE_DOWN', urgency: 'LOW', keda_replicas: 1 });
-    expect(r.model).toEqual({ service_per_worker_per_min: 30, required_for_arrivals: 0, required_for_backlog: 0, drain_time_s: 0 });
-    expect(r.reason).toBe('utilization 2% is below 30% and the queue is empty with 3 workers at 30.0 tasks/min each against 0.0 arrivals/min; shrink to 1 worker');
-    expect(recommend(observe({ currentWorkers: 3, utilization: 0.02 }), DEFAULT_POLICY)).toMatchObject({ recommended_workers: 0, action: 'SCALE_DOWN', keda_replicas: 0 });
+    expect(r).toMatchObject({
+      current_workers: 3,
+      recommended_workers: 1,
+      action: 'SCALE_DOWN',
+      urgency: 'LOW',
+      keda_replicas: 1,
+    });
+    expect(r.model).toEqual({
+      service_per_worker_per_min: 30,
+      required_for_arrivals: 0,
+      required_for_backlog: 0,
+      drain_time_s: 0,
+    });
+    expect(r.reason).toBe(
+      'utilization 2% is below 30% and the queue is empty with 3 workers at 30.0 tasks/min each against 0.0 arrivals/min; shrink to 1 worker',
+    );
+    expect(recommend(observe({ currentWorkers: 3, utilization: 0.02 }), DEFAULT_POLICY)).toMatchObject({
+      recommended_workers: 0,
+      action: 'SCALE_DOWN',
+      keda_replicas: 0,
+    });
   });
 
   // 2 workers at 30/min against 30 arrivals/min gain 30 tasks/min on the backlog, so it drains in 2·Q seconds (T = 60).
@@ -29,27 +68,73 @@ describe('recommend', () => {
     [91, 30, 182, 'HIGH', 5],
     [200, 30, 400, 'HIGH', 8],
     [10, 70, null, 'HIGH', 3], // arrivals above capacity: the backlog never drains
-  ])('scales up for a backlog of %i at %i arrivals/min (drain %p s) with urgency %s, to %i workers', (queue, arrivals, drain, urgency, recommended) => {
-    const r = recommend(observe({ queueLength: queue, arrivalPerMin: arrivals, utilization: 0.95, oldestMessageAgeS: queue ? 20 : null }), POLICY);
-    expect(r).toMatchObject({ action: 'SCALE_UP', urgency, recommended_workers: recommended });
-    expect(r.model.drain_time_s).toBe(drain);
-  });
+  ])(
+    'scales up for a backlog of %i at %i arrivals/min (drain %p s) with urgency %s, to %i workers',
+    (queue, arrivals, drain, urgency, recommended) => {
+      const r = recommend(
+        observe({
+          queueLength: queue,
+          arrivalPerMin: arrivals,
+          utilization: 0.95,
+          oldestMessageAgeS: queue ? 20 : null,
+        }),
+        POLICY,
+      );
+      expect(r).toMatchObject({ action: 'SCALE_UP', urgency, recommended_workers: recommended });
+      expect(r.model.drain_time_s).toBe(drain);
+    },
+  );
 
   it('keeps a capability at capacity as it is', () => {
-    const r = recommend(observe({ currentWorkers: 4, arrivalPerMin: 115, queueLength: 2, utilization: 0.95, oldestMessageAgeS: 3 }), POLICY);
-    expect(r).toMatchObject({ action: 'MAINTAIN', recommended_workers: 4, urgency: 'LOW', model: { drain_time_s: 24 } });
-    expect(r.reason).toBe('keeping 4 workers at 30.0 tasks/min each against 115.0 arrivals/min; the backlog of 2 (oldest 3 s) drains in 24 s');
+    const r = recommend(
+      observe({ currentWorkers: 4, arrivalPerMin: 115, queueLength: 2, utilization: 0.95, oldestMessageAgeS: 3 }),
+      POLICY,
+    );
+    expect(r).toMatchObject({
+      action: 'MAINTAIN',
+      recommended_workers: 4,
+      urgency: 'LOW',
+      model: { drain_time_s: 24 },
+    });
+    expect(r.reason).toBe(
+      'keeping 4 workers at 30.0 tasks/min each against 115.0 arrivals/min; the backlog of 2 (oldest 3 s) drains in 24 s',
+    );
     // λ/μ = 3.0000000000000004 in floating point: exactly three workers' worth, not four.
-    const exact = recommend(observe({ currentWorkers: 3, arrivalPerMin: 0.1 + 0.2, servicePerWorkerPerMin: 0.1, utilization: 1 }), POLICY);
+    const exact = recommend(
+      observe({ currentWorkers: 3, arrivalPerMin: 0.1 + 0.2, servicePerWorkerPerMin: 0.1, utilization: 1 }),
+      POLICY,
+    );
     expect(exact).toMatchObject({ action: 'MAINTAIN', recommended_workers: 3, urgency: 'NONE' });
   });
 
   it('scales up with HIGH urgency when a backlog has no workers at all', () => {
-    const r = recommend(observe({ currentWorkers: 0, queueLength: 12, arrivalPerMin: 19, servicePerWorkerPerMin: null, samples: 0, utilization: 0, oldestMessageAgeS: 30 }), DEFAULT_POLICY);
-    expect(r).toMatchObject({ action: 'SCALE_UP', urgency: 'HIGH', recommended_workers: 2, keda_replicas: 3, model: { drain_time_s: null } });
+    const r = recommend(
+      observe({
+        currentWorkers: 0,
+        queueLength: 12,
+        arrivalPerMin: 19,
+        servicePerWorkerPerMin: null,
+        samples: 0,
+        utilization: 0,
+        oldestMessageAgeS: 30,
+      }),
+      DEFAULT_POLICY,
+    );
+    expect(r).toMatchObject({
+      action: 'SCALE_UP',
+      urgency: 'HIGH',
+      recommended_workers: 2,
+      keda_replicas: 3,
+      model: { drain_time_s: null },
+    });
     expect(r.reason).toMatch(/^backlog of 12 \(oldest 30 s\) would take forever to drain with 0 workers/);
     // However fast one worker is, a backlog needs at least one.
-    expect(recommend(observe({ currentWorkers: 0, queueLength: 1, servicePerWorkerPerMin: 1e9, utilization: 0 }), DEFAULT_POLICY)).toMatchObject({ action: 'SCALE_UP', urgency: 'HIGH', recommended_workers: 1 });
+    expect(
+      recommend(
+        observe({ currentWorkers: 0, queueLength: 1, servicePerWorkerPerMin: 1e9, utilization: 0 }),
+        DEFAULT_POLICY,
+      ),
+    ).toMatchObject({ action: 'SCALE_UP', urgency: 'HIGH', recommended_workers: 1 });
   });
 
   it('never recommends more than maxWorkers, and says so', () => {
@@ -58,7 +143,12 @@ describe('recommend', () => {
     expect(up).toMatchObject({ action: 'SCALE_UP', recommended_workers: 10, urgency: 'HIGH' });
     expect(up.reason).toMatch(/with 10 workers \(maxWorkers\) it takes 1500 s$/);
     const capped = recommend(observe({ ...flood, currentWorkers: 10 }), POLICY);
-    expect(capped).toMatchObject({ action: 'MAINTAIN', recommended_workers: 10, urgency: 'HIGH', model: { drain_time_s: 1500 } });
+    expect(capped).toMatchObject({
+      action: 'MAINTAIN',
+      recommended_workers: 10,
+      urgency: 'HIGH',
+      model: { drain_time_s: 1500 },
+    });
     expect(capped.reason).toMatch(/^capped at maxWorkers 10: /);
     const over = recommend(observe({ currentWorkers: 12, arrivalPerMin: 240, utilization: 0.9 }), POLICY);
     expect(over).toMatchObject({ action: 'SCALE_DOWN', recommended_workers: 8 });
@@ -66,7 +156,8 @@ describe('recommend', () => {
   });
 
   it('grows confidence with samples and caps it when the service rate is the default guess', () => {
-    const confidence = (samples: number, servicePerWorkerPerMin: number | null) => recommend(observe({ samples, servicePerWorkerPerMin }), POLICY).confidence;
+    const confidence = (samples: number, servicePerWorkerPerMin: number | null) =>
+      recommend(observe({ samples, servicePerWorkerPerMin }), POLICY).confidence;
     expect([0, 10, 50, 100].map((n) => confidence(n, 30))).toEqual([0, 0.5, 0.83, 0.91]);
     expect(confidence(50, null)).toBe(0.3);
     expect(confidence(0, null)).toBe(0);
@@ -76,23 +167,54 @@ describe('recommend', () => {
   it('matches a hand calculation of the model', () => {
     // μ = 20, λ = 20, Q = 45, T = 60: λ/μ = 1; Q/(μ·T/60) = 45/20 = 2.25; ceil(3.25) = 4.
     // Drain with 2 workers: 45 / (2·20 − 20) × 60 = 135 s (within 3T: MEDIUM); with 4: 45 / (80 − 20) × 60 = 45 s.
-    const r = recommend(observe({ servicePerWorkerPerMin: 20, arrivalPerMin: 20, queueLength: 45, utilization: 0.9, oldestMessageAgeS: 40 }), POLICY);
-    expect(r.model).toEqual({ service_per_worker_per_min: 20, required_for_arrivals: 1, required_for_backlog: 2.25, drain_time_s: 135 });
-    expect(r).toMatchObject({ current_workers: 2, recommended_workers: 4, action: 'SCALE_UP', urgency: 'MEDIUM', keda_replicas: 9, confidence: 0.83 });
-    expect(r.reason).toBe('backlog of 45 (oldest 40 s) would take 135 s to drain with 2 workers at 20.0 tasks/min each against 20.0 arrivals/min; with 4 workers it drains within 60 s');
+    const r = recommend(
+      observe({
+        servicePerWorkerPerMin: 20,
+        arrivalPerMin: 20,
+        queueLength: 45,
+        utilization: 0.9,
+        oldestMessageAgeS: 40,
+      }),
+      POLICY,
+    );
+    expect(r.model).toEqual({
+      service_per_worker_per_min: 20,
+      required_for_arrivals: 1,
+      required_for_backlog: 2.25,
+      drain_time_s: 135,
+    });
+    expect(r).toMatchObject({
+      current_workers: 2,
+      recommended_workers: 4,
+      action: 'SCALE_UP',
+      urgency: 'MEDIUM',
+      keda_replicas: 9,
+      confidence: 0.83,
+    });
+    expect(r.reason).toBe(
+      'backlog of 45 (oldest 40 s) would take 135 s to drain with 2 workers at 20.0 tasks/min each against 20.0 arrivals/min; with 4 workers it drains within 60 s',
+    );
   });
 
   it('does not scale down while workers are busy or a backlog is still draining (hysteresis)', () => {
     const light = observe({ currentWorkers: 3, arrivalPerMin: 20 }); // the formula needs 1
     const busy = recommend({ ...light, utilization: 0.31 }, POLICY);
     expect(busy).toMatchObject({ action: 'MAINTAIN', recommended_workers: 3, urgency: 'NONE' });
-    expect(busy.reason).toBe('the formula needs 1 worker, but utilization 31% is not below 30%; keeping 3 workers to avoid flapping');
-    expect(recommend({ ...light, utilization: 0.29 }, POLICY)).toMatchObject({ action: 'SCALE_DOWN', recommended_workers: 1 });
+    expect(busy.reason).toBe(
+      'the formula needs 1 worker, but utilization 31% is not below 30%; keeping 3 workers to avoid flapping',
+    );
+    expect(recommend({ ...light, utilization: 0.29 }, POLICY)).toMatchObject({
+      action: 'SCALE_DOWN',
+      recommended_workers: 1,
+    });
     // 40 queued drain in 34 s, over T/2 = 30 s: keep the workers; 20 queued drain in 17 s: shrink to the formula's 2.
     const draining = recommend({ ...light, utilization: 0.1, queueLength: 40 }, POLICY);
     expect(draining).toMatchObject({ action: 'MAINTAIN', recommended_workers: 3, urgency: 'LOW' });
     expect(draining.reason).toMatch(/takes 34 s to drain, over half the 60 s target/);
-    expect(recommend({ ...light, utilization: 0.1, queueLength: 20 }, POLICY)).toMatchObject({ action: 'SCALE_DOWN', recommended_workers: 2 });
+    expect(recommend({ ...light, utilization: 0.1, queueLength: 20 }, POLICY)).toMatchObject({
+      action: 'SCALE_DOWN',
+      recommended_workers: 2,
+    });
   });
 
   it.each<[field: string, value: number, over: Partial<LoadObservation>, policy: Partial<ScalingPolicy>]>([
@@ -117,17 +239,39 @@ describe('recommend', () => {
   });
 
   it('never turns valid input into NaN, and keeps the action and the count consistent', () => {
-    for (const currentWorkers of [0, 1, 3, 12]) for (const queueLength of [0, 1, 50, 5000]) for (const arrivalPerMin of [0, 0.5, 40, 1000])
-      for (const servicePerWorkerPerMin of [null, 0.1, 30, 18000]) for (const utilization of [0, 0.29, 0.31, 1]) {
-        const r = recommend({ currentWorkers, queueLength, arrivalPerMin, servicePerWorkerPerMin, utilization, samples: 5, oldestMessageAgeS: queueLength ? 10 : null }, POLICY);
-        const figures = [r.recommended_workers, r.confidence, r.keda_replicas, r.model.service_per_worker_per_min, r.model.required_for_arrivals, r.model.required_for_backlog, r.model.drain_time_s ?? 0];
-        expect(figures.every(Number.isFinite)).toBe(true);
-        expect(r.reason).not.toMatch(/NaN|undefined|Infinity/);
-        const sign = { SCALE_UP: 1, SCALE_DOWN: -1, MAINTAIN: 0 }[r.action];
-        expect(Math.sign(r.recommended_workers - currentWorkers)).toBe(sign);
-        if (r.action !== 'MAINTAIN') expect(r.recommended_workers).toBeGreaterThanOrEqual(POLICY.minWorkers);
-        if (r.action !== 'MAINTAIN') expect(r.recommended_workers).toBeLessThanOrEqual(POLICY.maxWorkers);
-      }
+    for (const currentWorkers of [0, 1, 3, 12])
+      for (const queueLength of [0, 1, 50, 5000])
+        for (const arrivalPerMin of [0, 0.5, 40, 1000])
+          for (const servicePerWorkerPerMin of [null, 0.1, 30, 18000])
+            for (const utilization of [0, 0.29, 0.31, 1]) {
+              const r = recommend(
+                {
+                  currentWorkers,
+                  queueLength,
+                  arrivalPerMin,
+                  servicePerWorkerPerMin,
+                  utilization,
+                  samples: 5,
+                  oldestMessageAgeS: queueLength ? 10 : null,
+                },
+                POLICY,
+              );
+              const figures = [
+                r.recommended_workers,
+                r.confidence,
+                r.keda_replicas,
+                r.model.service_per_worker_per_min,
+                r.model.required_for_arrivals,
+                r.model.required_for_backlog,
+                r.model.drain_time_s ?? 0,
+              ];
+              expect(figures.every(Number.isFinite)).toBe(true);
+              expect(r.reason).not.toMatch(/NaN|undefined|Infinity/);
+              const sign = { SCALE_UP: 1, SCALE_DOWN: -1, MAINTAIN: 0 }[r.action];
+              expect(Math.sign(r.recommended_workers - currentWorkers)).toBe(sign);
+              if (r.action !== 'MAINTAIN') expect(r.recommended_workers).toBeGreaterThanOrEqual(POLICY.minWorkers);
+              if (r.action !== 'MAINTAIN') expect(r.recommended_workers).toBeLessThanOrEqual(POLICY.maxWorkers);
+            }
   });
 });
 
@@ -149,7 +293,9 @@ describe('kedaReplicas', () => {
   });
 
   it('is what recommend reports, and refuses a bad queue length', () => {
-    expect(recommend(observe({ queueLength: 23 }), DEFAULT_POLICY).keda_replicas).toBe(kedaReplicas(23, DEFAULT_POLICY));
+    expect(recommend(observe({ queueLength: 23 }), DEFAULT_POLICY).keda_replicas).toBe(
+      kedaReplicas(23, DEFAULT_POLICY),
+    );
     expect(() => kedaReplicas(-1, DEFAULT_POLICY)).toThrow(RangeError);
     expect(() => kedaReplicas(2.5, DEFAULT_POLICY)).toThrow(/for queueLength but received 2\.5 of type number/);
   });

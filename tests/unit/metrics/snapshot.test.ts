@@ -19,10 +19,15 @@ describe('metrics snapshots', () => {
     const t0 = new Date();
     const first = await collectSnapshot(storage, undefined, t0);
     expect(first.window_s).toBeNull();
-    expect(first.capabilities.heavy).toMatchObject({ queue: storage.names.queueOf('heavy'), queue_length: 0, workers: { active: 1, busy: 0 } });
+    expect(first.capabilities.heavy).toMatchObject({
+      queue: storage.names.queueOf('heavy'),
+      queue_length: 0,
+      workers: { active: 1, busy: 0 },
+    });
 
     for (let i = 0; i < 12; i++) await enqueue(storage.queue('heavy'), { n: i });
-    for (let i = 0; i < 6; i++) await stats.track('heavy', async () => (await new Promise((r) => setTimeout(r, 20)), 'succeeded'));
+    for (let i = 0; i < 6; i++)
+      await stats.track('heavy', async () => (await new Promise((r) => setTimeout(r, 20)), 'succeeded'));
     await stats.track('heavy', async () => 'failed');
     await heartbeat.stop();
     const second = await collectSnapshot(storage, first, new Date(t0.getTime() + 60000));
@@ -30,7 +35,13 @@ describe('metrics snapshots', () => {
     expect(second.window_s).toBe(60);
     expect(heavy.queue_length).toBe(12);
     expect(heavy.oldest_message_age_s).toBeGreaterThanOrEqual(0);
-    expect(heavy.tasks).toMatchObject({ completed: 6, failed: 1, success_rate: 0.857, throughput_per_min: 6, latency_ms: { p50: 100, p95: 100 } });
+    expect(heavy.tasks).toMatchObject({
+      completed: 6,
+      failed: 1,
+      success_rate: 0.857,
+      throughput_per_min: 6,
+      latency_ms: { p50: 100, p95: 100 },
+    });
     expect(heavy.tasks.arrivals_per_min).toBe(19); // 7 finished + 12 more waiting than before
     expect(heavy.workers.active).toBe(0); // the heartbeat said it stopped
     expect(heavy.recommendation).toMatchObject({ current_workers: 0, action: 'SCALE_UP', urgency: 'HIGH' });
@@ -54,7 +65,9 @@ describe('metrics snapshots', () => {
     await stats.track('light', async () => 'succeeded');
     const heartbeat = startHeartbeat(storage, stats, 60000);
     await new Promise((r) => setTimeout(r, 100));
-    expect(await listWorkers(storage)).toMatchObject([{ id: 'worker-b', capabilities: ['light'], status: 'idle', processed: 1, failed: 0, in_flight: 0 }]);
+    expect(await listWorkers(storage)).toMatchObject([
+      { id: 'worker-b', capabilities: ['light'], status: 'idle', processed: 1, failed: 0, in_flight: 0 },
+    ]);
     await heartbeat.stop();
     expect((await listWorkers(storage))[0].status).toBe('stopped');
   });
@@ -63,9 +76,14 @@ describe('metrics snapshots', () => {
     const storage = await env.storage();
     const text = toPrometheus(await collectSnapshot(storage));
     const samples = text.split('\n').filter((l) => l && !l.startsWith('#'));
-    for (const line of samples) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (-?[0-9.e+-]+|NaN)$/);
+    for (const line of samples)
+      expect(line).toMatch(
+        /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (-?[0-9.e+-]+|NaN)$/,
+      );
     expect(text).toContain('image_pipeline_queue_length{capability="heavy"} 0');
     expect(text).toMatch(/# TYPE image_pipeline_tasks_completed_total counter/);
-    expect(samples.filter((l) => l.startsWith('image_pipeline_recommendation_action{capability="light"'))).toHaveLength(3);
+    expect(samples.filter((l) => l.startsWith('image_pipeline_recommendation_action{capability="light"'))).toHaveLength(
+      3,
+    );
   });
 });

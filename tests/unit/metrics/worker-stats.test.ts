@@ -7,7 +7,9 @@ describe('worker counters', () => {
     const stats = new WorkerStats('w1', ['light']);
     await stats.track('light', async () => 'succeeded');
     await stats.track('light', async () => 'failed');
-    await expect(stats.track('light', async () => Promise.reject(new Error('storage busy')))).rejects.toThrow('storage busy');
+    await expect(stats.track('light', async () => Promise.reject(new Error('storage busy')))).rejects.toThrow(
+      'storage busy',
+    );
     const c = stats.countersOf('light');
     expect([c.completed, c.failed, c.errors]).toEqual([1, 1, 1]);
     expect(c.latency.reduce((a, b) => a + b, 0)).toBe(1);
@@ -27,7 +29,12 @@ describe('worker counters', () => {
 
   it('serves every capability unless the host runs only some functions (AzureFunctionsJobHost__functions__N)', () => {
     expect(servedCapabilities({})).toEqual(['light', 'heavy']);
-    expect(servedCapabilities({ AzureFunctionsJobHost__functions__0: 'processHeavy', AzureFunctionsJobHost__functions__1: 'poisonHeavy' })).toEqual(['heavy']);
+    expect(
+      servedCapabilities({
+        AzureFunctionsJobHost__functions__0: 'processHeavy',
+        AzureFunctionsJobHost__functions__1: 'poisonHeavy',
+      }),
+    ).toEqual(['heavy']);
   });
 
   it('estimates percentiles as histogram bucket bounds', () => {
@@ -38,7 +45,12 @@ describe('worker counters', () => {
     expect(percentile(histogram, 0.5)).toBe(100);
     expect(percentile(histogram, 0.95)).toBe(1000);
     expect(percentile(histogram, 0.99)).toBe(5000);
-    expect(percentile(LATENCY_BUCKETS_MS.map(() => 0), 0.5)).toBeNull();
+    expect(
+      percentile(
+        LATENCY_BUCKETS_MS.map(() => 0),
+        0.5,
+      ),
+    ).toBeNull();
   });
 
   it('derives worker status from heartbeats: busy, idle, dead after three silent beats, stopped', () => {

@@ -36,16 +36,24 @@ describe('npm run bench -- filters', () => {
   afterEach(() => jest.restoreAllMocks());
 
   it('--json prints exactly one JSON object in the peer benchmark’s shape', async () => {
-    expect(await main(['filters', '--images', dir, '--iterations', '1', '--filters', 'none,resize,blur', '--json'])).toBe(0);
+    expect(
+      await main(['filters', '--images', dir, '--iterations', '1', '--filters', 'none,resize,blur', '--json']),
+    ).toBe(0);
     expect(stdout).toHaveLength(1);
     const result = JSON.parse(stdout[0]);
     expect(Object.keys(result.filters)).toEqual(['none', 'resize', 'blur']);
     expect(result.filters.resize.params).toEqual({ width: 800, height: 600, fit: 'cover', background: '#000000' });
     expect(result.filters.blur.params).toEqual({ radius: 3 });
     expect(result.filters.blur.images.map((i: { image: string }) => i.image)).toEqual(['a.jpg', 'b.png']);
-    for (const timing of Object.values(result.filters) as { images: { median_ms: number; width: number }[]; total_ms: number }[]) {
+    for (const timing of Object.values(result.filters) as {
+      images: { median_ms: number; width: number }[];
+      total_ms: number;
+    }[]) {
       expect(timing.images.every((i) => i.median_ms > 0 && i.width === 64)).toBe(true);
-      expect(timing.total_ms).toBeCloseTo(timing.images.reduce((s, i) => s + i.median_ms, 0), 1);
+      expect(timing.total_ms).toBeCloseTo(
+        timing.images.reduce((s, i) => s + i.median_ms, 0),
+        1,
+      );
     }
   });
 
@@ -57,7 +65,21 @@ describe('npm run bench -- filters', () => {
   });
 
   it('--compare-peer runs the peer per filter and reports speed-ups and their geometric mean', async () => {
-    const args = ['filters', '--images', dir, '--iterations', '1', '--filters', 'grayscale,brightness', '--compare-peer', '--json', '--python', process.execPath, '--peer-script', path.join(dir, 'peer.js')];
+    const args = [
+      'filters',
+      '--images',
+      dir,
+      '--iterations',
+      '1',
+      '--filters',
+      'grayscale,brightness',
+      '--compare-peer',
+      '--json',
+      '--python',
+      process.execPath,
+      '--peer-script',
+      path.join(dir, 'peer.js'),
+    ];
     expect(await main(args)).toBe(0);
     const result = JSON.parse(stdout[0]);
     expect(result.peer.tool).toBe('fake peer');
@@ -69,15 +91,30 @@ describe('npm run bench -- filters', () => {
 
   it('refuses bad arguments with the usage and exit code 2', async () => {
     expect(await main(['filters', '--iterations', '0'])).toBe(2);
-    expect(stderr.join('\n')).toMatch(/expected --iterations to be an integer between 1 and 1000 but received '0'[\s\S]*usage:/);
+    expect(stderr.join('\n')).toMatch(
+      /expected --iterations to be an integer between 1 and 1000 but received '0'[\s\S]*usage:/,
+    );
     expect(await main(['filters', '--filters', 'blurr'])).toBe(2);
     expect(await main(['speed'])).toBe(2);
     expect(await main(['filters', '--colour'])).toBe(2);
   });
 
   it('names the install command when the peer cannot run', async () => {
-    await expect(main(['filters', '--images', dir, '--iterations', '1', '--filters', 'blur', '--compare-peer', '--python', '/nonexistent/python3', '--peer-script', path.join(dir, 'peer.js')])).rejects.toThrow(
-      /apt-get install -y python3-pil python3-opencv/,
-    );
+    await expect(
+      main([
+        'filters',
+        '--images',
+        dir,
+        '--iterations',
+        '1',
+        '--filters',
+        'blur',
+        '--compare-peer',
+        '--python',
+        '/nonexistent/python3',
+        '--peer-script',
+        path.join(dir, 'peer.js'),
+      ]),
+    ).rejects.toThrow(/apt-get install -y python3-pil python3-opencv/);
   });
 });

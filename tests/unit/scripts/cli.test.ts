@@ -34,7 +34,10 @@ interface Run {
   stderr: string;
 }
 
-async function run(argv: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv; interrupt?: AbortController } = {}): Promise<Run> {
+async function run(
+  argv: string[],
+  opts: { stdin?: string; env?: NodeJS.ProcessEnv; interrupt?: AbortController } = {},
+): Promise<Run> {
   const stdout = new Capture();
   const stderr = new Capture();
   const interrupt = opts.interrupt ?? new AbortController();
@@ -66,7 +69,11 @@ describe('command-line errors exit 2 with the usage on stderr', () => {
     ['bad --params JSON', ['submit', 'a.jpg', '--filters', 'blur', '--params', '{oops'], /--params.*expected JSON/],
     ['a missing --filters', ['submit', 'a.jpg'], /required option '--filters <list>' not specified/],
     ['a bad --quality', ['submit', 'a.jpg', '--filters', 'blur', '--quality', '0'], /--quality.*integer from 1 to 100/],
-    ['an unknown --format', ['submit', 'a.jpg', '--filters', 'blur', '--format', 'bmp'], /Allowed choices are jpeg, png, webp, avif/],
+    [
+      'an unknown --format',
+      ['submit', 'a.jpg', '--filters', 'blur', '--format', 'bmp'],
+      /Allowed choices are jpeg, png, webp, avif/,
+    ],
     ['an unknown capability', ['requeue', 'medium'], /Allowed choices are light, heavy/],
     ['a non-http --url', ['--url', 'ftp://x', 'check'], /expected an http\(s\) URL/],
     ['no command', [], /Usage: image-pipeline/],
@@ -112,7 +119,11 @@ describe('talking to the API', () => {
     const url = `http://127.0.0.1:${await freePort()}/api`;
     const r = await run(['check'], { env: { IMAGE_PIPELINE_URL: url } });
     expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^error: Cannot reach ${url}/health \\(.*ECONNREFUSED.*\\): is the app running\\? \\(npm start\\)$`))]);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        new RegExp(`^error: Cannot reach ${url}/health \\(.*ECONNREFUSED.*\\): is the app running\\? \\(npm start\\)$`),
+      ),
+    ]);
   });
 
   describe('against a stand-in server', () => {
@@ -146,19 +157,30 @@ describe('talking to the API', () => {
           title: 'The request is not valid',
           status: 400,
           detail: '2 problems in the task spec',
-          errors: [{ field: 'filters[0]', message: 'Expected one of the filters … (did you mean \'blur\'?)' }, { field: 'filters[1].radius', message: 'Expected number between 0.3 and 100' }],
+          errors: [
+            { field: 'filters[0]', message: "Expected one of the filters … (did you mean 'blur'?)" },
+            { field: 'filters[1].radius', message: 'Expected number between 0.3 and 100' },
+          ],
         },
       });
       const r = await run(['--url', url, 'submit', 'cat.jpg', '--filters', 'blurr']);
       expect(r.code).toBe(1);
-      expect(r.stderr).toBe("error: 2 problems in the task spec (HTTP 400)\n  - Expected one of the filters … (did you mean 'blur'?)\n  - Expected number between 0.3 and 100\n");
+      expect(r.stderr).toBe(
+        "error: 2 problems in the task spec (HTTP 400)\n  - Expected one of the filters … (did you mean 'blur'?)\n  - Expected number between 0.3 and 100\n",
+      );
     });
 
     it('sends the function key from --key or IMAGE_PIPELINE_KEY, and says what to do on 401', async () => {
-      routes.set('POST /api/dead-letters/heavy/requeue', { status: 200, key: 's3cret', body: { capability: 'heavy', queue: 'tasks-heavy', requeued: 2, skipped: [] } });
+      routes.set('POST /api/dead-letters/heavy/requeue', {
+        status: 200,
+        key: 's3cret',
+        body: { capability: 'heavy', queue: 'tasks-heavy', requeued: 2, skipped: [] },
+      });
       const without = await run(['--url', url, 'requeue', 'heavy']);
       expect(without.code).toBe(1);
-      expect(without.stderr).toBe(`error: ${url}/dead-letters/heavy/requeue answered HTTP 401: this route needs a function key; pass --key or set IMAGE_PIPELINE_KEY\n`);
+      expect(without.stderr).toBe(
+        `error: ${url}/dead-letters/heavy/requeue answered HTTP 401: this route needs a function key; pass --key or set IMAGE_PIPELINE_KEY\n`,
+      );
       const flag = await run(['--url', url, '--key', 's3cret', 'requeue', 'heavy']);
       expect([flag.code, flag.stdout]).toEqual([0, 'heavy: requeued 2 message(s) onto tasks-heavy; skipped 0\n']);
       const env = await run(['requeue', 'heavy'], { env: { IMAGE_PIPELINE_URL: url, IMAGE_PIPELINE_KEY: 's3cret' } });
@@ -166,8 +188,21 @@ describe('talking to the API', () => {
     });
 
     it('check exits 1 when health answers 503, and says which check failed', async () => {
-      routes.set('GET /api/health', { status: 503, body: { status: 'unavailable', checks: { blob: 'ok', queue: 'error: no answer in 3000 ms', table: 'ok' }, version: '0.1.0' } });
-      routes.set('GET /api/filters', { status: 200, body: { filters: [{ name: 'blur', capability: 'heavy' }], capabilities: [{ name: 'heavy', queue: 'tasks-heavy', filters: ['blur'] }] } });
+      routes.set('GET /api/health', {
+        status: 503,
+        body: {
+          status: 'unavailable',
+          checks: { blob: 'ok', queue: 'error: no answer in 3000 ms', table: 'ok' },
+          version: '0.1.0',
+        },
+      });
+      routes.set('GET /api/filters', {
+        status: 200,
+        body: {
+          filters: [{ name: 'blur', capability: 'heavy' }],
+          capabilities: [{ name: 'heavy', queue: 'tasks-heavy', filters: ['blur'] }],
+        },
+      });
       routes.set('GET /api/workers', { status: 200, body: { count: 0, workers: [] } });
       const r = await run(['check'], { env: { IMAGE_PIPELINE_URL: url } });
       expect(r.code).toBe(1);
@@ -193,7 +228,11 @@ describe('talking to the API', () => {
     });
 
     it('requeue with nothing to requeue is not a failure', async () => {
-      routes.set('POST /api/dead-letters/light/requeue', { status: 404, type: 'application/problem+json', body: { status: 404, detail: 'No dead letters for light' } });
+      routes.set('POST /api/dead-letters/light/requeue', {
+        status: 404,
+        type: 'application/problem+json',
+        body: { status: 404, detail: 'No dead letters for light' },
+      });
       const r = await run(['--url', url, 'requeue', 'light']);
       expect(r).toEqual({ code: 0, stdout: 'light: nothing to requeue (No dead letters for light)\n', stderr: '' });
     });
@@ -226,8 +265,23 @@ const SNAPSHOT: Snapshot = {
       poison_length: 0,
       oldest_message_age_s: null,
       workers: { active: 1, busy: 1, utilization: 0.691 },
-      tasks: { completed: 16, failed: 0, success_rate: 1, throughput_per_min: 96.02, arrivals_per_min: 0, latency_ms: { p50: 5000, p95: 5000 } },
-      recommendation: { current_workers: 1, recommended_workers: 1, action: 'MAINTAIN', reason: 'keeping 1 worker', confidence: 0.62, urgency: 'LOW', keda_replicas: 2 },
+      tasks: {
+        completed: 16,
+        failed: 0,
+        success_rate: 1,
+        throughput_per_min: 96.02,
+        arrivals_per_min: 0,
+        latency_ms: { p50: 5000, p95: 5000 },
+      },
+      recommendation: {
+        current_workers: 1,
+        recommended_workers: 1,
+        action: 'MAINTAIN',
+        reason: 'keeping 1 worker',
+        confidence: 0.62,
+        urgency: 'LOW',
+        keda_replicas: 2,
+      },
     },
   },
 };
@@ -236,7 +290,9 @@ describe('rendering', () => {
   it('the metrics table has one row per capability, the advice, and no colour codes', () => {
     const text = renderSnapshot(SNAPSHOT);
     expect(text).toMatch(/^snapshot 2026-11-23T14:09:00.002Z \(window 10 s\) · host cpu 100% · memory 3.2% \(761 MB\)/);
-    expect(text).toMatch(/│ heavy\s+│ 2\s+│ 0\s+│ 1\/1\s+│ 69\.1%\s+│ 96\.0\s+│ 5000 ms │ 100\.0%\s+│ MAINTAIN │ 1\s+│ 2\s+│ LOW\s+│/);
+    expect(text).toMatch(
+      /│ heavy\s+│ 2\s+│ 0\s+│ 1\/1\s+│ 69\.1%\s+│ 96\.0\s+│ 5000 ms │ 100\.0%\s+│ MAINTAIN │ 1\s+│ 2\s+│ LOW\s+│/,
+    );
     expect(text).toMatch(/heavy: keeping 1 worker$/m);
     expect(text).not.toMatch(ANSI);
   });
@@ -245,7 +301,10 @@ describe('rendering', () => {
     const tally = new RecommendationTally();
     tally.record(SNAPSHOT);
     tally.record(SNAPSHOT); // GET /metrics repeats the latest snapshot until the timer writes the next
-    const up = { ...SNAPSHOT.capabilities.heavy, recommendation: { ...SNAPSHOT.capabilities.heavy.recommendation, action: 'SCALE_UP', recommended_workers: 3 } };
+    const up = {
+      ...SNAPSHOT.capabilities.heavy,
+      recommendation: { ...SNAPSHOT.capabilities.heavy.recommendation, action: 'SCALE_UP', recommended_workers: 3 },
+    };
     tally.record({ ...SNAPSHOT, timestamp: '2026-11-23T14:09:10.000Z', capabilities: { heavy: up } });
     expect(tally.snapshots).toBe(2);
     expect(tally.describe()).toBe('heavy: MAINTAIN ×1, SCALE_UP ×1 (recommended up to 3)');
@@ -253,10 +312,18 @@ describe('rendering', () => {
 
   it('the stress report: counts, latency percentiles from created_at → completed_at, and success only when all succeeded', () => {
     const task = (i: number, status: TaskRecord['status'], latencyMs: number | null): TaskRecord => ({
-      task_id: `j_${i}`, job_id: 'j', status, image: 'a.jpg', capability: 'light',
+      task_id: `j_${i}`,
+      job_id: 'j',
+      status,
+      image: 'a.jpg',
+      capability: 'light',
       created_at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
       completed_at: latencyMs === null ? null : new Date(Date.UTC(2026, 0, 1, 0, 0, i) + latencyMs).toISOString(),
-      duration_ms: latencyMs, output: null, failure_type: null, failure_reason: status === 'failed' ? 'corrupt_image' : null, error: null,
+      duration_ms: latencyMs,
+      output: null,
+      failure_type: null,
+      failure_reason: status === 'failed' ? 'corrupt_image' : null,
+      error: null,
     });
     const tasks = [100, 200, 300, 400, 1000].map((ms, i) => task(i, 'succeeded', ms));
     const base = { jobs: 1, submitMs: 60000, waitMs: 1500, batches: 1, intervalS: 5 };
@@ -266,7 +333,10 @@ describe('rendering', () => {
     expect(good.text).toMatch(/latency p50\s+300 ms$/m);
     expect(good.text).toMatch(/latency p95\s+1000 ms$/m);
     expect(good.text).toMatch(/recommendations\s+none \(no metrics snapshot during the run\)/);
-    const bad = stressReport({ ...base, tasks: [...tasks, task(5, 'failed', 50), task(6, 'queued', null)] }, new RecommendationTally());
+    const bad = stressReport(
+      { ...base, tasks: [...tasks, task(5, 'failed', 50), task(6, 'queued', null)] },
+      new RecommendationTally(),
+    );
     expect(bad.ok).toBe(false);
     expect(bad.text).toMatch(/failed\s+1$/m);
     expect(bad.text).toMatch(/unfinished\s+1$/m);
@@ -274,7 +344,14 @@ describe('rendering', () => {
   });
 
   it('compare: speed-up against the sequential run; a mode that did not run shows dashes', () => {
-    const text = compareTable([{ mode: 'in-process sequential', wallMs: 400, note: '' }, { mode: 'in-process parallel', wallMs: 200, note: '' }, { mode: 'queues (running app)', note: 'not run' }], 4);
+    const text = compareTable(
+      [
+        { mode: 'in-process sequential', wallMs: 400, note: '' },
+        { mode: 'in-process parallel', wallMs: 200, note: '' },
+        { mode: 'queues (running app)', note: 'not run' },
+      ],
+      4,
+    );
     expect(text).toMatch(/in-process parallel\s+│ 4\s+│ 200 ms\s+│ 50 ms\s+│ 2\.00×/);
     expect(text).toMatch(/queues \(running app\)\s+│ 4\s+│ -\s+│ -\s+│ -/);
     expect(uploadName('my photo..jpg')).toBe('compare-my_photo.jpg');
@@ -283,6 +360,11 @@ describe('rendering', () => {
   it('percentile is nearest-rank', () => {
     expect(percentile([], 0.5)).toBeUndefined();
     expect(percentile([5, 1, 3], 0.5)).toBe(3);
-    expect(percentile(Array.from({ length: 100 }, (_, i) => i + 1), 0.95)).toBe(95);
+    expect(
+      percentile(
+        Array.from({ length: 100 }, (_, i) => i + 1),
+        0.95,
+      ),
+    ).toBe(95);
   });
 });

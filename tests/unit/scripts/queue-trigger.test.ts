@@ -1,15 +1,31 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import type { QueueOptions } from '../../../scripts/local-host/host-config';
-import { startQueueTrigger, type QueueTriggerMetadata, type QueueTriggerOptions, type RunningQueueTrigger } from '../../../scripts/local-host/queue-trigger';
+import {
+  startQueueTrigger,
+  type QueueTriggerMetadata,
+  type QueueTriggerOptions,
+  type RunningQueueTrigger,
+} from '../../../scripts/local-host/queue-trigger';
 import { enqueue } from '../../../shared/storage/queue';
 import { uniqueNamespace, useAzurite } from '../../helpers/storage';
 
 const env = useAzurite();
 
-const OPTIONS: QueueOptions = { batchSize: 16, newBatchThreshold: 8, maxPollingIntervalMs: 400, visibilityTimeoutMs: 0, maxDequeueCount: 3, messageEncoding: 'base64' };
+const OPTIONS: QueueOptions = {
+  batchSize: 16,
+  newBatchThreshold: 8,
+  maxPollingIntervalMs: 400,
+  visibilityTimeoutMs: 0,
+  maxDequeueCount: 3,
+  messageEncoding: 'base64',
+};
 
-interface Call { payload: unknown; metadata: QueueTriggerMetadata; at: number; }
+interface Call {
+  payload: unknown;
+  metadata: QueueTriggerMetadata;
+  at: number;
+}
 
 /** A fresh queue and its poison queue under a namespace no other test uses. */
 async function freshQueues(): Promise<{ queue: QueueClient; poison: QueueClient }> {
@@ -30,7 +46,8 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
 }
 
 const messageCount = async (queue: QueueClient) => (await queue.getProperties()).approximateMessagesCount ?? 0;
-const peekTexts = async (queue: QueueClient) => (await queue.peekMessages({ numberOfMessages: 32 })).peekedMessageItems.map((m) => m.messageText);
+const peekTexts = async (queue: QueueClient) =>
+  (await queue.peekMessages({ numberOfMessages: 32 })).peekedMessageItems.map((m) => m.messageText);
 
 describe('local host queue trigger', () => {
   let triggers: RunningQueueTrigger[];
@@ -45,7 +62,11 @@ describe('local host queue trigger', () => {
   afterEach(() => Promise.all(triggers.map((t) => t.stop(0))));
 
   /** Starts a trigger that records every invocation before running `body`. */
-  function start(queues: { queue: QueueClient; poison: QueueClient }, body: (call: Call) => Promise<void>, extra: Partial<QueueTriggerOptions> = {}): RunningQueueTrigger {
+  function start(
+    queues: { queue: QueueClient; poison: QueueClient },
+    body: (call: Call) => Promise<void>,
+    extra: Partial<QueueTriggerOptions> = {},
+  ): RunningQueueTrigger {
     const trigger = startQueueTrigger({
       queue: queues.queue,
       poisonQueue: queues.poison,
@@ -72,7 +93,12 @@ describe('local host queue trigger', () => {
     await until(async () => calls.length === 2 && (await messageCount(queues.queue)) === 0, 'both messages processed');
     const json = calls.find((c) => typeof c.payload === 'object');
     expect(json?.payload).toEqual({ hello: 'wörld', n: 1 });
-    expect(json?.metadata).toMatchObject({ dequeueCount: 1, queueTrigger: '{"hello":"wörld","n":1}', id: expect.any(String), popReceipt: expect.any(String) });
+    expect(json?.metadata).toMatchObject({
+      dequeueCount: 1,
+      queueTrigger: '{"hello":"wörld","n":1}',
+      id: expect.any(String),
+      popReceipt: expect.any(String),
+    });
     expect(json?.metadata.insertionTime).toBeInstanceOf(Date);
     expect(calls.find((c) => typeof c.payload === 'string')?.payload).toBe('just text');
     await sleep(300); // long enough for a wrong redelivery to show
@@ -84,11 +110,15 @@ describe('local host queue trigger', () => {
     await Promise.all(Array.from({ length: 10 }, (_, n) => enqueue(queues.queue, { n })));
     let running = 0;
     let maxRunning = 0;
-    start(queues, async () => {
-      maxRunning = Math.max(maxRunning, ++running);
-      await sleep(300);
-      running--;
-    }, { options: { ...OPTIONS, batchSize: 4, newBatchThreshold: 2 } });
+    start(
+      queues,
+      async () => {
+        maxRunning = Math.max(maxRunning, ++running);
+        await sleep(300);
+        running--;
+      },
+      { options: { ...OPTIONS, batchSize: 4, newBatchThreshold: 2 } },
+    );
     await until(async () => calls.length === 10 && (await messageCount(queues.queue)) === 0, 'all ten processed');
     expect(new Set(calls.map((c) => (c.payload as { n: number }).n)).size).toBe(10);
     expect(maxRunning).toBeGreaterThanOrEqual(4);
@@ -112,12 +142,16 @@ describe('local host queue trigger', () => {
     const queues = await freshQueues();
     await enqueue(queues.queue, 'retry me');
     let firstFailedAt = 0;
-    start(queues, async (call) => {
-      if (call.metadata.dequeueCount === 1) {
-        firstFailedAt = Date.now();
-        throw new Error('first delivery fails');
-      }
-    }, { options: { ...OPTIONS, visibilityTimeoutMs: 1500 } });
+    start(
+      queues,
+      async (call) => {
+        if (call.metadata.dequeueCount === 1) {
+          firstFailedAt = Date.now();
+          throw new Error('first delivery fails');
+        }
+      },
+      { options: { ...OPTIONS, visibilityTimeoutMs: 1500 } },
+    );
     await until(() => calls.length === 2, 'the second delivery');
     expect(calls[1].at - firstFailedAt).toBeGreaterThanOrEqual(1400);
     await until(async () => (await messageCount(queues.queue)) === 0, 'the retried message deleted');
@@ -157,10 +191,14 @@ describe('local host queue trigger', () => {
     await enqueue(queues.queue, { n: 1 });
     await enqueue(queues.queue, { n: 2 });
     let finished = 0;
-    const trigger = start(queues, async () => {
-      await sleep(800);
-      finished++;
-    }, { options: { ...OPTIONS, batchSize: 1, newBatchThreshold: 0 } });
+    const trigger = start(
+      queues,
+      async () => {
+        await sleep(800);
+        finished++;
+      },
+      { options: { ...OPTIONS, batchSize: 1, newBatchThreshold: 0 } },
+    );
     await until(() => calls.length === 1, 'the first invocation');
     await trigger.stop();
     expect(finished).toBe(1);
@@ -189,7 +227,11 @@ describe('local host queue trigger', () => {
     const queues = await freshQueues();
     await enqueue(queues.queue, 'long task');
     start(queues, () => sleep(4500).then(() => undefined), { options: { ...OPTIONS, maxPollingIntervalMs: 200 } });
-    await until(async () => calls.length >= 1 && (await messageCount(queues.queue)) === 0, 'the long task completed', 15000);
+    await until(
+      async () => calls.length >= 1 && (await messageCount(queues.queue)) === 0,
+      'the long task completed',
+      15000,
+    );
     expect(calls).toHaveLength(1);
     expect(calls[0].metadata.dequeueCount).toBe(1);
   });

@@ -13,7 +13,8 @@ const MODULE = path.join(__dirname, '../../../scripts/local-host/timer-trigger.t
 const NEVER = '0001-01-01T00:00:00.000Z';
 
 /** A local time; months are 1-based here to read like the schedules. */
-const at = (y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0): Date => new Date(y, mo - 1, d, h, mi, s, ms);
+const at = (y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0): Date =>
+  new Date(y, mo - 1, d, h, mi, s, ms);
 const pad = (n: number): string => String(n).padStart(2, '0');
 const DOW = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 /** Local fields, e.g. `2024-01-08 Mon 09:30:00`. */
@@ -36,7 +37,9 @@ function nextsInZone(tz: string, expression: string, fromIso: string, count: num
     const s = module.exports.parseNcrontab(${JSON.stringify(expression)}); const out = [];
     for (let t = new Date(${JSON.stringify(fromIso)}); out.length < ${count}; out.push(t.toISOString())) t = s.next(t);
     console.log(JSON.stringify(out));`;
-  return JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, TZ: tz }, encoding: 'utf8' })) as string[];
+  return JSON.parse(
+    execFileSync(process.execPath, ['-e', script], { env: { ...process.env, TZ: tz }, encoding: 'utf8' }),
+  ) as string[];
 }
 
 const errorOf = (expression: string): string => {
@@ -50,36 +53,76 @@ const errorOf = (expression: string): string => {
 
 describe('parseNcrontab: next()', () => {
   it('every 10 seconds, strictly after, whole seconds', () => {
-    expect(nexts('*/10 * * * * *', at(2024, 1, 1, 0, 0, 3), 3)).toEqual(['2024-01-01 Mon 00:00:10', '2024-01-01 Mon 00:00:20', '2024-01-01 Mon 00:00:30']);
+    expect(nexts('*/10 * * * * *', at(2024, 1, 1, 0, 0, 3), 3)).toEqual([
+      '2024-01-01 Mon 00:00:10',
+      '2024-01-01 Mon 00:00:20',
+      '2024-01-01 Mon 00:00:30',
+    ]);
     expect(local(parseNcrontab('*/10 * * * * *').next(at(2024, 1, 1, 0, 0, 10)))).toBe('2024-01-01 Mon 00:00:20');
     const next = parseNcrontab('*/10 * * * * *').next(at(2024, 1, 1, 0, 0, 9, 999));
     expect([local(next), next.getMilliseconds()]).toEqual(['2024-01-01 Mon 00:00:10', 0]);
-    expect(nexts('* * * * * *', at(2024, 12, 31, 23, 59, 58, 400), 2)).toEqual(['2024-12-31 Tue 23:59:59', '2025-01-01 Wed 00:00:00']);
+    expect(nexts('* * * * * *', at(2024, 12, 31, 23, 59, 58, 400), 2)).toEqual([
+      '2024-12-31 Tue 23:59:59',
+      '2025-01-01 Wed 00:00:00',
+    ]);
   });
 
   it('every 5 minutes, rolling over the hour', () => {
-    expect(nexts('0 */5 * * * *', at(2024, 1, 1, 10, 52, 30), 3)).toEqual(['2024-01-01 Mon 10:55:00', '2024-01-01 Mon 11:00:00', '2024-01-01 Mon 11:05:00']);
+    expect(nexts('0 */5 * * * *', at(2024, 1, 1, 10, 52, 30), 3)).toEqual([
+      '2024-01-01 Mon 10:55:00',
+      '2024-01-01 Mon 11:00:00',
+      '2024-01-01 Mon 11:05:00',
+    ]);
   });
 
   it('09:30 on weekdays skips the weekend', () => {
-    expect(nexts('0 30 9 * * 1-5', at(2024, 1, 5, 10), 3)).toEqual(['2024-01-08 Mon 09:30:00', '2024-01-09 Tue 09:30:00', '2024-01-10 Wed 09:30:00']);
+    expect(nexts('0 30 9 * * 1-5', at(2024, 1, 5, 10), 3)).toEqual([
+      '2024-01-08 Mon 09:30:00',
+      '2024-01-09 Tue 09:30:00',
+      '2024-01-10 Wed 09:30:00',
+    ]);
     expect(nexts('0 30 9 * * 1-5', at(2024, 1, 8, 9, 29, 59), 1)).toEqual(['2024-01-08 Mon 09:30:00']);
   });
 
   it('once a year at new year', () => {
-    expect(nexts('0 0 0 1 1 *', at(2024, 6, 15, 12), 2)).toEqual(['2025-01-01 Wed 00:00:00', '2026-01-01 Thu 00:00:00']);
+    expect(nexts('0 0 0 1 1 *', at(2024, 6, 15, 12), 2)).toEqual([
+      '2025-01-01 Wed 00:00:00',
+      '2026-01-01 Thu 00:00:00',
+    ]);
     expect(nexts('0 0 0 1 1 *', at(2024, 12, 31, 23, 59, 59), 1)).toEqual(['2025-01-01 Wed 00:00:00']);
   });
 
   it('steps from a range and from a start value, lists and mixed lists', () => {
-    expect(nexts('0 10-40/15 * * * *', at(2024, 1, 1, 10), 4)).toEqual(['2024-01-01 Mon 10:10:00', '2024-01-01 Mon 10:25:00', '2024-01-01 Mon 10:40:00', '2024-01-01 Mon 11:10:00']);
-    expect(nexts('5/20 * * * * *', at(2024, 1, 1), 4)).toEqual(['2024-01-01 Mon 00:00:05', '2024-01-01 Mon 00:00:25', '2024-01-01 Mon 00:00:45', '2024-01-01 Mon 00:01:05']);
-    expect(nexts('0 0 8,12,18 * * *', at(2024, 1, 1, 9), 3)).toEqual(['2024-01-01 Mon 12:00:00', '2024-01-01 Mon 18:00:00', '2024-01-02 Tue 08:00:00']);
-    expect(nexts('0 0 22,1-2 * * *', at(2024, 1, 1, 12), 3)).toEqual(['2024-01-01 Mon 22:00:00', '2024-01-02 Tue 01:00:00', '2024-01-02 Tue 02:00:00']);
+    expect(nexts('0 10-40/15 * * * *', at(2024, 1, 1, 10), 4)).toEqual([
+      '2024-01-01 Mon 10:10:00',
+      '2024-01-01 Mon 10:25:00',
+      '2024-01-01 Mon 10:40:00',
+      '2024-01-01 Mon 11:10:00',
+    ]);
+    expect(nexts('5/20 * * * * *', at(2024, 1, 1), 4)).toEqual([
+      '2024-01-01 Mon 00:00:05',
+      '2024-01-01 Mon 00:00:25',
+      '2024-01-01 Mon 00:00:45',
+      '2024-01-01 Mon 00:01:05',
+    ]);
+    expect(nexts('0 0 8,12,18 * * *', at(2024, 1, 1, 9), 3)).toEqual([
+      '2024-01-01 Mon 12:00:00',
+      '2024-01-01 Mon 18:00:00',
+      '2024-01-02 Tue 08:00:00',
+    ]);
+    expect(nexts('0 0 22,1-2 * * *', at(2024, 1, 1, 12), 3)).toEqual([
+      '2024-01-01 Mon 22:00:00',
+      '2024-01-02 Tue 01:00:00',
+      '2024-01-02 Tue 02:00:00',
+    ]);
   });
 
   it('month and day names, any case, 3+ letter prefixes', () => {
-    expect(nexts('0 0 12 * JAN,jul sat', at(2024, 1, 20), 3)).toEqual(['2024-01-20 Sat 12:00:00', '2024-01-27 Sat 12:00:00', '2024-07-06 Sat 12:00:00']);
+    expect(nexts('0 0 12 * JAN,jul sat', at(2024, 1, 20), 3)).toEqual([
+      '2024-01-20 Sat 12:00:00',
+      '2024-01-27 Sat 12:00:00',
+      '2024-07-06 Sat 12:00:00',
+    ]);
     const weekdays = nexts('0 0 12 * * 1-5', at(2024, 1, 1), 10);
     expect(nexts('0 0 12 * * MON-FRI', at(2024, 1, 1), 10)).toEqual(weekdays);
     expect(nexts('0 0 12 * * monday-Friday', at(2024, 1, 1), 10)).toEqual(weekdays);
@@ -88,8 +131,12 @@ describe('parseNcrontab: next()', () => {
 
   it('day and day-of-week both restricted: both must match (NCrontab, as the Functions host)', () => {
     expect(nexts('0 0 0 13 * FRI', at(2024, 9, 1), 6)).toEqual([
-      '2024-09-13 Fri 00:00:00', '2024-12-13 Fri 00:00:00', '2025-06-13 Fri 00:00:00',
-      '2026-02-13 Fri 00:00:00', '2026-03-13 Fri 00:00:00', '2026-11-13 Fri 00:00:00',
+      '2024-09-13 Fri 00:00:00',
+      '2024-12-13 Fri 00:00:00',
+      '2025-06-13 Fri 00:00:00',
+      '2026-02-13 Fri 00:00:00',
+      '2026-03-13 Fri 00:00:00',
+      '2026-11-13 Fri 00:00:00',
     ]);
   });
 
@@ -103,21 +150,39 @@ describe('parseNcrontab: next()', () => {
     expect(sundays).toEqual(['2024-01-07 Sun 00:00:00', '2024-01-14 Sun 00:00:00', '2024-01-21 Sun 00:00:00']);
     expect(nexts('0 0 0 * * 7', at(2024, 1, 1), 3)).toEqual(sundays);
     expect(nexts('0 0 0 * * sun', at(2024, 1, 1), 3)).toEqual(sundays);
-    expect(nexts('0 0 0 * * 5-7', at(2024, 1, 1), 3)).toEqual(['2024-01-05 Fri 00:00:00', '2024-01-06 Sat 00:00:00', '2024-01-07 Sun 00:00:00']);
+    expect(nexts('0 0 0 * * 5-7', at(2024, 1, 1), 3)).toEqual([
+      '2024-01-05 Fri 00:00:00',
+      '2024-01-06 Sat 00:00:00',
+      '2024-01-07 Sun 00:00:00',
+    ]);
   });
 
   it('month ends: the 31st only in months that have one', () => {
-    expect(nexts('0 0 0 31 * *', at(2024, 1, 31, 1), 4)).toEqual(['2024-03-31 Sun 00:00:00', '2024-05-31 Fri 00:00:00', '2024-07-31 Wed 00:00:00', '2024-08-31 Sat 00:00:00']);
-    expect(nexts('0 0 0 30,31 2,4 *', at(2024, 1, 1), 2)).toEqual(['2024-04-30 Tue 00:00:00', '2025-04-30 Wed 00:00:00']);
+    expect(nexts('0 0 0 31 * *', at(2024, 1, 31, 1), 4)).toEqual([
+      '2024-03-31 Sun 00:00:00',
+      '2024-05-31 Fri 00:00:00',
+      '2024-07-31 Wed 00:00:00',
+      '2024-08-31 Sat 00:00:00',
+    ]);
+    expect(nexts('0 0 0 30,31 2,4 *', at(2024, 1, 1), 2)).toEqual([
+      '2024-04-30 Tue 00:00:00',
+      '2025-04-30 Wed 00:00:00',
+    ]);
   });
 
   it('leap day across years', () => {
-    expect(nexts('0 0 12 29 2 *', at(2023, 1, 1), 3)).toEqual(['2024-02-29 Thu 12:00:00', '2028-02-29 Tue 12:00:00', '2032-02-29 Sun 12:00:00']);
+    expect(nexts('0 0 12 29 2 *', at(2023, 1, 1), 3)).toEqual([
+      '2024-02-29 Thu 12:00:00',
+      '2028-02-29 Tue 12:00:00',
+      '2032-02-29 Sun 12:00:00',
+    ]);
     expect(nexts('0 0 12 29 2 *', at(2024, 2, 29, 12), 1)).toEqual(['2028-02-29 Tue 12:00:00']);
   });
 
   it('gives up after 5 years: impossible dates, and 2100 (not a leap year)', () => {
-    expect(() => parseNcrontab('0 0 0 30 2 *').next(at(2024, 1, 1))).toThrow('NCRONTAB schedule "0 0 0 30 2 *" has no occurrence within 5 years after');
+    expect(() => parseNcrontab('0 0 0 30 2 *').next(at(2024, 1, 1))).toThrow(
+      'NCRONTAB schedule "0 0 0 30 2 *" has no occurrence within 5 years after',
+    );
     expect(() => parseNcrontab('0 0 0 31 4,6,9,11 *').next(at(2024, 1, 1))).toThrow(/no occurrence within 5 years/);
     expect(() => parseNcrontab('0 0 12 29 2 *').next(at(2096, 3, 1))).toThrow(/no occurrence within 5 years/);
   });
@@ -142,14 +207,29 @@ describe('parseNcrontab: next()', () => {
 
 describe('parseNcrontab: DST (child node with TZ set)', () => {
   it('is nothing special in UTC', () => {
-    expect(nextsInZone('UTC', '0 30 2 * * *', '2024-03-30T12:00:00Z', 2)).toEqual(['2024-03-31T02:30:00.000Z', '2024-04-01T02:30:00.000Z']);
-    expect(nextsInZone('UTC', '0 30 2 * * *', '2024-10-26T12:00:00Z', 2)).toEqual(['2024-10-27T02:30:00.000Z', '2024-10-28T02:30:00.000Z']);
+    expect(nextsInZone('UTC', '0 30 2 * * *', '2024-03-30T12:00:00Z', 2)).toEqual([
+      '2024-03-31T02:30:00.000Z',
+      '2024-04-01T02:30:00.000Z',
+    ]);
+    expect(nextsInZone('UTC', '0 30 2 * * *', '2024-10-26T12:00:00Z', 2)).toEqual([
+      '2024-10-27T02:30:00.000Z',
+      '2024-10-28T02:30:00.000Z',
+    ]);
   });
 
   it('in Europe/Berlin a skipped local time never fires and a repeated one fires once', () => {
-    expect(nextsInZone('Europe/Berlin', '0 30 2 * * *', '2024-03-30T12:00:00Z', 1)).toEqual(['2024-04-01T00:30:00.000Z']);
-    expect(nextsInZone('Europe/Berlin', '0 30 2 * * *', '2024-10-26T12:00:00Z', 2)).toEqual(['2024-10-27T00:30:00.000Z', '2024-10-28T01:30:00.000Z']);
-    expect(nextsInZone('Europe/Berlin', '0 0 * * * *', '2024-10-26T23:30:00Z', 3)).toEqual(['2024-10-27T00:00:00.000Z', '2024-10-27T02:00:00.000Z', '2024-10-27T03:00:00.000Z']);
+    expect(nextsInZone('Europe/Berlin', '0 30 2 * * *', '2024-03-30T12:00:00Z', 1)).toEqual([
+      '2024-04-01T00:30:00.000Z',
+    ]);
+    expect(nextsInZone('Europe/Berlin', '0 30 2 * * *', '2024-10-26T12:00:00Z', 2)).toEqual([
+      '2024-10-27T00:30:00.000Z',
+      '2024-10-28T01:30:00.000Z',
+    ]);
+    expect(nextsInZone('Europe/Berlin', '0 0 * * * *', '2024-10-26T23:30:00Z', 3)).toEqual([
+      '2024-10-27T00:00:00.000Z',
+      '2024-10-27T02:00:00.000Z',
+      '2024-10-27T03:00:00.000Z',
+    ]);
   });
 });
 
@@ -168,27 +248,43 @@ describe('parseNcrontab: invalid schedules', () => {
   });
 
   it('rejects values out of range, naming the field', () => {
-    expect(errorOf('60 * * * * *')).toBe('Invalid NCRONTAB schedule "60 * * * * *": the seconds field expected a number 0-59 but received 60');
+    expect(errorOf('60 * * * * *')).toBe(
+      'Invalid NCRONTAB schedule "60 * * * * *": the seconds field expected a number 0-59 but received 60',
+    );
     expect(errorOf('0 0 24 * * *')).toMatch(/the hours field expected a number 0-23 but received 24$/);
     expect(errorOf('0 0 0 0 * *')).toMatch(/the day field expected a number 1-31 but received 0$/);
-    expect(errorOf('0 0 0 * 13 *')).toMatch(/the month field expected a number 1-12 or a name JAN-DEC but received 13$/);
-    expect(errorOf('0 0 0 * * 8')).toMatch(/the day-of-week field expected a number 0-7 or a name SUN-SAT but received 8$/);
-    expect(errorOf('0 0 0 * * 5-1')).toMatch(/the day-of-week field expected a range whose start is not after its end but received 5-1$/);
+    expect(errorOf('0 0 0 * 13 *')).toMatch(
+      /the month field expected a number 1-12 or a name JAN-DEC but received 13$/,
+    );
+    expect(errorOf('0 0 0 * * 8')).toMatch(
+      /the day-of-week field expected a number 0-7 or a name SUN-SAT but received 8$/,
+    );
+    expect(errorOf('0 0 0 * * 5-1')).toMatch(
+      /the day-of-week field expected a range whose start is not after its end but received 5-1$/,
+    );
     expect(errorOf('0 -1 * * * *')).toMatch(/the minutes field expected a number 0-59 but received nothing$/);
     expect(errorOf('0 0 1,,2 * * *')).toMatch(/the hours field expected a number 0-23 but received nothing$/);
   });
 
   it('rejects bad steps', () => {
-    expect(errorOf('*/0 * * * * *')).toBe('Invalid NCRONTAB schedule "*/0 * * * * *": the seconds field expected a step of 1-59 but received 0');
+    expect(errorOf('*/0 * * * * *')).toBe(
+      'Invalid NCRONTAB schedule "*/0 * * * * *": the seconds field expected a step of 1-59 but received 0',
+    );
     expect(errorOf('0 */60 * * * *')).toMatch(/the minutes field expected a step of 1-59 but received 60$/);
     expect(errorOf('0 0 */x * * *')).toMatch(/the hours field expected a step of 1-23 but received x$/);
     expect(errorOf('0 0 0 */ * *')).toMatch(/the day field expected a step of 1-30 but received nothing$/);
-    expect(errorOf('0 0 1/2/3 * * *')).toMatch(/the hours field expected at most one "\/" per item but received 1\/2\/3$/);
+    expect(errorOf('0 0 1/2/3 * * *')).toMatch(
+      /the hours field expected at most one "\/" per item but received 1\/2\/3$/,
+    );
   });
 
   it('rejects unknown names and names in numeric fields', () => {
-    expect(errorOf('0 0 0 * FOO *')).toBe('Invalid NCRONTAB schedule "0 0 0 * FOO *": the month field expected a number 1-12 or a name JAN-DEC but received FOO');
-    expect(errorOf('0 0 0 * * FUNDAY')).toMatch(/the day-of-week field expected a number 0-7 or a name SUN-SAT but received FUNDAY$/);
+    expect(errorOf('0 0 0 * FOO *')).toBe(
+      'Invalid NCRONTAB schedule "0 0 0 * FOO *": the month field expected a number 1-12 or a name JAN-DEC but received FOO',
+    );
+    expect(errorOf('0 0 0 * * FUNDAY')).toMatch(
+      /the day-of-week field expected a number 0-7 or a name SUN-SAT but received FUNDAY$/,
+    );
     expect(errorOf('0 0 0 * * MO')).toMatch(/received MO$/);
     expect(errorOf('0 0 MON * * *')).toMatch(/the hours field expected a number 0-23 but received MON$/);
     expect(errorOf('0 0 0 L * *')).toMatch(/the day field expected a number 1-31 but received L$/);
@@ -214,10 +310,18 @@ describe('startTimerTrigger (fake timers)', () => {
     expect(calls).toHaveLength(0);
     await jest.advanceTimersByTimeAsync(10_001);
     expect(calls).toEqual([
-      { schedule: { adjustForDST: true }, scheduleStatus: { last: NEVER, next: at(2024, 1, 1, 0, 0, 10).toISOString(), lastUpdated: NEVER }, isPastDue: false },
       {
         schedule: { adjustForDST: true },
-        scheduleStatus: { last: at(2024, 1, 1, 0, 0, 10).toISOString(), next: at(2024, 1, 1, 0, 0, 20).toISOString(), lastUpdated: at(2024, 1, 1, 0, 0, 10).toISOString() },
+        scheduleStatus: { last: NEVER, next: at(2024, 1, 1, 0, 0, 10).toISOString(), lastUpdated: NEVER },
+        isPastDue: false,
+      },
+      {
+        schedule: { adjustForDST: true },
+        scheduleStatus: {
+          last: at(2024, 1, 1, 0, 0, 10).toISOString(),
+          next: at(2024, 1, 1, 0, 0, 20).toISOString(),
+          lastUpdated: at(2024, 1, 1, 0, 0, 10).toISOString(),
+        },
         isPastDue: false,
       },
     ]);
@@ -228,16 +332,31 @@ describe('startTimerTrigger (fake timers)', () => {
 
   it('runs once at startup when runOnStartup', async () => {
     const calls: TimerInfo[] = [];
-    const trigger = startTimerTrigger({ schedule: '0 0 * * * *', runOnStartup: true, log, invoke: async (t) => void calls.push(t) });
+    const trigger = startTimerTrigger({
+      schedule: '0 0 * * * *',
+      runOnStartup: true,
+      log,
+      invoke: async (t) => void calls.push(t),
+    });
     await jest.advanceTimersByTimeAsync(0);
-    expect(calls).toEqual([{ schedule: { adjustForDST: true }, scheduleStatus: { last: NEVER, next: at(2024, 1, 1, 1).toISOString(), lastUpdated: NEVER }, isPastDue: false }]);
+    expect(calls).toEqual([
+      {
+        schedule: { adjustForDST: true },
+        scheduleStatus: { last: NEVER, next: at(2024, 1, 1, 1).toISOString(), lastUpdated: NEVER },
+        isPastDue: false,
+      },
+    ]);
     await trigger.stop();
   });
 
   it('marks an invocation more than 1 s late as past due', async () => {
     let lag = 0;
     const calls: TimerInfo[] = [];
-    const trigger = startTimerTrigger({ schedule: '* * * * * *', now: () => new Date(Date.now() + lag), invoke: async (t) => void calls.push(t) });
+    const trigger = startTimerTrigger({
+      schedule: '* * * * * *',
+      now: () => new Date(Date.now() + lag),
+      invoke: async (t) => void calls.push(t),
+    });
     await jest.advanceTimersByTimeAsync(500);
     lag = 3_000; // the clock jumps (a busy event loop, a laptop waking up): the next timer fires 3 s late
     await jest.advanceTimersByTimeAsync(1_000);
@@ -256,7 +375,10 @@ describe('startTimerTrigger (fake timers)', () => {
     const trigger = startTimerTrigger({ schedule: '* * * * * *', log, invoke });
     await jest.advanceTimersByTimeAsync(3_000);
     expect(n).toBe(3);
-    expect(logs.filter((l) => l.includes('invocation failed'))).toEqual([expect.stringContaining('Error: boom'), expect.stringContaining('Error: sync boom')]);
+    expect(logs.filter((l) => l.includes('invocation failed'))).toEqual([
+      expect.stringContaining('Error: boom'),
+      expect.stringContaining('Error: sync boom'),
+    ]);
     await trigger.stop();
   });
 
@@ -300,7 +422,11 @@ describe('startTimerTrigger (fake timers)', () => {
   });
 
   it('stop() gives up after graceMs on a hung invocation', async () => {
-    const trigger = startTimerTrigger({ schedule: '* * * * * *', log, invoke: () => new Promise<void>(() => undefined) });
+    const trigger = startTimerTrigger({
+      schedule: '* * * * * *',
+      log,
+      invoke: () => new Promise<void>(() => undefined),
+    });
     await jest.advanceTimersByTimeAsync(500);
     let stopped = false;
     const stopping = trigger.stop(1_000).then(() => (stopped = true));
@@ -334,8 +460,12 @@ describe('startTimerTrigger (fake timers)', () => {
   });
 
   it('throws on an invalid schedule without arming a timer', () => {
-    expect(() => startTimerTrigger({ schedule: '*/5 * * * *', invoke: async () => undefined })).toThrow(/needs 6 fields with seconds first/);
-    expect(() => startTimerTrigger({ schedule: '0 0 0 30 2 *', invoke: async () => undefined })).toThrow(/no occurrence within 5 years/);
+    expect(() => startTimerTrigger({ schedule: '*/5 * * * *', invoke: async () => undefined })).toThrow(
+      /needs 6 fields with seconds first/,
+    );
+    expect(() => startTimerTrigger({ schedule: '0 0 0 30 2 *', invoke: async () => undefined })).toThrow(
+      /no occurrence within 5 years/,
+    );
     expect(jest.getTimerCount()).toBe(0);
   });
 });
@@ -345,7 +475,10 @@ describe('startTimerTrigger (real clock)', () => {
     const timeouts = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const before = timeouts();
     const calls: { timer: TimerInfo; at: number }[] = [];
-    const trigger = startTimerTrigger({ schedule: '* * * * * *', invoke: async (timer) => void calls.push({ timer, at: Date.now() }) });
+    const trigger = startTimerTrigger({
+      schedule: '* * * * * *',
+      invoke: async (timer) => void calls.push({ timer, at: Date.now() }),
+    });
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     await trigger.stop();
     expect(calls.length).toBeGreaterThanOrEqual(2);

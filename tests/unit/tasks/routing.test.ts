@@ -15,7 +15,9 @@ describe('routing by capability', () => {
 
   it('gives every capability a queue and a poison queue, and every filter exactly one capability', () => {
     const table = capabilityTable();
-    expect(table.map((r) => [r.name, r.queue, r.poison_queue])).toEqual(CAPABILITIES.map((c) => [c.name, c.queue, `${c.queue}-poison`]));
+    expect(table.map((r) => [r.name, r.queue, r.poison_queue])).toEqual(
+      CAPABILITIES.map((c) => [c.name, c.queue, `${c.queue}-poison`]),
+    );
     expect(table.flatMap((r) => r.filters).sort()).toEqual([...FILTERS.keys()].sort());
   });
 

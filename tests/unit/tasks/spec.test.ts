@@ -30,15 +30,25 @@ describe('normalizeTaskSpec', () => {
 
   it('takes parameters from filter_params for named filters; an object entry wins over filter_params', () => {
     const spec = normalizeTaskSpec(
-      { filters: ['blur', { name: 'brightness', factor: 2 }], filter_params: { blur: { radius: 1.5 }, brightness: { factor: 0.5 } }, output: { format: 'webp', quality: 60 } },
+      {
+        filters: ['blur', { name: 'brightness', factor: 2 }],
+        filter_params: { blur: { radius: 1.5 }, brightness: { factor: 0.5 } },
+        output: { format: 'webp', quality: 60 },
+      },
       limits,
     );
-    expect(spec.filters).toEqual([{ name: 'blur', radius: 1.5 }, { name: 'brightness', factor: 2 }]);
+    expect(spec.filters).toEqual([
+      { name: 'blur', radius: 1.5 },
+      { name: 'brightness', factor: 2 },
+    ]);
     expect(spec.output).toEqual({ format: 'webp', quality: 60 });
   });
 
   it('is idempotent, so queue messages are re-validated by the same function', () => {
-    const once = normalizeTaskSpec({ filters: ['sepia', { name: 'rotate', angle: 45 }, 'tint'], output: { format: 'png' } }, limits);
+    const once = normalizeTaskSpec(
+      { filters: ['sepia', { name: 'rotate', angle: 45 }, 'tint'], output: { format: 'png' } },
+      limits,
+    );
     expect(normalizeTaskSpec(JSON.parse(JSON.stringify(once)), limits)).toEqual(once);
   });
 
@@ -52,7 +62,10 @@ describe('normalizeTaskSpec', () => {
 
   it('accepts an empty pipeline (a format conversion) and lower-cases colours', () => {
     expect(normalizeTaskSpec({ filters: [] }, limits).filters).toEqual([]);
-    expect(normalizeTaskSpec({ filters: [{ name: 'tint', color: '#ABCDEF' }] }, limits).filters[0]).toEqual({ name: 'tint', color: '#abcdef' });
+    expect(normalizeTaskSpec({ filters: [{ name: 'tint', color: '#ABCDEF' }] }, limits).filters[0]).toEqual({
+      name: 'tint',
+      color: '#abcdef',
+    });
   });
 });
 
@@ -62,10 +75,24 @@ describe('validation messages', () => {
       filters: ['blurr', { name: 'blur', radius: 0 }, { name: 'resize', fit: 'squash' }, 7],
       output: { format: 'gif', quality: 101 },
     });
-    expect(problems.map((p) => p.field)).toEqual(['filters[0]', 'filters[1].radius', 'filters[2].fit', 'filters[3]', 'output.format', 'output.quality']);
-    expect(problems[1].message).toBe('Expected number between 0.3 and 100 for filters[1].radius but received 0 of type number');
-    expect(problems[2]).toMatchObject({ expected: 'one of cover, contain, fill, inside, outside', received: "'squash' of type string" });
-    expect(problems[4].message).toBe("Expected one of jpeg, png, webp, avif for output.format but received 'gif' of type string");
+    expect(problems.map((p) => p.field)).toEqual([
+      'filters[0]',
+      'filters[1].radius',
+      'filters[2].fit',
+      'filters[3]',
+      'output.format',
+      'output.quality',
+    ]);
+    expect(problems[1].message).toBe(
+      'Expected number between 0.3 and 100 for filters[1].radius but received 0 of type number',
+    );
+    expect(problems[2]).toMatchObject({
+      expected: 'one of cover, contain, fill, inside, outside',
+      received: "'squash' of type string",
+    });
+    expect(problems[4].message).toBe(
+      "Expected one of jpeg, png, webp, avif for output.format but received 'gif' of type string",
+    );
   });
 
   it('names every known filter for an unknown one and suggests the closest', () => {
@@ -76,15 +103,23 @@ describe('validation messages', () => {
 
   it('refuses unknown parameters and names the ones the filter takes', () => {
     const [p] = problemsOf({ filters: [{ name: 'blur', sigma: 2 }] });
-    expect(p).toMatchObject({ field: 'filters[0].sigma', message: "Unknown parameter filters[0].sigma: expected one of blur's parameters: radius" });
+    expect(p).toMatchObject({
+      field: 'filters[0].sigma',
+      message: "Unknown parameter filters[0].sigma: expected one of blur's parameters: radius",
+    });
     const [q] = problemsOf({ filters: ['grayscale'], filter_params: { grayscale: { amount: 1 } } });
     expect(q.field).toBe('filter_params.grayscale.amount');
     expect(q.message).toContain('grayscale takes none');
   });
 
   it('treats inherited object keys as unknown parameters, not as known ones', () => {
-    expect(problemsOf({ filters: [{ name: 'blur', toString: 1, constructor: 2 }] }).map((p) => p.field)).toEqual(['filters[0].toString', 'filters[0].constructor']);
-    expect(problemsOf({ filters: ['blur'], filter_params: JSON.parse('{"__proto__": {"radius": 1}}') })[0].field).toBe('filter_params.__proto__');
+    expect(problemsOf({ filters: [{ name: 'blur', toString: 1, constructor: 2 }] }).map((p) => p.field)).toEqual([
+      'filters[0].toString',
+      'filters[0].constructor',
+    ]);
+    expect(problemsOf({ filters: ['blur'], filter_params: JSON.parse('{"__proto__": {"radius": 1}}') })[0].field).toBe(
+      'filter_params.__proto__',
+    );
   });
 
   it('points at filter_params when a bad value came from there', () => {
@@ -98,7 +133,10 @@ describe('validation messages', () => {
   });
 
   it('checks rules across parameters (resize needs a side, median an odd size, crop needs a region)', () => {
-    expect(problemsOf({ filters: ['resize'] })[0]).toMatchObject({ field: 'filters[0].width', expected: 'width or height (or both)' });
+    expect(problemsOf({ filters: ['resize'] })[0]).toMatchObject({
+      field: 'filters[0].width',
+      expected: 'width or height (or both)',
+    });
     expect(problemsOf({ filters: [{ name: 'median', size: 4 }] })[0].field).toBe('filters[0].size');
     expect(problemsOf({ filters: ['crop'] }).map((p) => p.field)).toEqual(['filters[0].width', 'filters[0].height']);
     expect(problemsOf({ filters: [{ name: 'normalize', lower: 60, upper: 40 }] })[0].field).toBe('filters[0].lower');
@@ -107,18 +145,30 @@ describe('validation messages', () => {
   it('refuses non-integers, strings and non-finite numbers; null means the default', () => {
     expect(problemsOf({ filters: [{ name: 'resize', width: 10.5 }] })[0].expected).toBe('integer between 1 and 16383');
     expect(problemsOf({ filters: [{ name: 'brightness', factor: '2' }] })[0].received).toBe("'2' of type string");
-    expect(problemsOf({ filters: [{ name: 'brightness', factor: Infinity }] })[0].received).toBe('Infinity of type number');
-    expect(normalizeTaskSpec({ filters: [{ name: 'brightness', factor: null }] }, limits).filters[0]).toEqual({ name: 'brightness', factor: 1.5 });
+    expect(problemsOf({ filters: [{ name: 'brightness', factor: Infinity }] })[0].received).toBe(
+      'Infinity of type number',
+    );
+    expect(normalizeTaskSpec({ filters: [{ name: 'brightness', factor: null }] }, limits).filters[0]).toEqual({
+      name: 'brightness',
+      factor: 1.5,
+    });
   });
 
   it('follows configured limits: output size and filters per task', () => {
     const tight = loadLimits({ MAX_OUTPUT_WIDTH: '1000', MAX_FILTERS_PER_TASK: '2' });
-    expect(problemsOf({ filters: [{ name: 'resize', width: 1001 }] }, tight)[0].message).toContain('between 1 and 1000');
-    expect(problemsOf({ filters: ['blur', 'blur', 'blur'] }, tight)[0]).toMatchObject({ field: 'filters', expected: 'at most 2 filters (MAX_FILTERS_PER_TASK)' });
+    expect(problemsOf({ filters: [{ name: 'resize', width: 1001 }] }, tight)[0].message).toContain(
+      'between 1 and 1000',
+    );
+    expect(problemsOf({ filters: ['blur', 'blur', 'blur'] }, tight)[0]).toMatchObject({
+      field: 'filters',
+      expected: 'at most 2 filters (MAX_FILTERS_PER_TASK)',
+    });
   });
 
   it('refuses wrong shapes at the top level with a clear message', () => {
-    expect(problemsOf({ filters: 'blur' })[0].message).toBe(`Expected an array of filter names or {"name": ...} objects for filters but received 'blur' of type string`);
+    expect(problemsOf({ filters: 'blur' })[0].message).toBe(
+      `Expected an array of filter names or {"name": ...} objects for filters but received 'blur' of type string`,
+    );
     expect(problemsOf({ filters: [], filter_params: [1] })[0].field).toBe('filter_params');
     expect(problemsOf({ filters: [], output: 'png' })[0].field).toBe('output');
     expect(problemsOf({ filters: [{ radius: 3 }] })[0].message).toContain('an object with a string "name"');
