@@ -4,10 +4,10 @@
  * their messages back on the capability queue.
  */
 import { app } from '@azure/functions';
-import { adminRoutes } from '../shared/http/admin';
+import { deadLetterRoutes } from '../shared/http/dead-letters';
 import { appStorage } from '../shared/storage/clients';
 
-const routes = adminRoutes(appStorage);
+const routes = deadLetterRoutes(appStorage);
 
 app.http('deadLetters', {
   route: 'dead-letters',

@@ -3,10 +3,10 @@
  * storage does not answer. GET /api/filters (anonymous): the filter catalog and capability table.
  */
 import { app } from '@azure/functions';
-import { adminRoutes } from '../shared/http/admin';
+import { healthRoutes } from '../shared/http/health';
 import { appStorage } from '../shared/storage/clients';
 
-const routes = adminRoutes(appStorage);
+const routes = healthRoutes(appStorage);
 
 app.http('health', { route: 'health', methods: ['GET'], authLevel: 'anonymous', handler: routes.health });
 app.http('filters', { route: 'filters', methods: ['GET'], authLevel: 'anonymous', handler: routes.filters });

@@ -5,14 +5,15 @@
  * anonymous reads.
  */
 import { app } from '@azure/functions';
-import { collectAndStore, METRICS_SCHEDULE } from '../shared/metrics/collect';
+import { appSettings } from '../shared/config';
+import { collectAndStore } from '../shared/metrics/collect';
 import { metricsRoutes } from '../shared/http/metrics';
 import { appStorage } from '../shared/storage/clients';
 
 const routes = metricsRoutes(appStorage);
 
 app.timer('collectMetrics', {
-  schedule: METRICS_SCHEDULE,
+  schedule: appSettings().metricsSchedule,
   handler: async (_timer, context) => {
     const snapshot = await collectAndStore(appStorage());
     const summary = Object.entries(snapshot.capabilities).map(

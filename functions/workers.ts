@@ -8,45 +8,33 @@
  * The process registers in Table `workers` at app start and heartbeats its counters until it stops.
  */
 import { app, type InvocationContext } from '@azure/functions';
-import { resourceNames, STORAGE_CONNECTION } from '../shared/config';
-import { appStorage } from '../shared/storage/clients';
-import { CAPABILITIES } from '../shared/tasks/capabilities';
-import { handlePoisonMessage, processTaskMessage } from '../shared/tasks/worker';
+import { CAPABILITIES, poisonFunctionName, workerFunctionName } from '../shared/capabilities';
+import { STORAGE_CONNECTION } from '../shared/config';
 import { startHeartbeat, workerStats } from '../shared/metrics/worker-stats';
-import { functionSuffix } from '../shared/tasks/routing';
+import { appStorage } from '../shared/storage/clients';
+import { resourceNames } from '../shared/storage/names';
+import { deliveryOf, taskIdOf } from '../shared/tasks/message';
+import { handlePoisonMessage } from '../shared/tasks/poison';
+import { processTaskMessage } from '../shared/tasks/worker';
 
 const names = resourceNames();
 
 for (const { name: capability } of CAPABILITIES) {
-  app.storageQueue(`process${functionSuffix(capability)}`, {
+  app.storageQueue(workerFunctionName(capability), {
     queueName: names.queueOf(capability),
     connection: STORAGE_CONNECTION,
     handler: async (message: unknown, context: InvocationContext) => {
-      const taskId =
-        typeof (message as { task_id?: unknown } | null)?.task_id === 'string'
-          ? (message as { task_id: string }).task_id
-          : null;
-      const outcome = await workerStats.track(
-        capability,
-        () => processTaskMessage(message, { storage: appStorage(), capability, log: (m) => context.warn(m) }),
-        taskId,
-      );
-      context.log(`task message ${String(context.triggerMetadata?.id ?? '')}: ${outcome}`);
+      const deps = { storage: appStorage(), capability, log: (line: string) => context.warn(line) };
+      const outcome = await workerStats.track(capability, () => processTaskMessage(message, deps), taskIdOf(message));
+      context.log(`task message ${deliveryOf(context.triggerMetadata, context.invocationId).id}: ${outcome}`);
     },
   });
-  app.storageQueue(`poison${functionSuffix(capability)}`, {
+  app.storageQueue(poisonFunctionName(capability), {
     queueName: names.poisonQueueOf(capability),
     connection: STORAGE_CONNECTION,
     handler: async (message: unknown, context: InvocationContext) => {
-      const meta = context.triggerMetadata ?? {};
-      await handlePoisonMessage(
-        message,
-        { storage: appStorage(), capability },
-        {
-          id: String(meta.id ?? context.invocationId),
-          dequeueCount: typeof meta.dequeueCount === 'number' ? meta.dequeueCount : null,
-        },
-      );
+      const delivery = deliveryOf(context.triggerMetadata, context.invocationId);
+      await handlePoisonMessage(message, { storage: appStorage(), capability }, delivery);
     },
   });
 }

@@ -1,19 +1,19 @@
 /**
- * Regenerates the parts of README.md that come from code: the filter table and the capability
- * table, between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers. A test fails when the
+ * Regenerates the parts of README.md that come from code: the filter, capability and configuration
+ * tables, between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers. A test fails when the
  * README drifts; `npm run docs` brings it back.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { expectedOf } from '../shared/tasks/spec';
+import { expectedOf } from '../shared/imaging/spec';
 import { FILTERS } from '../shared/imaging/filters';
-import { loadLimits } from '../shared/imaging/limits';
+import { loadSettings, SETTINGS, type Setting } from '../shared/config';
 import type { ParamSpec } from '../shared/imaging/filter';
 import { capabilityTable } from '../shared/tasks/routing';
 import { PROJECT_ROOT } from './paths';
 
 export const README = path.join(PROJECT_ROOT, 'README.md');
-const DEFAULT_LIMITS = loadLimits({});
+const DEFAULT_LIMITS = loadSettings({});
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -49,7 +49,21 @@ export function renderCapabilityTable(): string {
   ].join('\n');
 }
 
-const SECTIONS: Record<string, () => string> = { filters: renderFilterTable, capabilities: renderCapabilityTable };
+/** The app settings table, from the one definition the app validates them with. */
+export function renderConfigurationTable(): string {
+  const rows = Object.values<Setting>(SETTINGS).map((s) => {
+    const shown = s.shownDefault ?? (s.kind === 'text' ? `\`${s.fallback}\`` : String(s.fallback));
+    const allowed = s.kind === 'integer' ? `${s.min}–${s.max}` : s.expected;
+    return `| \`${s.env}\` | ${cell(shown)} | ${cell(allowed)} | ${cell(s.meaning)} |`;
+  });
+  return ['| variable | default | allowed | meaning |', '|---|---|---|---|', ...rows].join('\n');
+}
+
+const SECTIONS: Record<string, () => string> = {
+  filters: renderFilterTable,
+  capabilities: renderCapabilityTable,
+  configuration: renderConfigurationTable,
+};
 
 /** The README with every generated section replaced by its current rendering. */
 export function regenerate(readme: string): string {

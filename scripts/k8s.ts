@@ -12,11 +12,11 @@
  *
  * `npm run k8s` rewrites the file; a test fails when it differs from what this script renders.
  */
+import { resourceNames } from '../shared/storage/names';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { resourceNames } from '../shared/config';
-import { CAPABILITIES, type Capability } from '../shared/tasks/capabilities';
+import { CAPABILITIES, type Capability } from '../shared/capabilities';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';

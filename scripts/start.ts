@@ -3,11 +3,12 @@
  * `func start` when Azure Functions Core Tools is installed and the local host otherwise.
  * Ctrl-C or SIGTERM stops the host gracefully, then Azurite, and exits 0.
  */
+import { resourceNames } from '../shared/storage/names';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { resourceNames, STORAGE_CONNECTION } from '../shared/config';
+import { STORAGE_CONNECTION } from '../shared/config';
 import { Storage } from '../shared/storage/clients';
 import { azuriteConnectionString, DEFAULT_AZURITE_PORTS, type AzuritePorts } from '../shared/storage/connection';
 import { isListening, startAzurite, type RunningAzurite } from './azurite';

@@ -1,22 +1,16 @@
 /**
- * Names of settings and storage resources, in one place: function files, the storage layer
- * and tests read them from here, never as repeated string literals.
+ * The app's settings, in one place: every value it reads from the environment is in the SETTINGS
+ * table (variable, default, allowed values, meaning and the reason for the default), plus the names
+ * of the settings the Functions host owns. The app reads the table once (appSettings) when its
+ * function files load, and a bad value stops start-up with every problem listed at once, never a
+ * NaN or a 500 later. The README's configuration table is generated from it (`npm run docs`).
  */
-import { CAPABILITIES, poisonQueueOf, type CapabilityName } from './tasks/capabilities';
+import os from 'node:os';
+import { ConfigError, type FieldProblem } from './errors';
+import { fieldProblem } from './validation';
 
 /** The app setting (and connection name of every trigger) holding the storage connection string. */
 export const STORAGE_CONNECTION = 'AzureWebJobsStorage';
-
-export interface ResourceNames {
-  readonly images: string;
-  readonly processed: string;
-  readonly tasksTable: string;
-  readonly deadLettersTable: string;
-  readonly workersTable: string;
-  readonly metricsTable: string;
-  queueOf(capability: CapabilityName): string;
-  poisonQueueOf(capability: CapabilityName): string;
-}
 
 /**
  * The Functions host's allow-list: the names in AzureFunctionsJobHost__functions__0..N, in index
@@ -32,35 +26,204 @@ export function functionAllowList(env: NodeJS.ProcessEnv = process.env): string[
   return entries.length ? entries : null;
 }
 
-/**
- * Resource names, optionally under a namespace (lower-case letters and digits) so several
- * apps or test runs can share one storage account without touching each other's data.
- */
-export function resourceNames(namespace = process.env.STORAGE_NAMESPACE ?? ''): ResourceNames {
-  if (!/^[a-z0-9]{0,20}$/.test(namespace)) {
-    throw new Error(`STORAGE_NAMESPACE must be up to 20 lower-case letters or digits, received '${namespace}'`);
-  }
-  const dash = namespace ? `${namespace}-` : '';
-  const queue = (capability: CapabilityName) => `${dash}${CAPABILITIES.find((c) => c.name === capability)!.queue}`;
-  return Object.freeze({
-    images: `${dash}images`,
-    processed: `${dash}processed`,
-    tasksTable: `${namespace}tasks`,
-    deadLettersTable: `${namespace}deadletters`,
-    workersTable: `${namespace}workers`,
-    metricsTable: `${namespace}metrics`,
-    queueOf: queue,
-    poisonQueueOf: (capability: CapabilityName) => poisonQueueOf(queue(capability)),
-  });
+interface SettingBase {
+  readonly env: string;
+  /** What the README's table shows as the default, when the value itself depends on the machine. */
+  readonly shownDefault?: string;
+  readonly meaning: string;
+  readonly reason: string;
 }
 
-/** Request and job limits for the HTTP API (image limits live in imaging/limits.ts), read per request. */
-export function apiLimits(env: NodeJS.ProcessEnv = process.env): { maxBodyBytes: number; maxImagesPerJob: number } {
-  const read = (name: string, fallback: number) => {
-    const value = Number(env[name] ?? fallback);
-    if (!Number.isInteger(value) || value < 1)
-      throw new Error(`${name} must be a positive integer, received '${env[name]}'`);
-    return value;
-  };
-  return { maxBodyBytes: read('MAX_BODY_BYTES', 50 * 1024 * 1024), maxImagesPerJob: read('MAX_IMAGES_PER_JOB', 100) };
+export interface IntegerSetting extends SettingBase {
+  readonly kind: 'integer';
+  readonly fallback: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+export interface TextSetting extends SettingBase {
+  readonly kind: 'text';
+  readonly fallback: string;
+  readonly pattern: RegExp;
+  readonly expected: string;
+}
+
+export type Setting = IntegerSetting | TextSetting;
+type ValueOf<S extends Setting> = S extends IntegerSetting ? number : string;
+export type SettingsOf<T extends Record<string, Setting>> = { readonly [K in keyof T]: ValueOf<T[K]> };
+
+/** NCRONTAB as the Functions timer trigger reads it: six fields, seconds first. */
+const NCRONTAB = /^\S+(\s+\S+){5}$/;
+
+export const SETTINGS = {
+  maxInputPixels: {
+    kind: 'integer',
+    env: 'MAX_INPUT_PIXELS',
+    fallback: 100_000_000,
+    min: 1,
+    max: 0x3fff * 0x3fff * 4,
+    meaning: 'largest input, width × height; larger images are refused from their header',
+    reason: '100 MP covers phone and DSLR photos; a decompression bomb is refused before decoding',
+  },
+  maxOutputWidth: {
+    kind: 'integer',
+    env: 'MAX_OUTPUT_WIDTH',
+    fallback: 16383,
+    min: 1,
+    max: 65535,
+    meaning: "widest result any filter may produce (16383 is WebP's limit)",
+    reason: '16383 is the largest side WebP can encode; JPEG stops at 65535',
+  },
+  maxOutputHeight: {
+    kind: 'integer',
+    env: 'MAX_OUTPUT_HEIGHT',
+    fallback: 16383,
+    min: 1,
+    max: 65535,
+    meaning: 'tallest result any filter may produce',
+    reason: '16383 is the largest side WebP can encode; JPEG stops at 65535',
+  },
+  maxFiltersPerTask: {
+    kind: 'integer',
+    env: 'MAX_FILTERS_PER_TASK',
+    fallback: 20,
+    min: 1,
+    max: 200,
+    meaning: 'longest pipeline',
+    reason: 'each filter may add a pipeline stage; 20 is far beyond any useful pipeline',
+  },
+  sharpConcurrency: {
+    kind: 'integer',
+    env: 'SHARP_CONCURRENCY',
+    fallback: os.availableParallelism(),
+    shownDefault: 'number of CPUs',
+    min: 1,
+    max: 256,
+    meaning: 'libvips threads per image',
+    reason: 'one thread per core halves 4K latency for neighbourhood filters (measured)',
+  },
+  maxBodyBytes: {
+    kind: 'integer',
+    env: 'MAX_BODY_BYTES',
+    fallback: 50 * 1024 * 1024,
+    min: 1,
+    max: 1024 * 1024 * 1024,
+    meaning: 'largest request body (413 above it)',
+    reason: 'a 100 MP photo fits in 50 MiB as JPEG; a body is held in memory while it is checked',
+  },
+  maxImagesPerJob: {
+    kind: 'integer',
+    env: 'MAX_IMAGES_PER_JOB',
+    fallback: 100,
+    min: 1,
+    max: 10_000,
+    meaning: 'most images in one job',
+    reason: 'one job is one table partition, written in batches of 100; a submit stays within seconds',
+  },
+  storageNamespace: {
+    kind: 'text',
+    env: 'STORAGE_NAMESPACE',
+    fallback: '',
+    shownDefault: '(none)',
+    pattern: /^[a-z0-9]{0,20}$/,
+    expected: 'up to 20 lower-case letters or digits',
+    meaning: 'prefix for every container, queue and table name',
+    reason: 'several apps or test runs share one storage account without touching each other',
+  },
+  metricsSchedule: {
+    kind: 'text',
+    env: 'METRICS_SCHEDULE',
+    fallback: '*/10 * * * * *',
+    pattern: NCRONTAB,
+    expected: 'a six-field NCRONTAB schedule ({second} {minute} {hour} {day} {month} {day-of-week})',
+    meaning: 'NCRONTAB schedule of the metrics timer',
+    reason: 'a snapshot every 10 s follows a scale-up as it happens',
+  },
+  metricsRetentionMinutes: {
+    kind: 'integer',
+    env: 'METRICS_RETENTION_MINUTES',
+    fallback: 60,
+    min: 1,
+    max: 7 * 24 * 60,
+    meaning: 'how long snapshots are kept',
+    reason: 'an hour of charts; pruning costs grow with the retention',
+  },
+  workerHeartbeatSeconds: {
+    kind: 'integer',
+    env: 'WORKER_HEARTBEAT_SECONDS',
+    fallback: 5,
+    min: 1,
+    max: 3600,
+    meaning: 'worker heartbeat interval; three missed beats mean dead',
+    reason: 'a dead worker shows within 15 s for one table write per worker every 5 s',
+  },
+  workerSlots: {
+    kind: 'integer',
+    env: 'WORKER_SLOTS',
+    fallback: 6,
+    min: 1,
+    max: 1000,
+    meaning: 'tasks one worker runs at once (host.json batchSize + newBatchThreshold), for utilization',
+    reason: 'host.json: batchSize 4 + newBatchThreshold 2',
+  },
+  appInsightsConnectionString: {
+    kind: 'text',
+    env: 'APPLICATIONINSIGHTS_CONNECTION_STRING',
+    fallback: '',
+    shownDefault: '(none)',
+    pattern: /^(|.*InstrumentationKey=.+)$/is,
+    expected: 'an Application Insights connection string (InstrumentationKey=…;IngestionEndpoint=…)',
+    meaning: 'send metrics and scaling events to Application Insights; without it telemetry is off',
+    reason: 'telemetry is opt-in: without a connection string nothing is loaded or sent',
+  },
+  serviceName: {
+    kind: 'text',
+    env: 'OTEL_SERVICE_NAME',
+    fallback: 'image-pipeline',
+    pattern: /^[\x21-\x7e][\x20-\x7e]{0,127}$/,
+    expected: 'a printable name of up to 128 characters',
+    meaning: 'cloud role name the telemetry is reported under',
+    reason: 'Application Insights groups telemetry by cloud role; "unknown_service:node" tells nobody anything',
+  },
+} as const satisfies Record<string, Setting>;
+
+export type Settings = SettingsOf<typeof SETTINGS>;
+
+/**
+ * Reads a table of settings from `env`: a missing or blank variable takes its default, a bad one is
+ * reported with every other bad one in one ConfigError.
+ */
+export function readSettings<T extends Record<string, Setting>>(table: T, env: NodeJS.ProcessEnv): SettingsOf<T> {
+  const problems: FieldProblem[] = [];
+  const values: Record<string, number | string> = {};
+  for (const [key, setting] of Object.entries(table)) {
+    const raw = env[setting.env]?.trim();
+    values[key] = raw === undefined || raw === '' ? setting.fallback : parse(setting, raw, problems);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(values) as SettingsOf<T>;
+}
+
+function parse(setting: Setting, raw: string, problems: FieldProblem[]): number | string {
+  if (setting.kind === 'text') {
+    if (setting.pattern.test(raw)) return raw;
+    problems.push(fieldProblem(setting.env, setting.expected, raw));
+    return setting.fallback;
+  }
+  const value = Number(raw.replace(/_/g, ''));
+  if (Number.isInteger(value) && value >= setting.min && value <= setting.max) return value;
+  problems.push(fieldProblem(setting.env, `an integer between ${setting.min} and ${setting.max}`, raw));
+  return setting.fallback;
+}
+
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  return readSettings(SETTINGS, env);
+}
+
+let processSettings: Settings | undefined;
+
+/** The settings of this process, read from the environment once. */
+export function appSettings(): Settings {
+  processSettings ??= loadSettings();
+  return processSettings;
 }

@@ -1,21 +1,23 @@
 /**
- * One registry of the errors this app raises on purpose. Each code carries its HTTP status and
- * whether retrying can help; anything thrown that is not an AppError is treated as transient.
+ * One registry of the errors this app raises on purpose: each code carries its HTTP status and a
+ * title. Whether retrying can help is a separate, single notion: the PermanentError class (like
+ * BullMQ's UnrecoverableError). A worker fails a task at once for a PermanentError and lets the
+ * host retry anything else.
  */
 export const ERROR_CODES = {
-  validation_failed: { status: 400, title: 'The request is not valid', permanent: true },
-  not_an_image: { status: 415, title: 'The input is not a supported image', permanent: true },
-  refused_format: { status: 415, title: 'The image format is refused', permanent: true },
-  corrupt_image: { status: 422, title: 'The image is corrupt or truncated', permanent: true },
-  input_too_large: { status: 413, title: 'The image has too many pixels', permanent: true },
-  output_too_large: { status: 422, title: 'The result would be too large', permanent: true },
-  filter_not_applicable: { status: 422, title: 'A filter cannot be applied to this image', permanent: true },
-  image_not_found: { status: 404, title: 'The image does not exist', permanent: true },
-  not_found: { status: 404, title: 'Not found', permanent: true },
-  not_ready: { status: 409, title: 'The result is not ready', permanent: true },
-  body_too_large: { status: 413, title: 'The request body is too large', permanent: true },
-  unsupported_media_type: { status: 415, title: 'The content type is not supported', permanent: true },
-  invalid_configuration: { status: 500, title: 'The service is misconfigured', permanent: true },
+  validation_failed: { status: 400, title: 'The request is not valid' },
+  not_an_image: { status: 415, title: 'The input is not a supported image' },
+  refused_format: { status: 415, title: 'The image format is refused' },
+  corrupt_image: { status: 422, title: 'The image is corrupt or truncated' },
+  input_too_large: { status: 413, title: 'The image has too many pixels' },
+  output_too_large: { status: 422, title: 'The result would be too large' },
+  filter_not_applicable: { status: 422, title: 'A filter cannot be applied to this image' },
+  image_not_found: { status: 404, title: 'The image does not exist' },
+  not_found: { status: 404, title: 'Not found' },
+  not_ready: { status: 409, title: 'The result is not ready' },
+  body_too_large: { status: 413, title: 'The request body is too large' },
+  unsupported_media_type: { status: 415, title: 'The content type is not supported' },
+  invalid_configuration: { status: 500, title: 'The service is misconfigured' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -32,7 +34,6 @@ export class AppError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly title: string;
-  readonly permanent: boolean;
   readonly errors: readonly FieldProblem[];
 
   constructor(code: ErrorCode, detail: string, options: { errors?: readonly FieldProblem[]; cause?: unknown } = {}) {
@@ -42,7 +43,6 @@ export class AppError extends Error {
     this.code = code;
     this.status = entry.status;
     this.title = entry.title;
-    this.permanent = entry.permanent;
     this.errors = Object.freeze([...(options.errors ?? [])]);
   }
 }

@@ -26,7 +26,7 @@ export function describeValue(v: unknown): string {
   return `${String(v)} of type ${typeof v}`;
 }
 
-export function problem(field: string, expected: string, received: unknown): FieldProblem {
+export function fieldProblem(field: string, expected: string, received: unknown): FieldProblem {
   const got = describeValue(received);
   return { field, expected, received: got, message: `Expected ${expected} for ${field} but received ${got}` };
 }

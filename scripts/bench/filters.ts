@@ -8,7 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { processImage } from '../../shared/imaging/pipeline';
 import { FILTER_NAMES } from '../../shared/imaging/filters';
-import { normalizeTaskSpec, type TaskSpec } from '../../shared/tasks/spec';
+import { normalizeTaskSpec, type TaskSpec } from '../../shared/imaging/spec';
 import type { ParamValue } from '../../shared/imaging/filter';
 
 /** The original system's example parameters; every other filter runs with its defaults. */

@@ -5,7 +5,8 @@
  */
 import type { CapabilityMetrics as SnapshotCapability } from '../../shared/metrics/snapshot';
 import type { JobStatus } from '../../shared/tasks/jobs';
-import type { TaskOutput, TaskStatus } from '../../shared/tasks/store';
+import type { TaskResult } from '../../shared/storage/images';
+import type { TaskStatus } from '../../shared/tasks/store';
 
 export interface Health {
   readonly status: string;
@@ -59,7 +60,7 @@ export interface TaskRecord {
   readonly created_at: string;
   readonly completed_at: string | null;
   readonly duration_ms: number | null;
-  readonly output: TaskOutput | null;
+  readonly output: TaskResult | null;
   readonly failure_type: string | null;
   readonly failure_reason: string | null;
   readonly error: string | null;

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { resolveConnectionString } from '../../shared/storage/connection';
-import { poisonQueueOf } from '../../shared/tasks/capabilities';
+import { poisonQueueOf } from '../../shared/capabilities';
 import { runAppHooks, type RegisteredFunction } from './functions-core';
 import { readHostConfig, type HostConfig } from './host-config';
 import { startHttpServer, type RunningHttpServer } from './http-server';

@@ -1,8 +1,7 @@
 /** Reading request bodies within limits, with errors that say what was expected. */
 import type { HttpRequest } from '@azure/functions';
 import { AppError, ValidationError } from '../errors';
-import { apiLimits } from '../config';
-import { problem as fieldProblem } from '../validation';
+import { fieldProblem } from '../validation';
 
 export function mediaType(request: HttpRequest): string {
   return (request.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
@@ -13,19 +12,19 @@ function tooLarge(bytes: number, max: number): AppError {
 }
 
 /** Refuses a body by its declared length before reading any of it. */
-export function checkDeclaredLength(request: HttpRequest, max = apiLimits().maxBodyBytes): void {
+export function checkDeclaredLength(request: HttpRequest, max: number): void {
   const declared = Number(request.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > max) throw tooLarge(declared, max);
 }
 
-export async function readBody(request: HttpRequest, max = apiLimits().maxBodyBytes): Promise<Buffer> {
+export async function readBody(request: HttpRequest, max: number): Promise<Buffer> {
   checkDeclaredLength(request, max);
   const body = Buffer.from(await request.arrayBuffer());
   if (body.length > max) throw tooLarge(body.length, max);
   return body;
 }
 
-export async function readJson(request: HttpRequest, max = apiLimits().maxBodyBytes): Promise<unknown> {
+export async function readJson(request: HttpRequest, max: number): Promise<unknown> {
   const body = await readBody(request, max);
   if (body.length === 0) throw new ValidationError([fieldProblem('body', 'a JSON object', undefined)]);
   try {

@@ -3,15 +3,15 @@
  * GET /api/jobs/{job_id}. The pipeline is validated before anything is uploaded or enqueued.
  */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { appSettings, type Settings } from '../config';
 import { AppError, ValidationError } from '../errors';
-import { apiLimits } from '../config';
+import { normalizeTaskSpec, type TaskSpec } from '../imaging/spec';
 import type { Storage } from '../storage/clients';
+import { listImages, missingImages, storeUpload, validImageName } from '../storage/images';
 import { createJob, summarizeJob } from '../tasks/jobs';
-import { normalizeTaskSpec, type TaskSpec } from '../tasks/spec';
 import { TaskStore, type TaskRecord } from '../tasks/store';
-import { isPlainObject, problem as fieldProblem } from '../validation';
+import { fieldProblem, isPlainObject } from '../validation';
 import { checkDeclaredLength, mediaType, parseFiltersField, parseJsonField, readBody, readJson } from './body';
-import { imageExists, storeImage, validImageName } from './images';
 import { handled, json } from './respond';
 
 const ACCEPTED = 'application/json, image/* or multipart/form-data';
@@ -23,47 +23,52 @@ export function taskLinks(base: string, task: TaskRecord) {
   return { status_url: `${base}/tasks/${task.task_id}`, result_url: `${base}/tasks/${task.task_id}/result` };
 }
 
-function checkImageCount(count: number): void {
+interface Submission {
+  readonly request: HttpRequest;
+  readonly storage: Storage;
+  readonly settings: Settings;
+}
+
+interface SubmittedWork {
+  readonly images: string[];
+  readonly spec: TaskSpec;
+}
+
+function checkImageCount(count: number, settings: Settings): void {
   if (count === 0) throw new ValidationError([fieldProblem('images', 'at least one image', [])]);
-  if (count > apiLimits().maxImagesPerJob)
-    throw new ValidationError([
-      fieldProblem(
-        'images',
-        `at most ${apiLimits().maxImagesPerJob} images per job (MAX_IMAGES_PER_JOB)`,
-        `${count} images`,
-      ),
-    ]);
+  if (count > settings.maxImagesPerJob) {
+    const expected = `at most ${settings.maxImagesPerJob} images per job (MAX_IMAGES_PER_JOB)`;
+    throw new ValidationError([fieldProblem('images', expected, `${count} images`)]);
+  }
 }
 
 /** JSON form: `images` names blobs in the images container; omitted means all of them. */
-async function fromJson(request: HttpRequest, storage: Storage): Promise<{ images: string[]; spec: TaskSpec }> {
-  const body = await readJson(request);
-  if (!isPlainObject(body))
-    throw new ValidationError([
-      fieldProblem('body', 'a JSON object with filters, and optionally images, filter_params, output', body),
-    ]);
-  const spec = normalizeTaskSpec(body);
+async function fromJson({ request, storage, settings }: Submission): Promise<SubmittedWork> {
+  const body = await readJson(request, settings.maxBodyBytes);
+  if (!isPlainObject(body)) {
+    const expected = 'a JSON object with filters, and optionally images, filter_params, output';
+    throw new ValidationError([fieldProblem('body', expected, body)]);
+  }
+  const spec = normalizeTaskSpec(body, settings);
   let images: string[];
   if (body.images === undefined) {
-    await storage.ensureResources();
-    images = [];
-    for await (const blob of storage.images.listBlobsFlat()) images.push(blob.name);
+    images = (await listImages(storage)).map((image) => image.name);
   } else {
-    if (!Array.isArray(body.images))
+    if (!Array.isArray(body.images)) {
       throw new ValidationError([fieldProblem('images', 'an array of image names', body.images)]);
+    }
     images = body.images.map((name, i) => validImageName(name, `images[${i}]`));
   }
-  checkImageCount(images.length);
-  const missing = (
-    await Promise.all(images.map(async (name) => ((await imageExists(storage, name)) ? null : name)))
-  ).filter((n): n is string => n !== null);
+  checkImageCount(images.length, settings);
+  const missing = await missingImages(storage, images);
   if (missing.length) {
+    const container = storage.names.images;
     throw new AppError(
       'image_not_found',
-      `${missing.length} image(s) not in the ${storage.names.images} container: ${missing.slice(0, 10).join(', ')}`,
+      `${missing.length} image(s) not in the ${container} container: ${missing.slice(0, 10).join(', ')}`,
       {
         errors: missing.map((name) =>
-          fieldProblem(`images[${images.indexOf(name)}]`, `an image in the ${storage.names.images} container`, name),
+          fieldProblem(`images[${images.indexOf(name)}]`, `an image in the ${container} container`, name),
         ),
       },
     );
@@ -72,68 +77,75 @@ async function fromJson(request: HttpRequest, storage: Storage): Promise<{ image
 }
 
 /** Raw form: the body is one image; the pipeline comes from the query string. */
-async function fromRawImage(request: HttpRequest, storage: Storage): Promise<{ images: string[]; spec: TaskSpec }> {
+async function fromRawImage({ request, storage, settings }: Submission): Promise<SubmittedWork> {
   const q = request.query;
-  const spec = normalizeTaskSpec({
-    filters: parseFiltersField(q.get('filters')),
-    filter_params: parseJsonField(q.get('filter_params'), 'filter_params'),
-    output:
-      q.get('format') || q.get('quality')
-        ? { format: q.get('format') ?? undefined, quality: q.get('quality') ? Number(q.get('quality')) : undefined }
-        : undefined,
-  });
-  const body = await readBody(request);
+  const format = q.get('format');
+  const quality = q.get('quality');
+  const spec = normalizeTaskSpec(
+    {
+      filters: parseFiltersField(q.get('filters')),
+      filter_params: parseJsonField(q.get('filter_params'), 'filter_params'),
+      output:
+        format || quality ? { format: format ?? undefined, quality: quality ? Number(quality) : undefined } : undefined,
+    },
+    settings,
+  );
+  const body = await readBody(request, settings.maxBodyBytes);
   if (body.length === 0) throw new ValidationError([fieldProblem('body', 'the image bytes', undefined)]);
-  return { images: [(await storeImage(storage, body)).name], spec };
+  return { images: [(await storeUpload(storage, body, settings)).name], spec };
 }
 
 /** Multipart form: every file part is an image; fields filters, filter_params, output. */
-async function fromMultipart(request: HttpRequest, storage: Storage): Promise<{ images: string[]; spec: TaskSpec }> {
-  checkDeclaredLength(request);
+async function fromMultipart({ request, storage, settings }: Submission): Promise<SubmittedWork> {
+  checkDeclaredLength(request, settings.maxBodyBytes);
   let form: FormData;
   try {
     form = await request.formData();
   } catch (err) {
-    throw new ValidationError([
-      fieldProblem('body', 'a well-formed multipart/form-data body', err instanceof Error ? err.message : String(err)),
-    ]);
+    const received = err instanceof Error ? err.message : String(err);
+    throw new ValidationError([fieldProblem('body', 'a well-formed multipart/form-data body', received)]);
   }
   const field = (name: string) => {
     const value = form.get(name);
     return typeof value === 'string' ? value : null;
   };
-  const spec = normalizeTaskSpec({
-    filters: parseFiltersField(field('filters')),
-    filter_params: parseJsonField(field('filter_params'), 'filter_params'),
-    output: parseJsonField(field('output'), 'output'),
-  });
+  const spec = normalizeTaskSpec(
+    {
+      filters: parseFiltersField(field('filters')),
+      filter_params: parseJsonField(field('filter_params'), 'filter_params'),
+      output: parseJsonField(field('output'), 'output'),
+    },
+    settings,
+  );
   const files = [...form.values()].flatMap((v) => (typeof v === 'string' ? [] : [v]));
-  checkImageCount(files.length);
+  checkImageCount(files.length, settings);
   const images: string[] = [];
-  for (const file of files) images.push((await storeImage(storage, Buffer.from(await file.arrayBuffer()))).name);
+  for (const file of files) {
+    images.push((await storeUpload(storage, Buffer.from(await file.arrayBuffer()), settings)).name);
+  }
   return { images, spec };
 }
 
-export function jobRoutes(getStorage: () => Storage) {
+const READERS: ReadonlyArray<[(mediaType: string) => boolean, (s: Submission) => Promise<SubmittedWork>]> = [
+  [(type) => type === 'application/json', fromJson],
+  [(type) => type.startsWith('image/'), fromRawImage],
+  [(type) => type === 'multipart/form-data', fromMultipart],
+];
+
+export function jobRoutes(getStorage: () => Storage, settings: Settings = appSettings()) {
   return {
     submitJob: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const storage = getStorage();
       const type = mediaType(request);
-      const read =
-        type === 'application/json'
-          ? fromJson
-          : type.startsWith('image/')
-            ? fromRawImage
-            : type === 'multipart/form-data'
-              ? fromMultipart
-              : undefined;
-      if (!read)
+      const read = READERS.find(([accepts]) => accepts(type))?.[1];
+      if (!read) {
         throw new AppError(
           'unsupported_media_type',
           `Expected Content-Type ${ACCEPTED} but received ${type || 'none'}`,
         );
+      }
       await storage.ensureResources();
-      const { images, spec } = await read(request, storage);
+      const { images, spec } = await read({ request, storage, settings });
       const job = await createJob(storage, images, spec);
       const base = apiBase(request);
       const statusUrl = `${base}/jobs/${job.job_id}`;

@@ -1,13 +1,14 @@
 /** GET /api/metrics (JSON or Prometheus text), /api/metrics/history and /api/workers. */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { appSettings, type Settings } from '../config';
 import { ValidationError } from '../errors';
 import { collectSnapshot, queueFigures, type Snapshot } from '../metrics/snapshot';
-import { latestSnapshot, RETENTION_MINUTES, snapshotsSince } from '../metrics/snapshot-store';
+import { latestSnapshot, snapshotsSince } from '../metrics/snapshot-store';
 import { toPrometheus } from '../metrics/prometheus';
-import { listWorkers } from '../metrics/registry';
+import { listWorkers } from '../metrics/worker-registry';
 import type { Storage } from '../storage/clients';
-import type { CapabilityName } from '../tasks/capabilities';
-import { problem as fieldProblem } from '../validation';
+import type { CapabilityName } from '../capabilities';
+import { fieldProblem } from '../validation';
 import { handled, json } from './respond';
 
 /** The latest snapshot with queue figures read now (or a fresh snapshot before the timer's first). */
@@ -34,7 +35,7 @@ const publicView = (s: Snapshot) => ({
   ),
 });
 
-export function metricsRoutes(getStorage: () => Storage) {
+export function metricsRoutes(getStorage: () => Storage, settings: Settings = appSettings()) {
   return {
     metrics: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const storage = getStorage();
@@ -54,14 +55,10 @@ export function metricsRoutes(getStorage: () => Storage) {
     metricsHistory: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const raw = request.query.get('minutes') ?? '15';
       const minutes = Number(raw);
-      if (!Number.isFinite(minutes) || minutes <= 0 || minutes > RETENTION_MINUTES) {
-        throw new ValidationError([
-          fieldProblem(
-            'minutes',
-            `a number of minutes above 0 and at most ${RETENTION_MINUTES} (METRICS_RETENTION_MINUTES)`,
-            raw,
-          ),
-        ]);
+      const retention = settings.metricsRetentionMinutes;
+      if (!Number.isFinite(minutes) || minutes <= 0 || minutes > retention) {
+        const expected = `a number of minutes above 0 and at most ${retention} (METRICS_RETENTION_MINUTES)`;
+        throw new ValidationError([fieldProblem('minutes', expected, raw)]);
       }
       const storage = getStorage();
       await storage.ensureResources();

@@ -12,7 +12,7 @@ export function json(status: number, body: unknown, headers: Record<string, stri
   return { status, jsonBody: body, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } };
 }
 
-export function problem(err: unknown, context: InvocationContext, instance?: string): HttpResponseInit {
+export function problemResponse(err: unknown, context: InvocationContext, instance?: string): HttpResponseInit {
   if (err instanceof AppError) {
     context.log(`${err.status} ${err.code}: ${err.message}`);
     return {
@@ -41,15 +41,15 @@ export function problem(err: unknown, context: InvocationContext, instance?: str
   };
 }
 
-/** Wraps a handler so every failure goes through `problem`. */
+/** Wraps a handler so every failure goes through `problemResponse`. */
 export function handled<Req extends { url: string }>(
-  handler: (request: Req, context: InvocationContext) => Promise<HttpResponseInit>,
+  handler: (request: Req, context: InvocationContext) => Promise<HttpResponseInit> | HttpResponseInit,
 ) {
   return async (request: Req, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
       return await handler(request, context);
     } catch (err) {
-      return problem(err, context, new URL(request.url).pathname);
+      return problemResponse(err, context, new URL(request.url).pathname);
     }
   };
 }

@@ -2,12 +2,13 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { AppError, ValidationError } from '../errors';
 import type { Storage } from '../storage/clients';
+import { readResult } from '../storage/images';
 import { TASK_ID } from '../tasks/message';
 import { TaskStore, type TaskRecord } from '../tasks/store';
-import { problem as fieldProblem } from '../validation';
+import { fieldProblem } from '../validation';
 import { apiBase, taskLinks } from './jobs';
 import { handled, json } from './respond';
-import { isLive, listWorkers } from '../metrics/registry';
+import { isLive, listWorkers } from '../metrics/worker-registry';
 
 async function findTask(storage: Storage, taskId: string | undefined): Promise<TaskRecord> {
   if (!TASK_ID.test(taskId ?? ''))
@@ -56,7 +57,7 @@ export function taskRoutes(getStorage: () => Storage) {
           `Task ${task.task_id} has no result because ${why}; poll ${apiBase(request)}/tasks/${task.task_id}`,
         );
       }
-      const data = await storage.processed.getBlockBlobClient(task.output.blob).downloadToBuffer();
+      const data = await readResult(storage, task.output);
       return {
         status: 200,
         body: data,

@@ -4,7 +4,7 @@
  * pipeline module decides how steps share sharp instances.
  */
 import type { Sharp } from 'sharp';
-import type { CapabilityName } from '../tasks/capabilities';
+import type { CapabilityName } from '../capabilities';
 import type { Limits } from './limits';
 
 export type ParamValue = number | string | boolean | null;
@@ -81,6 +81,12 @@ export interface FilterStep {
    * PermanentError when the step cannot apply to an image of the current size.
    */
   outputSize?(params: ParamValues, ctx: StepContext): Size;
+}
+
+/** Whether the image is a single grey band after `step`, given whether it was before: the planner and the pipeline both follow it. */
+export function greyAfter(step: FilterStep, grey: boolean): boolean {
+  if (step.makesColour) return false;
+  return step.makesGrey === true || grey;
 }
 
 export interface FilterDefinition {

@@ -1,21 +1,38 @@
 /**
- * Reads an image's header (no pixels are decoded) and refuses images over the pixel limit with
- * their real dimensions in the message: used before processing and before storing uploads.
+ * What an image is, from its header alone (no pixels are decoded): its format, size and bands for
+ * GET /api/images/{name}/info, the checks an upload passes before it is stored, and the pixel limit
+ * checked before processing, with the real dimensions in the message.
  */
 import sharp, { type Metadata } from 'sharp';
 import { PermanentError } from '../errors';
+import { assertComplete, sniffFormat, type InputFormat } from './input';
 import type { Limits } from './limits';
 import { configureSharp } from './sharp-settings';
 import { toPermanentIfInputError } from './sharp-errors';
 
 configureSharp();
 
-export async function readHeader(input: Buffer, limits: Limits): Promise<Metadata> {
-  const meta = await sharp(input, { limitInputPixels: false, autoOrient: true })
+export interface ImageInfo {
+  readonly format: InputFormat;
+  /** As displayed: EXIF orientation applied. */
+  readonly width: number;
+  readonly height: number;
+  readonly bytes: number;
+  readonly channels: number | null;
+  readonly space: string | null;
+  readonly has_alpha: boolean;
+  readonly orientation: number;
+}
+
+async function metadataOf(input: Buffer): Promise<Metadata> {
+  return sharp(input, { limitInputPixels: false, autoOrient: true })
     .metadata()
     .catch((err: unknown) => {
       throw toPermanentIfInputError(err);
     });
+}
+
+function checkPixels(meta: Metadata, limits: Limits): void {
   const { width, height } = meta.autoOrient;
   if (width * height > limits.maxInputPixels) {
     throw new PermanentError(
@@ -23,5 +40,38 @@ export async function readHeader(input: Buffer, limits: Limits): Promise<Metadat
       `The image is ${width}×${height} = ${width * height} pixels: expected at most ${limits.maxInputPixels} (MAX_INPUT_PIXELS)`,
     );
   }
+}
+
+function infoOf(format: InputFormat, input: Buffer, meta: Metadata): ImageInfo {
+  return {
+    format,
+    width: meta.autoOrient.width,
+    height: meta.autoOrient.height,
+    bytes: input.length,
+    channels: meta.channels ?? null,
+    space: meta.space ?? null,
+    has_alpha: meta.hasAlpha ?? false,
+    orientation: meta.orientation ?? 1,
+  };
+}
+
+/** The header of an image to process, refused over MAX_INPUT_PIXELS. */
+export async function readHeader(input: Buffer, limits: Limits): Promise<Metadata> {
+  const meta = await metadataOf(input);
+  checkPixels(meta, limits);
   return meta;
+}
+
+/** Describes a stored image whatever its size (the limits apply to work, not to looking). */
+export async function describeImage(input: Buffer): Promise<ImageInfo> {
+  const format = sniffFormat(input);
+  return infoOf(format, input, await metadataOf(input));
+}
+
+/** An upload is an accepted format (magic bytes), whole (JPEG and PNG end markers) and within MAX_INPUT_PIXELS. */
+export async function checkUpload(input: Buffer, limits: Limits): Promise<ImageInfo> {
+  const format = sniffFormat(input);
+  assertComplete(format, input);
+  const meta = await readHeader(input, limits);
+  return infoOf(format, input, meta);
 }

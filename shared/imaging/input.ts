@@ -63,17 +63,19 @@ export function isSrgbProfile(icc: Buffer): boolean {
   return false;
 }
 
-const CONTENT_TYPES: Readonly<Record<InputFormat, string>> = {
-  jpeg: 'image/jpeg',
-  png: 'image/png',
-  webp: 'image/webp',
-  avif: 'image/avif',
-  heif: 'image/heif',
-  gif: 'image/gif',
-  tiff: 'image/tiff',
+/** How each format is named as a file and over HTTP: blob names and Content-Type headers come from here. */
+const FILE_TYPES: Readonly<Record<InputFormat, { readonly contentType: string; readonly extension: string }>> = {
+  jpeg: { contentType: 'image/jpeg', extension: 'jpg' },
+  png: { contentType: 'image/png', extension: 'png' },
+  webp: { contentType: 'image/webp', extension: 'webp' },
+  avif: { contentType: 'image/avif', extension: 'avif' },
+  heif: { contentType: 'image/heif', extension: 'heif' },
+  gif: { contentType: 'image/gif', extension: 'gif' },
+  tiff: { contentType: 'image/tiff', extension: 'tiff' },
 };
 
-export const contentTypeOf = (format: InputFormat): string => CONTENT_TYPES[format];
+export const contentTypeOf = (format: InputFormat): string => FILE_TYPES[format].contentType;
+export const extensionOf = (format: InputFormat): string => FILE_TYPES[format].extension;
 
 /**
  * Cheap completeness checks for uploads: a JPEG ends with its end-of-image marker (possibly

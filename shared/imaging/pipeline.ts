@@ -5,15 +5,16 @@
  */
 import sharp, { type Sharp } from 'sharp';
 import { PermanentError } from '../errors';
-import type { TaskSpec } from '../tasks/spec';
-import { isSrgbProfile, sniffFormat } from './input';
+import type { TaskSpec } from './spec';
+import { contentTypeOf, isSrgbProfile, sniffFormat } from './input';
 import { readHeader } from './header';
-import { currentLimits, type Limits } from './limits';
-import { ENCODERS, type OutputFormat } from './output';
+import type { Limits } from './limits';
+import { appSettings } from '../config';
+import { ENCODERS, type Encoder, type Encoding, type OutputFormat } from './output';
 import { planStages, type PlannedStep } from './plan';
 import { configureSharp, inputOptions } from './sharp-settings';
 import { toPermanentIfInputError } from './sharp-errors';
-import type { Size, StepContext } from './filter';
+import { greyAfter, type Size, type StepContext } from './filter';
 
 configureSharp();
 
@@ -39,10 +40,11 @@ interface Current {
 export async function processImage(
   spec: TaskSpec,
   input: Buffer,
-  limits: Limits = currentLimits(),
+  limits: Limits = appSettings(),
 ): Promise<ProcessedImage> {
   sniffFormat(input);
-  const encoder = ENCODERS[spec.output.format];
+  const { encoding } = spec;
+  const encoder = ENCODERS[encoding.format];
   try {
     let current = await openInput(input, limits, !encoder.alpha);
     let grey = current.ctx.channels <= 2;
@@ -55,7 +57,7 @@ export async function processImage(
         );
       ({ image: current.image, grey } = applyStage(current, stage, filterInputs, limits));
     }
-    return await encode(current.image, grey && encoder.greyBand, spec);
+    return await encode(current.image, grey && encoder.greyBand, encoder, encoding);
   } catch (err) {
     throw toPermanentIfInputError(err);
   }
@@ -89,8 +91,7 @@ function applyStage(
     };
     if (planned.step.outputSize) size = checkedSize(planned.step.outputSize(planned.params, ctx), planned, limits);
     image = planned.step.apply(image, planned.params, ctx);
-    if (planned.step.makesGrey) grey = true;
-    if (planned.step.makesColour) grey = false;
+    grey = greyAfter(planned.step, grey);
   }
   return { image, grey };
 }
@@ -117,15 +118,14 @@ async function handOff(image: Sharp, needsColour: boolean): Promise<Current> {
   return handOff(sharp(data, { raw }).toColourspace('srgb'), false);
 }
 
-async function encode(image: Sharp, greyBand: boolean, spec: TaskSpec): Promise<ProcessedImage> {
-  const encoder = ENCODERS[spec.output.format];
+async function encode(image: Sharp, greyBand: boolean, encoder: Encoder, encoding: Encoding): Promise<ProcessedImage> {
   const shaped = greyBand ? image.toColourspace('b-w') : image;
-  const { data, info } = await encoder.encode(shaped, spec.output.quality).toBuffer({ resolveWithObject: true });
+  const { data, info } = await encoder.encode(shaped, encoding.quality).toBuffer({ resolveWithObject: true });
   return {
     data,
     info: {
-      format: spec.output.format,
-      content_type: encoder.contentType,
+      format: encoding.format,
+      content_type: contentTypeOf(encoding.format),
       width: info.width,
       height: info.height,
       channels: info.channels,

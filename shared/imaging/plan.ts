@@ -6,9 +6,9 @@
  * memory). Most real pipelines (resize → blur → brightness, grayscale → resize, …) are one
  * instance: one pass of libvips over the image.
  */
-import { SHARP_OP_ORDER, type FilterStep, type ParamValues } from './filter';
+import { greyAfter, SHARP_OP_ORDER, type FilterStep, type ParamValues } from './filter';
 import { getFilter } from './filters';
-import type { FilterSpec } from '../tasks/spec';
+import type { FilterSpec } from './spec';
 
 export interface PlannedStep {
   readonly step: FilterStep;
@@ -34,8 +34,7 @@ export function planStages(filters: readonly FilterSpec[]): PlannedStep[][] {
         if (step.needsColour) grey = false;
       }
       stages[stages.length - 1].push({ step, params: spec, filterIndex, startsFilter: i === 0 });
-      if (step.makesGrey) grey = true;
-      if (step.makesColour) grey = false;
+      grey = greyAfter(step, grey);
     });
   });
   return stages.filter((s) => s.length > 0);

@@ -1,9 +1,10 @@
 /**
- * Process-wide sharp settings, applied once on first import, and the per-image input options.
+ * Process-wide sharp settings, applied once by configureSharp (each module that creates sharp
+ * instances calls it when it loads), and the per-image input options.
  * Every worker process gets the same values, so behaviour does not depend on who ran a task.
  */
-import os from 'node:os';
 import sharp, { type SharpOptions } from 'sharp';
+import { appSettings } from '../config';
 import type { Limits } from './limits';
 
 /** Input formats accepted; everything else (SVG, PDF, raw vips, …) is refused by magic bytes and blocked in libvips. */
@@ -16,20 +17,15 @@ export const ACCEPTED_LOADERS = [
   'VipsForeignLoadTiff',
 ];
 
-function readConcurrency(): number {
-  const configured = Number(process.env.SHARP_CONCURRENCY);
-  return Number.isInteger(configured) && configured > 0 ? configured : os.availableParallelism();
-}
-
 let configured = false;
 
-export function configureSharp(): void {
+export function configureSharp(concurrency = appSettings().sharpConcurrency): void {
   if (configured) return;
   configured = true;
   // libvips threads per image. sharp defaults to 1 on glibc without jemalloc (fragmentation);
   // one thread per core halves 4K latency for neighbourhood filters (measured), and tasks per
   // worker are bounded by the queue batch size, not by this.
-  sharp.concurrency(readConcurrency());
+  sharp.concurrency(concurrency);
   // Every task reads a different image: the operation cache would only hold memory.
   sharp.cache(false);
   // Defence in depth behind the magic-byte check: loaders that can reach files or the network

@@ -2,9 +2,8 @@
 import type { Storage } from '../storage/clients';
 import { collectSnapshot, type Snapshot } from './snapshot';
 import { latestSnapshot, pruneSnapshots, saveSnapshot } from './snapshot-store';
-import { appTelemetry, reportSnapshot, type Telemetry } from '../telemetry';
-
-export const METRICS_SCHEDULE = process.env.METRICS_SCHEDULE ?? '*/10 * * * * *';
+import { appTelemetry, type Telemetry } from '../telemetry';
+import { reportSnapshot } from './report';
 
 export async function collectAndStore(
   storage: Storage,

@@ -22,8 +22,8 @@
  * Confidence = n / (n + 10) for the n completed tasks behind μ (0.5 at 10, 0.91 at 100), capped at 0.3 when μ is
  * the policy's guess. oldestMessageAgeS is quoted in the reason, not used: Q and the rates already fix the drain.
  */
-import { problem } from '../validation';
-import type { CapabilityScaling } from '../tasks/capabilities';
+import { fieldProblem } from '../validation';
+import type { CapabilityScaling } from '../capabilities';
 
 export type ScalingAction = 'SCALE_UP' | 'SCALE_DOWN' | 'MAINTAIN';
 export type Urgency = 'NONE' | 'LOW' | 'MEDIUM' | 'HIGH';
@@ -104,7 +104,7 @@ const SHARE: Rule = ['a number between 0 and 1', (v) => v >= 0 && v <= 1];
 function check(field: string, value: number | null, [expected, ok]: Rule, nullable = false): void {
   if (nullable && value === null) return;
   if (typeof value !== 'number' || !Number.isFinite(value) || !ok(value))
-    throw new RangeError(problem(field, nullable ? `${expected} or null` : expected, value).message);
+    throw new RangeError(fieldProblem(field, nullable ? `${expected} or null` : expected, value).message);
 }
 
 function checkPolicy(p: ScalingPolicy): void {
@@ -138,7 +138,8 @@ function checkObservation(o: LoadObservation): void {
 }
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
-const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
+/** A figure rounded to `digits` decimals, as snapshots and advice report them. */
+export const round = (v: number, digits: number): number => Math.round(v * 10 ** digits) / 10 ** digits;
 const workers = (n: number) => `${n} worker${n === 1 ? '' : 's'}`;
 const secs = (s: number | null) => (s === null ? 'forever' : `${Math.round(s)} s`);
 const pct = (v: number) => `${Math.round(v * 100)}%`;
@@ -223,9 +224,9 @@ export function recommend(o: LoadObservation, policy: ScalingPolicy = DEFAULT_PO
     urgency: urgencyOf(action, o, mu, drain, t),
     keda_replicas: kedaReplicas(q, policy),
     model: {
-      service_per_worker_per_min: round(mu),
-      required_for_arrivals: round(forArrivals),
-      required_for_backlog: round(forBacklog),
+      service_per_worker_per_min: round(mu, 3),
+      required_for_arrivals: round(forArrivals, 3),
+      required_for_backlog: round(forBacklog, 3),
       drain_time_s: drain === null ? null : round(drain, 1),
     },
   };

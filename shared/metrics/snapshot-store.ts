@@ -3,12 +3,12 @@
  * METRICS_RETENTION_MINUTES: the history behind charts and the previous snapshot the next one
  * takes its differences from.
  */
+import { appSettings } from '../config';
 import type { Storage } from '../storage/clients';
 import type { Snapshot } from './snapshot';
 
 const PARTITION = 'snapshots';
 const MAX_TIME = 9_999_999_999_999;
-export const RETENTION_MINUTES = Number(process.env.METRICS_RETENTION_MINUTES ?? 60);
 
 const rowKeyOf = (time: number) => String(MAX_TIME - time).padStart(13, '0');
 
@@ -44,7 +44,11 @@ export async function latestSnapshot(storage: Storage): Promise<Snapshot | undef
 }
 
 /** Deletes snapshots older than the retention; cost grows with the retention, not with tasks. */
-export async function pruneSnapshots(storage: Storage, now = new Date(), minutes = RETENTION_MINUTES): Promise<number> {
+export async function pruneSnapshots(
+  storage: Storage,
+  now = new Date(),
+  minutes = appSettings().metricsRetentionMinutes,
+): Promise<number> {
   const filter = `PartitionKey eq '${PARTITION}' and RowKey gt '${rowKeyOf(now.getTime() - minutes * 60000)}'`;
   let deleted = 0;
   for await (const e of storage.metrics.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) {

@@ -4,14 +4,12 @@
  * workers) reads (queue properties and the worker registry), never from task records.
  */
 import os from 'node:os';
+import { appSettings } from '../config';
 import type { Storage } from '../storage/clients';
-import { CAPABILITIES, type CapabilityName } from '../tasks/capabilities';
-import { policyFor, recommend, type Recommendation } from './recommendation';
-import { isLive, listWorkers, type WorkerView } from './registry';
+import { CAPABILITIES, type CapabilityName } from '../capabilities';
+import { policyFor, recommend, round, type Recommendation } from './recommendation';
+import { isLive, listWorkers, type WorkerView } from './worker-registry';
 import { emptyCounters, LATENCY_BUCKETS_MS, type CapabilityCounters } from './worker-stats';
-
-/** Concurrent tasks one worker runs: host.json batchSize + newBatchThreshold. */
-export const SLOTS_PER_WORKER = Number(process.env.WORKER_SLOTS ?? 6);
 
 export interface CapabilityMetrics {
   readonly queue: string;
@@ -38,8 +36,6 @@ export interface Snapshot {
   readonly host: { readonly cpu_percent: number; readonly memory_percent: number; readonly memory_used_mb: number };
   readonly capabilities: Readonly<Record<CapabilityName, CapabilityMetrics>>;
 }
-
-const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
 
 function hostLoad() {
   const total = os.totalmem();
@@ -103,8 +99,16 @@ export async function queueFigures(storage: Storage, capability: CapabilityName,
   };
 }
 
-/** Each capability is advised under its own scaling row in the capability table (the figures its ScaledObject uses). */
-export async function collectSnapshot(storage: Storage, previous?: Snapshot, now = new Date()): Promise<Snapshot> {
+/**
+ * Each capability is advised under its own scaling row in the capability table (the figures its ScaledObject
+ * uses). `slotsPerWorker` is how many tasks one worker runs at once (WORKER_SLOTS).
+ */
+export async function collectSnapshot(
+  storage: Storage,
+  previous?: Snapshot,
+  now = new Date(),
+  slotsPerWorker = appSettings().workerSlots,
+): Promise<Snapshot> {
   await storage.ensureResources();
   const workers = await listWorkers(storage, now);
   const windowMs = previous ? now.getTime() - Date.parse(previous.timestamp) : null;
@@ -121,13 +125,13 @@ export async function collectSnapshot(storage: Storage, previous?: Snapshot, now
     const utilization = !serving.length
       ? 0
       : windowMs
-        ? Math.min(1, delta.busy_ms / (windowMs * serving.length * SLOTS_PER_WORKER))
+        ? Math.min(1, delta.busy_ms / (windowMs * serving.length * slotsPerWorker))
         : busy / serving.length;
     const backlogGrowth = before ? queue.queue_length - before.queue_length : 0;
     const arrivals = minutes ? Math.max(0, (delta.completed + delta.failed + backlogGrowth) / minutes) : 0;
     // Tasks one fully busy worker finishes per minute: completions per slot-minute of busy time, times its slots.
     const servicePerWorker =
-      delta.completed > 0 && delta.busy_ms > 0 ? (delta.completed / (delta.busy_ms / 60000)) * SLOTS_PER_WORKER : null;
+      delta.completed > 0 && delta.busy_ms > 0 ? (delta.completed / (delta.busy_ms / 60000)) * slotsPerWorker : null;
     const finished = delta.completed + delta.failed;
     capabilities[name] = {
       queue: storage.names.queueOf(name),
@@ -137,8 +141,8 @@ export async function collectSnapshot(storage: Storage, previous?: Snapshot, now
         completed: delta.completed,
         failed: delta.failed,
         success_rate: finished ? round(delta.completed / finished, 3) : null,
-        throughput_per_min: minutes ? round(delta.completed / minutes) : 0,
-        arrivals_per_min: round(arrivals),
+        throughput_per_min: minutes ? round(delta.completed / minutes, 2) : 0,
+        arrivals_per_min: round(arrivals, 2),
         latency_ms: { p50: percentile(delta.latency, 0.5), p95: percentile(delta.latency, 0.95) },
       },
       recommendation: recommend(

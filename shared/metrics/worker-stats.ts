@@ -5,9 +5,8 @@
  */
 import os from 'node:os';
 import type { Storage } from '../storage/clients';
-import { functionAllowList } from '../config';
-import { CAPABILITIES, type CapabilityName } from '../tasks/capabilities';
-import { functionSuffix } from '../tasks/routing';
+import { appSettings, functionAllowList } from '../config';
+import { CAPABILITIES, workerFunctionName, type CapabilityName } from '../capabilities';
 import { WORKER_ID, type WorkerOutcome } from '../tasks/worker';
 
 /** Upper bounds (ms) of the latency histogram's buckets; the last one catches everything. */
@@ -45,8 +44,6 @@ export interface RecentTask {
 /** How many of its latest tasks a worker reports (the dashboard's "recent tasks"). */
 const RECENT_TASKS = 10;
 
-export const HEARTBEAT_MS = Number(process.env.WORKER_HEARTBEAT_SECONDS ?? 5) * 1000;
-
 export const emptyCounters = (): CapabilityCounters => ({
   completed: 0,
   failed: 0,
@@ -61,7 +58,7 @@ export const emptyCounters = (): CapabilityCounters => ({
  */
 export function servedCapabilities(env: NodeJS.ProcessEnv = process.env): CapabilityName[] {
   const selected = functionAllowList(env);
-  return CAPABILITIES.map((c) => c.name).filter((c) => !selected || selected.includes(`process${functionSuffix(c)}`));
+  return CAPABILITIES.map((c) => c.name).filter((c) => !selected || selected.includes(workerFunctionName(c)));
 }
 
 export class WorkerStats {
@@ -140,7 +137,7 @@ export const workerStats = new WorkerStats(WORKER_ID, servedCapabilities());
 export function startHeartbeat(
   storage: Storage,
   stats: WorkerStats = workerStats,
-  intervalMs = HEARTBEAT_MS,
+  intervalMs = appSettings().workerHeartbeatSeconds * 1000,
   log: (line: string) => void = () => undefined,
 ) {
   // A process running no worker function (the API or the metrics timer in Kubernetes) is not a worker.

@@ -2,12 +2,17 @@
  * One object holding the blob containers, queues and tables of the app. Resources are created
  * idempotently once per process (per Storage instance), not per request.
  */
+import { resourceNames, type ResourceNames } from './names';
 import { TableClient } from '@azure/data-tables';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
-import { resourceNames, STORAGE_CONNECTION, type ResourceNames } from '../config';
-import { CAPABILITIES, type CapabilityName } from '../tasks/capabilities';
+import { STORAGE_CONNECTION } from '../config';
+import { CAPABILITIES, type CapabilityName } from '../capabilities';
 import { resolveConnectionString } from './connection';
+
+/** Whether a storage SDK error carries this HTTP status (404 missing, 409 exists, 412 ETag mismatch, …). */
+export const isStatus = (err: unknown, status: number): boolean =>
+  (err as { statusCode?: unknown } | null)?.statusCode === status;
 
 export class Storage {
   readonly names: ResourceNames;
@@ -55,7 +60,7 @@ export class Storage {
 
   private async createAll(): Promise<void> {
     const ignoreExists = (err: unknown) => {
-      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+      if (!isStatus(err, 409)) throw err;
     };
     await Promise.all([
       this.images.createIfNotExists(),

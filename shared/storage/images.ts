@@ -1,19 +1,128 @@
-/** Reading an input image from the `images` container, with a permanent error when it is absent. */
-import { PermanentError } from '../errors';
-import type { Storage } from './clients';
+/**
+ * Images in blob storage, in one place: inputs in the `images` container (uploads and samples) and
+ * results in `processed`. This module owns their blob names, content types and metadata.
+ */
+import { randomUUID } from 'node:crypto';
+import { PermanentError, ValidationError } from '../errors';
+import { checkUpload } from '../imaging/header';
+import { contentTypeOf, extensionOf } from '../imaging/input';
+import type { Limits } from '../imaging/limits';
+import type { ProcessedImage } from '../imaging/pipeline';
+import { fieldProblem } from '../validation';
+import { isStatus, type Storage } from './clients';
 
-export async function downloadImage(storage: Storage, name: string): Promise<{ data: Buffer; contentType: string }> {
-  const blob = storage.images.getBlockBlobClient(name);
+/** Blob names users may give: no path tricks, no control characters. */
+export const IMAGE_NAME = /^(?!\.)(?!.*\.\.)[A-Za-z0-9._-]{1,200}$/;
+
+export function validImageName(name: unknown, field = 'name'): string {
+  if (typeof name !== 'string' || !IMAGE_NAME.test(name)) {
+    const expected =
+      'an image name of 1-200 letters, digits, dots, dashes or underscores, not starting with a dot and without ".."';
+    throw new ValidationError([fieldProblem(field, expected, name)]);
+  }
+  return name;
+}
+
+export interface StoredImage {
+  readonly name: string;
+  readonly content_type: string;
+  readonly bytes: number;
+}
+
+export interface ListedImage {
+  readonly name: string;
+  readonly bytes: number;
+  readonly content_type: string | null;
+  readonly last_modified: string | null;
+}
+
+export async function listImages(storage: Storage): Promise<ListedImage[]> {
+  const images: ListedImage[] = [];
+  for await (const blob of storage.images.listBlobsFlat()) {
+    images.push({
+      name: blob.name,
+      bytes: blob.properties.contentLength ?? 0,
+      content_type: blob.properties.contentType ?? null,
+      last_modified: blob.properties.lastModified?.toISOString() ?? null,
+    });
+  }
+  return images;
+}
+
+/** The names among `names` that are not in the `images` container, each looked up once. */
+export async function missingImages(storage: Storage, names: readonly string[]): Promise<string[]> {
+  const unique = [...new Set(names)];
+  const found = await Promise.all(unique.map((name) => storage.images.getBlockBlobClient(name).exists()));
+  return unique.filter((_, i) => !found[i]);
+}
+
+/** An input image's bytes; a missing image is permanent (retrying cannot make it appear). */
+export async function readImage(storage: Storage, name: string): Promise<{ data: Buffer; contentType: string }> {
   try {
-    const response = await blob.download();
+    const response = await storage.images.getBlockBlobClient(name).download();
     const data = await streamToBuffer(response.readableStreamBody);
     return { data, contentType: response.contentType ?? 'application/octet-stream' };
   } catch (err) {
-    if ((err as { statusCode?: number }).statusCode === 404) {
-      throw new PermanentError('image_not_found', `No image named '${name}' in the ${storage.names.images} container`);
-    }
-    throw err;
+    if (!isStatus(err, 404)) throw err;
+    throw new PermanentError('image_not_found', `No image named '${name}' in the ${storage.names.images} container`);
   }
+}
+
+/** Checks the bytes are a whole, accepted image within the limits and stores them under `name` (or a fresh name). */
+export async function storeUpload(storage: Storage, data: Buffer, limits: Limits, name?: string): Promise<StoredImage> {
+  const { format } = await checkUpload(data, limits);
+  const stored = name ?? `upload-${randomUUID()}.${extensionOf(format)}`;
+  const contentType = contentTypeOf(format);
+  await storage.ensureResources();
+  await storage.images
+    .getBlockBlobClient(stored)
+    .uploadData(data, { blobHTTPHeaders: { blobContentType: contentType } });
+  return { name: stored, content_type: contentType, bytes: data.length };
+}
+
+/** The result of a task as the task record keeps it. */
+export interface TaskResult {
+  readonly blob: string;
+  readonly format: string;
+  readonly content_type: string;
+  readonly width: number;
+  readonly height: number;
+  readonly bytes: number;
+}
+
+/** What a result blob records about its task, as blob metadata (ASCII only). */
+export interface ResultOrigin {
+  readonly task_id: string;
+  readonly job_id: string;
+  readonly filters: readonly { readonly name: string }[];
+}
+
+/**
+ * Writes a task's result under a name fixed by the task (so a redelivered message overwrites, never
+ * duplicates), with its content type and the task it came from as metadata.
+ */
+export async function writeResult(storage: Storage, origin: ResultOrigin, result: ProcessedImage): Promise<TaskResult> {
+  const { info } = result;
+  const blob = `${origin.task_id}.${extensionOf(info.format)}`;
+  await storage.processed.getBlockBlobClient(blob).uploadData(result.data, {
+    blobHTTPHeaders: { blobContentType: info.content_type },
+    metadata: {
+      task_id: origin.task_id,
+      job_id: origin.job_id,
+      filters: asciiMetadata(origin.filters.map((f) => f.name).join(',')),
+    },
+  });
+  const { format, content_type, width, height, bytes } = info;
+  return { blob, format, content_type, width, height, bytes };
+}
+
+export async function readResult(storage: Storage, result: TaskResult): Promise<Buffer> {
+  return storage.processed.getBlockBlobClient(result.blob).downloadToBuffer();
+}
+
+/** Blob metadata values must be ASCII. */
+function asciiMetadata(value: string): string {
+  return value.replace(/[^\x20-\x7e]/g, '?');
 }
 
 async function streamToBuffer(stream: NodeJS.ReadableStream | undefined): Promise<Buffer> {

@@ -9,7 +9,7 @@ import type { Storage } from '../storage/clients';
 import { enqueue } from '../storage/queue';
 import { buildTaskMessage } from './message';
 import { capabilityFor } from './routing';
-import type { TaskSpec } from './spec';
+import type { TaskSpec } from '../imaging/spec';
 import { TaskStore, type TaskRecord, type TaskStatus } from './store';
 
 export interface CreatedJob {
@@ -32,26 +32,20 @@ export async function createJob(
       job_id: jobId,
       image,
       filters: spec.filters,
-      output_spec: spec.output,
+      output_spec: spec.encoding,
       capability,
       queue: storage.names.queueOf(capability),
     })),
     now,
   );
   const sent = await Promise.allSettled(
-    records.map((t) => enqueue(storage.queue(capability), buildTaskMessage(t.task_id, jobId, t.image, spec, now))),
+    records.map((t) => enqueue(storage.queue(capability), buildTaskMessage(t, spec, now))),
   );
   const failures = sent.flatMap((result, i) =>
     result.status === 'rejected' ? [{ task: records[i], reason: result.reason as unknown }] : [],
   );
   for (const { task, reason } of failures) {
-    await store.transition(task.task_id, () => ({
-      status: 'failed',
-      failure_type: 'worker_failure',
-      failure_reason: 'enqueue_failed',
-      error: String(reason),
-      completed_at: new Date().toISOString(),
-    }));
+    await store.fail(task.task_id, { type: 'worker_failure', reason: 'enqueue_failed', error: String(reason) });
   }
   if (failures.length > 0)
     throw new Error(

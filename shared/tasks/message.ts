@@ -2,64 +2,105 @@
  * The queue message of a task: small JSON naming the task, the input blob and the normalized
  * pipeline. Images never travel in messages (64 KB limit). Workers re-validate every message
  * with the same spec schema the API uses, since a message can be hand-written.
+ * On the wire the encoding keeps the name users give it when they submit a job: `output`.
  */
+import { appSettings } from '../config';
 import { ValidationError, type FieldProblem } from '../errors';
-import { isPlainObject, problem } from '../validation';
-import { normalizeTaskSpec, type TaskSpec } from './spec';
-import { currentLimits, type Limits } from '../imaging/limits';
+import type { Limits } from '../imaging/limits';
+import type { Encoding } from '../imaging/output';
+import { normalizeTaskSpec, type FilterSpec, type TaskSpec } from '../imaging/spec';
+import { IMAGE_NAME } from '../storage/images';
+import { fieldProblem, isPlainObject } from '../validation';
 
 export const MESSAGE_VERSION = 1;
 
-export interface TaskMessage extends TaskSpec {
+/** The message as it travels (JSON, base64 on the queue). */
+export interface TaskMessage {
   readonly v: typeof MESSAGE_VERSION;
   readonly task_id: string;
   readonly job_id: string;
   readonly image: string;
+  readonly filters: readonly FilterSpec[];
+  readonly output: Encoding;
   readonly submitted_at: string;
+}
+
+/** A delivered message once validated: which task, which image, and the spec to run on it. */
+export interface DeliveredTask {
+  readonly task_id: string;
+  readonly job_id: string;
+  readonly image: string;
+  readonly submitted_at: string;
+  readonly spec: TaskSpec;
 }
 
 /** Task ids are `<job id>_<index>`, so a task record is a point read (partition = job). */
 export const TASK_ID = /^([0-9a-f-]{36})_(\d{4,})$/;
-/** Blob names users may give: no path tricks, no control characters. */
-export const IMAGE_NAME = /^(?!\.)(?!.*\.\.)[A-Za-z0-9._-]{1,200}$/;
 
 export function jobIdOf(taskId: string): string | undefined {
   return TASK_ID.exec(taskId)?.[1];
 }
 
+/** The task a raw message names, when it names one well-formed id, whatever else is wrong with it. */
+export function taskIdOf(delivered: unknown): string | null {
+  const taskId = (delivered as { task_id?: unknown } | null)?.task_id;
+  return typeof taskId === 'string' && TASK_ID.test(taskId) ? taskId : null;
+}
+
+export interface Delivery {
+  readonly id: string;
+  readonly dequeueCount: number | null;
+}
+
+/** What the queue trigger's metadata says about a delivery: the message id and its delivery count. */
+export function deliveryOf(metadata: Record<string, unknown> | undefined, fallbackId: string): Delivery {
+  const { id, dequeueCount } = metadata ?? {};
+  return {
+    id: typeof id === 'string' && id !== '' ? id : fallbackId,
+    dequeueCount: typeof dequeueCount === 'number' ? dequeueCount : null,
+  };
+}
+
+/** A delivered message as text again: the host hands JSON messages over parsed. */
+export function messageText(delivered: unknown): string {
+  return typeof delivered === 'string' ? delivered : JSON.stringify(delivered);
+}
+
 export function buildTaskMessage(
-  taskId: string,
-  jobId: string,
-  image: string,
+  task: { readonly task_id: string; readonly job_id: string; readonly image: string },
   spec: TaskSpec,
   submittedAt: Date,
 ): TaskMessage {
   return {
     v: MESSAGE_VERSION,
-    task_id: taskId,
-    job_id: jobId,
-    image,
+    task_id: task.task_id,
+    job_id: task.job_id,
+    image: task.image,
     filters: spec.filters,
-    output: spec.output,
+    output: spec.encoding,
     submitted_at: submittedAt.toISOString(),
   };
 }
 
 /** Parses a delivered message (object or text) or throws a ValidationError listing every problem. */
-export function parseTaskMessage(delivered: unknown, limits: Limits = currentLimits()): TaskMessage {
+export function parseTaskMessage(delivered: unknown, limits: Limits = appSettings()): DeliveredTask {
   const value = typeof delivered === 'string' ? parseJson(delivered) : delivered;
-  if (!isPlainObject(value))
-    throw new ValidationError([problem('message', 'a JSON object', delivered)], 'queue message');
+  if (!isPlainObject(value)) {
+    throw new ValidationError([fieldProblem('message', 'a JSON object', delivered)], 'queue message');
+  }
   const problems: FieldProblem[] = [];
-  if (value.v !== MESSAGE_VERSION) problems.push(problem('v', `${MESSAGE_VERSION}`, value.v));
-  if (typeof value.task_id !== 'string' || !TASK_ID.test(value.task_id))
-    problems.push(problem('task_id', 'a task id <job uuid>_<index>', value.task_id));
-  else if (jobIdOf(value.task_id) !== value.job_id)
-    problems.push(problem('job_id', `the job of task ${value.task_id}`, value.job_id));
-  if (typeof value.image !== 'string' || !IMAGE_NAME.test(value.image))
-    problems.push(problem('image', 'a blob name of letters, digits, . _ -', value.image));
-  if (typeof value.submitted_at !== 'string' || Number.isNaN(Date.parse(value.submitted_at)))
-    problems.push(problem('submitted_at', 'an ISO 8601 time', value.submitted_at));
+  if (value.v !== MESSAGE_VERSION) problems.push(fieldProblem('v', `${MESSAGE_VERSION}`, value.v));
+  if (typeof value.task_id !== 'string' || !TASK_ID.test(value.task_id)) {
+    problems.push(fieldProblem('task_id', 'a task id <job uuid>_<index>', value.task_id));
+  } else if (jobIdOf(value.task_id) !== value.job_id) {
+    problems.push(fieldProblem('job_id', `the job of task ${value.task_id}`, value.job_id));
+  }
+  if (typeof value.image !== 'string' || !IMAGE_NAME.test(value.image)) {
+    problems.push(fieldProblem('image', 'a blob name of letters, digits, . _ -', value.image));
+  }
+  if (typeof value.submitted_at !== 'string' || Number.isNaN(Date.parse(value.submitted_at))) {
+    problems.push(fieldProblem('submitted_at', 'an ISO 8601 time', value.submitted_at));
+  }
   let spec: TaskSpec | undefined;
   try {
     spec = normalizeTaskSpec({ filters: value.filters, output: value.output }, limits);
@@ -68,7 +109,8 @@ export function parseTaskMessage(delivered: unknown, limits: Limits = currentLim
     problems.push(...err.errors);
   }
   if (problems.length > 0 || !spec) throw new ValidationError(problems, 'queue message');
-  return Object.freeze({ ...(value as unknown as TaskMessage), filters: spec.filters, output: spec.output });
+  const { task_id, job_id, image, submitted_at } = value as unknown as TaskMessage;
+  return Object.freeze({ task_id, job_id, image, submitted_at, spec });
 }
 
 function parseJson(text: string): unknown {

@@ -6,7 +6,7 @@ import {
   type Capability,
   type CapabilityScaling,
   type CapabilityName,
-} from './capabilities';
+} from '../capabilities';
 
 /** The capability a pipeline needs: the most expensive among its filters (the cheapest when there are none). */
 export function capabilityFor(filterNames: readonly string[]): Capability {
@@ -41,9 +41,4 @@ export function capabilityTable(): readonly CapabilityRow[] {
     scaling: c.scaling,
     filters: [...FILTERS.values()].filter((f) => f.capability === c.name).map((f) => f.name),
   }));
-}
-
-/** `light` → `Light`: worker and poison functions are named process<Cap> and poison<Cap>. */
-export function functionSuffix(capability: CapabilityName): string {
-  return capability.charAt(0).toUpperCase() + capability.slice(1);
 }

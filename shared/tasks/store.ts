@@ -1,25 +1,20 @@
 /**
  * Task records in Table storage: partition = job, row = task, so a task is a point read and a
- * job is one partition query. Every status change is guarded by the entity's ETag: two
- * deliveries of the same message cannot both win.
+ * job is one partition query. A task changes status only through the named transitions below
+ * (start, succeed, fail, requeue), each with its guard in one place, and every write is guarded
+ * by the entity's ETag: two deliveries of the same message cannot both win. A transition returns
+ * the record with its new ETag, so the next one on the normal path writes without reading first.
  */
 import type { TableClient, TableEntityResult, TransactionAction } from '@azure/data-tables';
-import type { CapabilityName } from './capabilities';
-import type { FilterSpec } from './spec';
-import type { OutputSpec } from '../imaging/output';
+import type { CapabilityName } from '../capabilities';
+import type { FilterSpec } from '../imaging/spec';
+import type { Encoding } from '../imaging/output';
+import { isStatus } from '../storage/clients';
+import type { TaskResult } from '../storage/images';
 import { jobIdOf } from './message';
 
 export type TaskStatus = 'queued' | 'processing' | 'succeeded' | 'failed';
 export type FailureType = 'job_failure' | 'worker_failure';
-
-export interface TaskOutput {
-  readonly blob: string;
-  readonly format: string;
-  readonly content_type: string;
-  readonly width: number;
-  readonly height: number;
-  readonly bytes: number;
-}
 
 export interface TaskRecord {
   readonly task_id: string;
@@ -27,7 +22,8 @@ export interface TaskRecord {
   readonly status: TaskStatus;
   readonly image: string;
   readonly filters: readonly FilterSpec[];
-  readonly output_spec: OutputSpec;
+  /** The encoding the job asked for (its `output`). */
+  readonly output_spec: Encoding;
   readonly capability: CapabilityName;
   readonly queue: string;
   readonly attempts: number;
@@ -36,7 +32,8 @@ export interface TaskRecord {
   readonly started_at: string | null;
   readonly completed_at: string | null;
   readonly duration_ms: number | null;
-  readonly output: TaskOutput | null;
+  /** The result, once the task succeeded. */
+  readonly output: TaskResult | null;
   readonly failure_type: FailureType | null;
   readonly failure_reason: string | null;
   readonly error: string | null;
@@ -69,10 +66,6 @@ export type NewTask = Pick<
   'task_id' | 'job_id' | 'image' | 'filters' | 'output_spec' | 'capability' | 'queue'
 >;
 
-export type TaskChange = Partial<
-  Omit<TaskRecord, 'task_id' | 'job_id' | 'image' | 'filters' | 'output_spec' | 'capability' | 'queue' | 'created_at'>
->;
-
 const MAX_ERROR_CHARS = 4000;
 
 function toRecord(e: TableEntityResult<TaskEntity>): TaskRecord {
@@ -82,7 +75,7 @@ function toRecord(e: TableEntityResult<TaskEntity>): TaskRecord {
     status: e.status,
     image: e.image,
     filters: JSON.parse(e.filters) as FilterSpec[],
-    output_spec: JSON.parse(e.output_spec) as OutputSpec,
+    output_spec: JSON.parse(e.output_spec) as Encoding,
     capability: e.capability as CapabilityName,
     queue: e.queue,
     attempts: e.attempts,
@@ -91,7 +84,7 @@ function toRecord(e: TableEntityResult<TaskEntity>): TaskRecord {
     started_at: e.started_at ?? null,
     completed_at: e.completed_at ?? null,
     duration_ms: e.duration_ms ?? null,
-    output: e.output ? (JSON.parse(e.output) as TaskOutput) : null,
+    output: e.output ? (JSON.parse(e.output) as TaskResult) : null,
     failure_type: (e.failure_type as FailureType | undefined) ?? null,
     failure_reason: e.failure_reason ?? null,
     error: e.error ?? null,
@@ -125,7 +118,27 @@ function toEntity(r: TaskRecord): TaskEntity {
   };
 }
 
-const isStatus = (err: unknown, status: number) => (err as { statusCode?: number }).statusCode === status;
+type TaskChange = Partial<
+  Omit<TaskRecord, 'task_id' | 'job_id' | 'image' | 'filters' | 'output_spec' | 'capability' | 'queue' | 'created_at'>
+>;
+
+/** A record as last read or written, with the ETag that write returned. */
+export interface StoredTask {
+  readonly record: TaskRecord;
+  readonly etag: string;
+}
+
+export interface Failure {
+  readonly type: FailureType;
+  readonly reason: string;
+  readonly error: string;
+}
+
+/** The guard every transition shares: a succeeded task is final (its result exists and is served). */
+const isFinal = (task: TaskRecord): boolean => task.status === 'succeeded';
+
+/** How many times a transition reads again after losing a write to a concurrent one. */
+const CONFLICT_RETRIES = 5;
 
 export class TaskStore {
   constructor(private readonly table: TableClient) {}
@@ -155,7 +168,7 @@ export class TaskStore {
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {
-    return (await this.getEntity(taskId))?.record;
+    return (await this.read(taskId))?.record;
   }
 
   async listJob(jobId: string): Promise<TaskRecord[]> {
@@ -167,33 +180,85 @@ export class TaskStore {
     return records.sort((a, b) => a.task_id.localeCompare(b.task_id));
   }
 
-  /**
-   * Applies `decide` to the current record and writes its change only if nobody changed the
-   * record meanwhile (ETag); on a conflict it reads again and decides again. `decide` returns
-   * undefined to leave the record as it is.
-   */
-  async transition(
-    taskId: string,
-    decide: (current: TaskRecord) => TaskChange | undefined,
-    attempts = 5,
-  ): Promise<TaskRecord | undefined> {
-    for (let i = 0; i < attempts; i++) {
-      const current = await this.getEntity(taskId);
-      if (!current) return undefined;
-      const change = decide(current.record);
-      if (!change) return current.record;
-      const next: TaskRecord = { ...current.record, ...change };
-      try {
-        await this.table.updateEntity(toEntity(next), 'Replace', { etag: current.etag });
-        return next;
-      } catch (err) {
-        if (!isStatus(err, 412)) throw err;
-      }
-    }
-    throw new Error(`task ${taskId} kept changing under ${attempts} attempts to update it`);
+  /** A worker takes the task: processing, one more attempt. A succeeded task comes back unchanged. */
+  start(taskId: string, workerId: string, now = new Date()): Promise<StoredTask | undefined> {
+    return this.change(taskId, (t) =>
+      isFinal(t)
+        ? undefined
+        : { status: 'processing', attempts: t.attempts + 1, worker_id: workerId, started_at: now.toISOString() },
+    );
   }
 
-  private async getEntity(taskId: string): Promise<{ record: TaskRecord; etag: string } | undefined> {
+  /** The result is written: succeeded, with how long the attempt took. */
+  succeed(task: StoredTask, output: TaskResult, durationMs: number, now = new Date()): Promise<StoredTask | undefined> {
+    return this.change(task, (t) =>
+      isFinal(t)
+        ? undefined
+        : {
+            status: 'succeeded',
+            completed_at: now.toISOString(),
+            duration_ms: durationMs,
+            output,
+            failure_type: null,
+            failure_reason: null,
+            error: null,
+          },
+    );
+  }
+
+  /** The task failed for good (job_failure) or ran out of deliveries (worker_failure), unless it already succeeded. */
+  fail(task: StoredTask | string, failure: Failure, now = new Date()): Promise<StoredTask | undefined> {
+    return this.change(task, (t) =>
+      isFinal(t)
+        ? undefined
+        : {
+            status: 'failed',
+            completed_at: now.toISOString(),
+            failure_type: failure.type,
+            failure_reason: failure.reason,
+            error: failure.error,
+          },
+    );
+  }
+
+  /** Back to the queue after a failure (a dead letter is replayed), unless it already succeeded. */
+  requeue(taskId: string): Promise<StoredTask | undefined> {
+    return this.change(taskId, (t) =>
+      isFinal(t)
+        ? undefined
+        : { status: 'queued', completed_at: null, failure_type: null, failure_reason: null, error: null },
+    );
+  }
+
+  /**
+   * Applies `decide` to the task as last seen and writes the change only if nobody changed the record
+   * meanwhile (ETag); on a conflict it reads again and decides again. `decide` returns undefined to
+   * leave the record as it is. Undefined when the task does not exist.
+   */
+  private async change(
+    from: StoredTask | string,
+    decide: (current: TaskRecord) => TaskChange | undefined,
+  ): Promise<StoredTask | undefined> {
+    const taskId = typeof from === 'string' ? from : from.record.task_id;
+    let current = typeof from === 'string' ? await this.read(taskId) : from;
+    for (let i = 0; i < CONFLICT_RETRIES && current; i++) {
+      const change = decide(current.record);
+      if (!change) return current;
+      const next: TaskRecord = { ...current.record, ...change };
+      try {
+        const { etag } = await this.table.updateEntity(toEntity(next), 'Replace', { etag: current.etag });
+        if (etag) return { record: next, etag };
+        return await this.read(taskId); // no ETag in the answer: the next transition needs a fresh one
+      } catch (err) {
+        if (!isStatus(err, 412)) throw err;
+        current = await this.read(taskId);
+      }
+    }
+    if (!current) return undefined;
+    throw new Error(`task ${taskId} kept changing under ${CONFLICT_RETRIES} attempts to update it`);
+  }
+
+  private async read(taskId: string): Promise<StoredTask | undefined> {
     const jobId = jobIdOf(taskId);
     if (!jobId) return undefined;
     try {

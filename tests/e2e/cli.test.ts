@@ -3,11 +3,11 @@
  * the local host in their own processes. Includes the acceptance run `stress 1 10`, which takes
  * its full minute. Needs the build (npm test builds first).
  */
+import { resourceNames } from '../../shared/storage/names';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { resourceNames } from '../../shared/config';
 import { Storage } from '../../shared/storage/clients';
 import { freePort, startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { SAMPLES_DIR } from '../../scripts/paths';

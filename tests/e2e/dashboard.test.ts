@@ -4,10 +4,10 @@
  * builds first). UPDATE_SCREENSHOT=1 writes the README's docs/dashboard.png; otherwise the
  * screenshot goes to the temp folder, so a test run never changes tracked files.
  */
+import { resourceNames } from '../../shared/storage/names';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { resourceNames } from '../../shared/config';
 import { dashboardRoutes } from '../../shared/http/dashboard';
 import { PROBLEM_TYPE_PREFIX } from '../../shared/http/respond';
 import { Storage } from '../../shared/storage/clients';

@@ -3,10 +3,10 @@
  * once per rendered Deployment with that Deployment's settings (its function allow-list, the
  * ConfigMap), against one Azurite. Each role must do its part and nothing else.
  */
+import { resourceNames } from '../../shared/storage/names';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { resourceNames } from '../../shared/config';
 import { Storage } from '../../shared/storage/clients';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { seedSampleImages } from '../../scripts/seed';

@@ -2,14 +2,14 @@
  * The app as a user runs it: Azurite + the local host as a separate process (what `npm start`
  * does without Core Tools), driven over HTTP. Needs the build (npm test builds first).
  */
+import { resourceNames } from '../../shared/storage/names';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { resourceNames } from '../../shared/config';
 import { Storage } from '../../shared/storage/clients';
-import { listWorkers } from '../../shared/metrics/registry';
+import { listWorkers } from '../../shared/metrics/worker-registry';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { seedSampleImages } from '../../scripts/seed';
 import { SAMPLES_DIR } from '../../scripts/paths';

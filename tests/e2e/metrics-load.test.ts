@@ -2,7 +2,7 @@
  * Metrics under load through the running host: a few dozen heavy tasks build a backlog that the
  * snapshots, recommendations and counters must show, then see drain.
  */
-import { resourceNames } from '../../shared/config';
+import { resourceNames } from '../../shared/storage/names';
 import { Storage } from '../../shared/storage/clients';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { seedSampleImages } from '../../scripts/seed';

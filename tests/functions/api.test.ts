@@ -1,14 +1,17 @@
 /** Every route's success and error paths, through real HttpRequests against Azurite. */
+import { handlePoisonMessage } from '../../shared/tasks/poison';
+import { loadSettings } from '../../shared/config';
+import { resourceNames } from '../../shared/storage/names';
 import sharp from 'sharp';
-import { adminRoutes } from '../../shared/http/admin';
+import { deadLetterRoutes } from '../../shared/http/dead-letters';
+import { healthRoutes } from '../../shared/http/health';
 import { imageRoutes } from '../../shared/http/images';
 import { jobRoutes } from '../../shared/http/jobs';
 import { taskRoutes } from '../../shared/http/tasks';
-import { resourceNames } from '../../shared/config';
 import { Storage } from '../../shared/storage/clients';
 import { azuriteConnectionString } from '../../shared/storage/connection';
 import { decodeMessageText } from '../../shared/storage/queue';
-import { handlePoisonMessage, processTaskMessage } from '../../shared/tasks/worker';
+import { processTaskMessage } from '../../shared/tasks/worker';
 import { FILTER_NAMES } from '../../shared/imaging/filters';
 import { photo } from '../helpers/images';
 import { SVG_EXTERNAL_HREF, pngClaiming, randomBytes } from '../helpers/hostile';
@@ -20,7 +23,14 @@ const env = useAzurite();
 async function api() {
   const storage = await env.storage();
   const get = () => storage;
-  return { storage, ...adminRoutes(get), ...imageRoutes(get), ...jobRoutes(get), ...taskRoutes(get) };
+  return {
+    storage,
+    ...healthRoutes(get),
+    ...deadLetterRoutes(get),
+    ...imageRoutes(get),
+    ...jobRoutes(get),
+    ...taskRoutes(get),
+  };
 }
 
 function expectProblem(res: CallResult, status: number, code: string) {
@@ -59,7 +69,7 @@ describe('GET /api/health and /api/filters', () => {
       azuriteConnectionString({ blob: 1, queue: 1, table: 1 }),
       resourceNames(uniqueNamespace()),
     );
-    const res = await call(adminRoutes(() => dead).health, { path: '/api/health' });
+    const res = await call(healthRoutes(() => dead).health, { path: '/api/health' });
     expect(res.status).toBe(503);
     expect(res.json.status).toBe('unavailable');
     expect(res.json.checks.blob).toMatch(/^error: /);
@@ -232,24 +242,27 @@ describe('POST /api/jobs refuses bad input with problem+json', () => {
   });
 
   it('too many images and oversized bodies', async () => {
-    process.env.MAX_IMAGES_PER_JOB = '1';
-    process.env.MAX_BODY_BYTES = '1000';
-    try {
-      expectProblem(await submit({ images: ['ok.jpg', 'ok.jpg'], filters: [] }), 400, 'validation_failed');
-      expectProblem(
-        await call(a.submitJob, {
-          method: 'POST',
-          path: '/api/jobs',
-          headers: { 'content-type': 'image/jpeg' },
-          body: await photo(64, 48, 'jpeg'),
-        }),
-        413,
-        'body_too_large',
-      );
-    } finally {
-      delete process.env.MAX_IMAGES_PER_JOB;
-      delete process.env.MAX_BODY_BYTES;
-    }
+    const tight = jobRoutes(() => a.storage, loadSettings({ MAX_IMAGES_PER_JOB: '1', MAX_BODY_BYTES: '1000' }));
+    expectProblem(
+      await call(tight.submitJob, {
+        method: 'POST',
+        path: '/api/jobs',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ images: ['ok.jpg', 'ok.jpg'], filters: [] }),
+      }),
+      400,
+      'validation_failed',
+    );
+    expectProblem(
+      await call(tight.submitJob, {
+        method: 'POST',
+        path: '/api/jobs',
+        headers: { 'content-type': 'image/jpeg' },
+        body: await photo(64, 48, 'jpeg'),
+      }),
+      413,
+      'body_too_large',
+    );
   });
 
   it('wrong content type, and raw bodies that are not whole images', async () => {

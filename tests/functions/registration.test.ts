@@ -5,8 +5,7 @@
  * itself; the host process installs it into Node's loader.)
  */
 import path from 'node:path';
-import { CAPABILITIES } from '../../shared/tasks/capabilities';
-import { functionSuffix } from '../../shared/tasks/routing';
+import { CAPABILITIES, poisonFunctionName, workerFunctionName } from '../../shared/capabilities';
 import { functionFiles, loadFunctions } from '../../scripts/local-host/loader';
 import type { RegisteredFunction } from '../../scripts/local-host/functions-core';
 
@@ -62,8 +61,8 @@ describe('function registrations', () => {
       .map((f) => [f.name, f.trigger.queueName, f.trigger.connection]);
     expect(queues.sort()).toEqual(
       CAPABILITIES.flatMap((c) => [
-        [`poison${functionSuffix(c.name)}`, `${c.queue}-poison`, 'AzureWebJobsStorage'],
-        [`process${functionSuffix(c.name)}`, c.queue, 'AzureWebJobsStorage'],
+        [poisonFunctionName(c.name), `${c.queue}-poison`, 'AzureWebJobsStorage'],
+        [workerFunctionName(c.name), c.queue, 'AzureWebJobsStorage'],
       ]).sort(),
     );
   });

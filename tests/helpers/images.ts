@@ -1,6 +1,6 @@
 /** Test images made in memory and the perceptual measures tests assert on (never byte equality). */
 import sharp from 'sharp';
-import { normalizeTaskSpec, type TaskSpecInput } from '../../shared/tasks/spec';
+import { normalizeTaskSpec, type TaskSpecInput } from '../../shared/imaging/spec';
 import { processImage } from '../../shared/imaging/pipeline';
 
 export interface Pixels {

@@ -1,6 +1,6 @@
 /** A real Azurite for a test file, and a Storage with names no other test uses. */
+import { resourceNames } from '../../shared/storage/names';
 import { randomBytes } from 'node:crypto';
-import { resourceNames } from '../../shared/config';
 import { Storage } from '../../shared/storage/clients';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 

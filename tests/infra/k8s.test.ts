@@ -2,11 +2,10 @@
  * The Kubernetes manifests, rendered the way `kubectl apply -k` renders them, validated against
  * the Kubernetes and KEDA schemas, and checked for the invariants the pipeline depends on.
  */
+import { resourceNames } from '../../shared/storage/names';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { CAPABILITIES } from '../../shared/tasks/capabilities';
-import { resourceNames } from '../../shared/config';
-import { functionSuffix } from '../../shared/tasks/routing';
+import { CAPABILITIES, poisonFunctionName, workerFunctionName } from '../../shared/capabilities';
 import { functionFiles, loadFunctions } from '../../scripts/local-host/loader';
 import type { RegisteredFunction } from '../../scripts/local-host/functions-core';
 import { HTTP_PORT, renderRoles, ROLES_FILE } from '../../scripts/k8s';
@@ -64,7 +63,7 @@ describe.each(OVERLAYS)('%s', (dir) => {
 
       const target = apps().find((d) => d.metadata.name === spec.scaleTargetRef.name);
       expect(target).toBeDefined();
-      expect(selectedFunctionsOf(target!).sort()).toEqual([`poison${functionSuffix(capability.name)}`, `process${functionSuffix(capability.name)}`]);
+      expect(selectedFunctionsOf(target!).sort()).toEqual([poisonFunctionName(capability.name), workerFunctionName(capability.name)]);
       // … and those functions listen on the queues KEDA watches
       const listening = functions.filter((f) => selectedFunctionsOf(target!).includes(f.name)).map((f) => f.trigger.queueName).sort();
       expect(listening).toEqual([names.queueOf(capability.name), names.poisonQueueOf(capability.name)].sort());

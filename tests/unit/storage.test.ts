@@ -1,4 +1,4 @@
-import { resourceNames } from '../../shared/config';
+import { resourceNames } from '../../shared/storage/names';
 import { resolveConnectionString } from '../../shared/storage/connection';
 import { decodeMessageText, enqueue } from '../../shared/storage/queue';
 import { useAzurite } from '../helpers/storage';

@@ -9,7 +9,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { processImage } from '../../../shared/imaging/pipeline';
-import { normalizeTaskSpec, type TaskSpec } from '../../../shared/tasks/spec';
+import { normalizeTaskSpec, type TaskSpec } from '../../../shared/imaging/spec';
 import { SAMPLES_DIR } from '../../paths';
 import { generateSamples } from '../../samples';
 import { ApiError, ApiUnreachable, type ApiClient } from '../api';
@@ -90,7 +90,7 @@ async function viaQueues(
   const job = await api.post<SubmittedJob>('/jobs', {
     images: images.map((i) => uploadName(i.name)),
     filters: spec.filters,
-    output: spec.output,
+    output: spec.encoding,
   });
   const [done] = await waitForJobs(api, [job.job_id], { timeoutMs: timeoutS * 1000, intervalMs: 100 });
   const wallMs = performance.now() - start;
@@ -121,7 +121,7 @@ export async function runCompare(api: ApiClient, io: CliIo, opts: CompareOptions
   const images = await loadImages(opts.images, opts.count);
   writeLine(
     io.stdout,
-    `compare: ${images.length} image(s) (${images.map((i) => i.name).join(', ')}) through ${spec.filters.map((f) => f.name).join(' → ')}, ${spec.output.format}`,
+    `compare: ${images.length} image(s) (${images.map((i) => i.name).join(', ')}) through ${spec.filters.map((f) => f.name).join(' → ')}, ${spec.encoding.format}`,
   );
   // One untimed pass warms sharp up (library load, thread pool) so the first mode is not penalised.
   await processImage(spec, images[0].data);

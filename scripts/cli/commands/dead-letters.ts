@@ -1,6 +1,6 @@
 /** `dead-letters` lists what ran out of retries per capability; `requeue <capability>` sends it back to work. */
 import { Argument, type Command } from 'commander';
-import { CAPABILITIES } from '../../../shared/tasks/capabilities';
+import { CAPABILITIES } from '../../../shared/capabilities';
 import { ApiError, type ApiClient } from '../api';
 import type { CliContext } from '../context';
 import { table } from '../format';

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { TableClient } from '@azure/data-tables';
 import type { Storage } from '../../../shared/storage/clients';
-import { CAPABILITIES } from '../../../shared/tasks/capabilities';
+import { CAPABILITIES } from '../../../shared/capabilities';
 import { PROJECT_ROOT } from '../../paths';
 import { loadLocalSettings } from '../../local-settings';
 import type { CliContext } from '../context';

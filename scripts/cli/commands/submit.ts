@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
-import { IMAGE_NAME } from '../../../shared/tasks/message';
+import { IMAGE_NAME } from '../../../shared/storage/images';
 import type { ApiClient } from '../api';
 import type { CliContext } from '../context';
 import { ms, table } from '../format';

@@ -5,7 +5,7 @@
  */
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { CAPABILITIES } from '../../tasks/capabilities';
+import { CAPABILITIES } from '../../capabilities';
 import type { FilterDefinition } from '../filter';
 
 const MODULE = /^(?!index\.)([a-z][a-z0-9_]*)\.(ts|js)$/;

@@ -2,13 +2,13 @@
 import sharp from 'sharp';
 import { PermanentError } from '../../../shared/errors';
 import { sniffFormat } from '../../../shared/imaging/input';
-import { loadLimits } from '../../../shared/imaging/limits';
+import { loadSettings } from '../../../shared/config';
 import { processImage } from '../../../shared/imaging/pipeline';
-import { normalizeTaskSpec } from '../../../shared/tasks/spec';
+import { normalizeTaskSpec } from '../../../shared/imaging/spec';
 import { photo } from '../../helpers/images';
 import { pngClaiming, randomBytes, SVG_EXTERNAL_HREF, SVG_PLAIN } from '../../helpers/hostile';
 
-const limits = loadLimits({});
+const limits = loadSettings({});
 const spec = normalizeTaskSpec({ filters: ['blur', { name: 'resize', width: 100 }] }, limits);
 
 async function refusal(input: Buffer): Promise<PermanentError> {

@@ -1,11 +1,11 @@
 import sharp from 'sharp';
 import { PermanentError } from '../../../shared/errors';
-import { loadLimits } from '../../../shared/imaging/limits';
+import { loadSettings } from '../../../shared/config';
 import { processImage } from '../../../shared/imaging/pipeline';
-import { normalizeTaskSpec, type TaskSpecInput } from '../../../shared/tasks/spec';
+import { normalizeTaskSpec, type TaskSpecInput } from '../../../shared/imaging/spec';
 import { channelMeans, dHash, hammingDistance, mean, photo, pixelAt, pixels, run, solid } from '../../helpers/images';
 
-const limits = loadLimits({});
+const limits = loadSettings({});
 const spec = (input: TaskSpecInput) => normalizeTaskSpec(input, limits);
 let input: Buffer;
 
@@ -111,7 +111,7 @@ describe('stages', () => {
       'brightness',
       'resize',
     ];
-    const roomy = loadLimits({ MAX_FILTERS_PER_TASK: '30' });
+    const roomy = loadSettings({ MAX_FILTERS_PER_TASK: '30' });
     const out = await processImage(
       normalizeTaskSpec(
         { filters: all, filter_params: { crop: { width: 200, height: 100 }, resize: { width: 50 } } },
@@ -126,7 +126,7 @@ describe('stages', () => {
 
 describe('limits', () => {
   it('refuses an input over MAX_INPUT_PIXELS as permanent', async () => {
-    const small = loadLimits({ MAX_INPUT_PIXELS: '10000' });
+    const small = loadSettings({ MAX_INPUT_PIXELS: '10000' });
     const failure = processImage(normalizeTaskSpec({ filters: [] }, small), input, small);
     await expect(failure).rejects.toMatchObject({ code: 'input_too_large' });
     await expect(failure).rejects.toThrow('320×240 = 76800 pixels: expected at most 10000 (MAX_INPUT_PIXELS)');
@@ -134,7 +134,7 @@ describe('limits', () => {
 
   it('refuses a result over MAX_OUTPUT_WIDTH/HEIGHT before doing the work', async () => {
     // 320×240 turned by 45° needs a 396×396 canvas
-    const small = loadLimits({ MAX_OUTPUT_WIDTH: '390', MAX_OUTPUT_HEIGHT: '400' });
+    const small = loadSettings({ MAX_OUTPUT_WIDTH: '390', MAX_OUTPUT_HEIGHT: '400' });
     const rotated = processImage(normalizeTaskSpec({ filters: [{ name: 'rotate', angle: 45 }] }, small), input, small);
     await expect(rotated).rejects.toBeInstanceOf(PermanentError);
     await expect(rotated).rejects.toMatchObject({ code: 'output_too_large' });

@@ -1,8 +1,8 @@
-import { loadLimits } from '../../../shared/imaging/limits';
+import { loadSettings } from '../../../shared/config';
 import { planStages } from '../../../shared/imaging/plan';
-import { normalizeTaskSpec } from '../../../shared/tasks/spec';
+import { normalizeTaskSpec } from '../../../shared/imaging/spec';
 
-const limits = loadLimits({});
+const limits = loadSettings({});
 const stagesOf = (filters: unknown[]) =>
   planStages(normalizeTaskSpec({ filters }, limits).filters).map((stage) =>
     stage.map((s) => `${s.params.name}:${s.step.op}`).join(' '),

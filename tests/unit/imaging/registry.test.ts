@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { FILTERS, FILTER_NAMES } from '../../../shared/imaging/filters';
 import { SHARP_OP_ORDER } from '../../../shared/imaging/filter';
-import { CAPABILITIES } from '../../../shared/tasks/capabilities';
+import { CAPABILITIES } from '../../../shared/capabilities';
 import { README, regenerate } from '../../../scripts/docs';
 
 describe('filter registry', () => {

@@ -4,7 +4,7 @@ import { collectAndStore } from '../../../shared/metrics/collect';
 import { latestSnapshot, pruneSnapshots, snapshotsSince } from '../../../shared/metrics/snapshot-store';
 import { toPrometheus } from '../../../shared/metrics/prometheus';
 import { startHeartbeat, WorkerStats } from '../../../shared/metrics/worker-stats';
-import { listWorkers } from '../../../shared/metrics/registry';
+import { listWorkers } from '../../../shared/metrics/worker-registry';
 import { enqueue } from '../../../shared/storage/queue';
 import { useAzurite } from '../../helpers/storage';
 

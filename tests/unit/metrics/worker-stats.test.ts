@@ -1,6 +1,6 @@
 import { percentile } from '../../../shared/metrics/snapshot';
 import { servedCapabilities, WorkerStats, LATENCY_BUCKETS_MS } from '../../../shared/metrics/worker-stats';
-import { statusOf } from '../../../shared/metrics/registry';
+import { statusOf } from '../../../shared/metrics/worker-registry';
 
 describe('worker counters', () => {
   it('counts completed tasks with their latency, failures and transient errors', async () => {

@@ -1,5 +1,5 @@
 import { FILTERS } from '../../../shared/imaging/filters';
-import { CAPABILITIES } from '../../../shared/tasks/capabilities';
+import { CAPABILITIES } from '../../../shared/capabilities';
 import { capabilityFor, capabilityTable } from '../../../shared/tasks/routing';
 
 describe('routing by capability', () => {

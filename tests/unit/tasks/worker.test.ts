@@ -1,11 +1,12 @@
+import { handlePoisonMessage } from '../../../shared/tasks/poison';
+import { resourceNames } from '../../../shared/storage/names';
 import sharp from 'sharp';
-import { resourceNames } from '../../../shared/config';
 import { decodeMessageText } from '../../../shared/storage/queue';
 import { createJob } from '../../../shared/tasks/jobs';
-import { normalizeTaskSpec, type TaskSpecInput } from '../../../shared/tasks/spec';
+import { normalizeTaskSpec, type TaskSpecInput } from '../../../shared/imaging/spec';
 import { TaskStore } from '../../../shared/tasks/store';
 import { DeadLetterStore } from '../../../shared/tasks/dead-letters';
-import { handlePoisonMessage, processTaskMessage } from '../../../shared/tasks/worker';
+import { processTaskMessage } from '../../../shared/tasks/worker';
 import { photo } from '../../helpers/images';
 import { uniqueNamespace, useAzurite, withFailingUploads } from '../../helpers/storage';
 

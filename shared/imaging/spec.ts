@@ -5,18 +5,28 @@
  * are re-validated with this same function.
  */
 import { ValidationError, type FieldProblem } from '../errors';
-import { resolveBound, type FilterDefinition, type ParamSpec, type ParamValue } from '../imaging/filter';
-import { FILTER_NAMES, getFilter } from '../imaging/filters';
-import { currentLimits, type Limits } from '../imaging/limits';
-import { DEFAULT_OUTPUT, OUTPUT_FORMATS, type OutputFormat, type OutputSpec } from '../imaging/output';
-import { closest, inRange, isFiniteNumber, isInteger, isPlainObject, problem, type PlainObject } from '../validation';
+import { resolveBound, type FilterDefinition, type ParamSpec, type ParamValue } from './filter';
+import { FILTER_NAMES, getFilter } from './filters';
+import type { Limits } from './limits';
+import { appSettings } from '../config';
+import { DEFAULT_ENCODING, OUTPUT_FORMATS, type Encoding, type OutputFormat } from './output';
+import {
+  closest,
+  inRange,
+  isFiniteNumber,
+  isInteger,
+  isPlainObject,
+  fieldProblem,
+  type PlainObject,
+} from '../validation';
 
 /** A filter with its name and every parameter, e.g. `{ name: 'blur', radius: 3 }`. */
 export type FilterSpec = Readonly<{ name: string } & Record<string, ParamValue>>;
 
 export interface TaskSpec {
   readonly filters: readonly FilterSpec[];
-  readonly output: OutputSpec;
+  /** Read from the user's `output`. */
+  readonly encoding: Encoding;
 }
 
 export interface TaskSpecInput {
@@ -27,19 +37,19 @@ export interface TaskSpecInput {
 
 const COLOR = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i;
 
-export function normalizeTaskSpec(input: TaskSpecInput, limits: Limits = currentLimits()): TaskSpec {
+export function normalizeTaskSpec(input: TaskSpecInput, limits: Limits = appSettings()): TaskSpec {
   const problems: FieldProblem[] = [];
   const filterParams = readFilterParams(input.filter_params, problems);
   const filters = readFilters(input.filters, filterParams, limits, problems);
-  const output = readOutput(input.output, problems);
+  const encoding = readEncoding(input.output, problems);
   if (problems.length > 0) throw new ValidationError(problems, 'task spec');
-  return Object.freeze({ filters: Object.freeze(filters), output });
+  return Object.freeze({ filters: Object.freeze(filters), encoding });
 }
 
 function readFilterParams(value: unknown, problems: FieldProblem[]): PlainObject {
   if (value === undefined || value === null) return {};
   if (!isPlainObject(value)) {
-    problems.push(problem('filter_params', 'an object mapping filter names to parameter objects', value));
+    problems.push(fieldProblem('filter_params', 'an object mapping filter names to parameter objects', value));
     return {};
   }
   return value;
@@ -52,11 +62,11 @@ function readFilters(
   problems: FieldProblem[],
 ): FilterSpec[] {
   if (!Array.isArray(value)) {
-    problems.push(problem('filters', 'an array of filter names or {"name": ...} objects', value));
+    problems.push(fieldProblem('filters', 'an array of filter names or {"name": ...} objects', value));
     return [];
   }
   if (value.length > limits.maxFiltersPerTask) {
-    problems.push(problem('filters', `at most ${limits.maxFiltersPerTask} filters (MAX_FILTERS_PER_TASK)`, value));
+    problems.push(fieldProblem('filters', `at most ${limits.maxFiltersPerTask} filters (MAX_FILTERS_PER_TASK)`, value));
   }
   const used = new Set<string>();
   const filters = value.flatMap((entry: unknown, i) => {
@@ -68,7 +78,7 @@ function readFilters(
     if (!getFilter(name)) problems.push(unknownFilter(`filter_params.${name}`, name));
     else if (!used.has(name))
       problems.push(
-        problem(
+        fieldProblem(
           `filter_params.${name}`,
           `parameters only for filters in the list (${[...used].join(', ') || 'none'})`,
           params,
@@ -80,7 +90,7 @@ function readFilters(
 
 function unknownFilter(field: string, name: unknown): FieldProblem {
   const hint = typeof name === 'string' ? closest(name, FILTER_NAMES) : undefined;
-  const p = problem(field, `one of the filters ${FILTER_NAMES.join(', ')}`, name);
+  const p = fieldProblem(field, `one of the filters ${FILTER_NAMES.join(', ')}`, name);
   return hint ? { ...p, message: `${p.message} (did you mean '${hint}'?)` } : p;
 }
 
@@ -93,7 +103,7 @@ function readFilter(
 ): FilterSpec | undefined {
   const named = typeof entry === 'string' ? { name: entry } : entry;
   if (!isPlainObject(named) || typeof named.name !== 'string') {
-    problems.push(problem(field, 'a filter name or an object with a string "name"', entry));
+    problems.push(fieldProblem(field, 'a filter name or an object with a string "name"', entry));
     return undefined;
   }
   const filter = getFilter(named.name);
@@ -104,7 +114,7 @@ function readFilter(
   const shared = filterParams[filter.name];
   const sharedParams = isPlainObject(shared) ? shared : {};
   if (shared !== undefined && !isPlainObject(shared))
-    problems.push(problem(`filter_params.${filter.name}`, `an object of ${filter.name} parameters`, shared));
+    problems.push(fieldProblem(`filter_params.${filter.name}`, `an object of ${filter.name} parameters`, shared));
   const before = problems.length;
   const params = readParams(
     filter,
@@ -118,7 +128,7 @@ function readFilter(
   );
   if (problems.length > before) return undefined;
   for (const c of filter.check?.(params, limits) ?? [])
-    problems.push(problem(`${field}.${c.param}`, c.expected, c.received));
+    problems.push(fieldProblem(`${field}.${c.param}`, c.expected, c.received));
   return Object.freeze({ name: filter.name, ...params });
 }
 
@@ -136,7 +146,7 @@ function readParams(
         ? `one of ${filter.name}'s parameters: ${known.join(', ')}`
         : `no parameters (${filter.name} takes none)`;
       problems.push({
-        ...problem(fieldOf(key), expected, given[key]),
+        ...fieldProblem(fieldOf(key), expected, given[key]),
         message: `Unknown parameter ${fieldOf(key)}: expected ${expected}`,
       });
     }
@@ -158,12 +168,12 @@ function readParam(
 ): ParamValue | undefined {
   if (value === undefined || value === null) {
     if (!spec.required) return spec.default ?? null;
-    problems.push(problem(field, `${expectedOf(spec, limits)} (required)`, value));
+    problems.push(fieldProblem(field, `${expectedOf(spec, limits)} (required)`, value));
     return undefined;
   }
   if (accepts(spec, value, limits))
     return spec.type === 'color' ? (value as string).toLowerCase() : (value as ParamValue);
-  problems.push(problem(field, expectedOf(spec, limits), value));
+  problems.push(fieldProblem(field, expectedOf(spec, limits), value));
   return undefined;
 }
 
@@ -198,24 +208,24 @@ export function expectedOf(spec: ParamSpec, limits: Limits): string {
   }
 }
 
-function readOutput(value: unknown, problems: FieldProblem[]): OutputSpec {
-  if (value === undefined || value === null) return DEFAULT_OUTPUT;
+function readEncoding(value: unknown, problems: FieldProblem[]): Encoding {
+  if (value === undefined || value === null) return DEFAULT_ENCODING;
   if (!isPlainObject(value)) {
-    problems.push(problem('output', 'an object {"format": "jpeg|png|webp|avif", "quality": 1-100}', value));
-    return DEFAULT_OUTPUT;
+    problems.push(fieldProblem('output', 'an object {"format": "jpeg|png|webp|avif", "quality": 1-100}', value));
+    return DEFAULT_ENCODING;
   }
   for (const key of Object.keys(value)) {
     if (key !== 'format' && key !== 'quality')
       problems.push({
-        ...problem(`output.${key}`, 'only format and quality', value[key]),
+        ...fieldProblem(`output.${key}`, 'only format and quality', value[key]),
         message: `Unknown option output.${key}: expected only format and quality`,
       });
   }
-  const format = value.format ?? DEFAULT_OUTPUT.format;
-  const quality = value.quality ?? DEFAULT_OUTPUT.quality;
+  const format = value.format ?? DEFAULT_ENCODING.format;
+  const quality = value.quality ?? DEFAULT_ENCODING.quality;
   if (typeof format !== 'string' || !(OUTPUT_FORMATS as readonly string[]).includes(format))
-    problems.push(problem('output.format', `one of ${OUTPUT_FORMATS.join(', ')}`, format));
+    problems.push(fieldProblem('output.format', `one of ${OUTPUT_FORMATS.join(', ')}`, format));
   if (!isInteger(quality) || !inRange(quality, 1, 100))
-    problems.push(problem('output.quality', 'integer between 1 and 100', quality));
+    problems.push(fieldProblem('output.quality', 'integer between 1 and 100', quality));
   return Object.freeze({ format: format as OutputFormat, quality: quality as number });
 }

@@ -1,9 +1,9 @@
 import { ValidationError } from '../../../shared/errors';
 import { FILTER_NAMES } from '../../../shared/imaging/filters';
-import { loadLimits } from '../../../shared/imaging/limits';
-import { normalizeTaskSpec, type TaskSpecInput } from '../../../shared/tasks/spec';
+import { loadSettings } from '../../../shared/config';
+import { normalizeTaskSpec, type TaskSpecInput } from '../../../shared/imaging/spec';
 
-const limits = loadLimits({});
+const limits = loadSettings({});
 
 function problemsOf(input: TaskSpecInput, l = limits) {
   try {
@@ -24,7 +24,7 @@ describe('normalizeTaskSpec', () => {
         { name: 'resize', width: 800, height: null, fit: 'cover', background: '#000000' },
         { name: 'grayscale' },
       ],
-      output: { format: 'jpeg', quality: 80 },
+      encoding: { format: 'jpeg', quality: 80 },
     });
   });
 
@@ -41,7 +41,7 @@ describe('normalizeTaskSpec', () => {
       { name: 'blur', radius: 1.5 },
       { name: 'brightness', factor: 2 },
     ]);
-    expect(spec.output).toEqual({ format: 'webp', quality: 60 });
+    expect(spec.encoding).toEqual({ format: 'webp', quality: 60 });
   });
 
   it('is idempotent, so queue messages are re-validated by the same function', () => {
@@ -49,7 +49,9 @@ describe('normalizeTaskSpec', () => {
       { filters: ['sepia', { name: 'rotate', angle: 45 }, 'tint'], output: { format: 'png' } },
       limits,
     );
-    expect(normalizeTaskSpec(JSON.parse(JSON.stringify(once)), limits)).toEqual(once);
+    // A queue message carries the spec as JSON, its encoding under the user's name `output`.
+    const message = JSON.parse(JSON.stringify({ filters: once.filters, output: once.encoding })) as TaskSpecInput;
+    expect(normalizeTaskSpec(message, limits)).toEqual(once);
   });
 
   it('returns a deeply frozen spec', () => {
@@ -57,7 +59,7 @@ describe('normalizeTaskSpec', () => {
     expect(Object.isFrozen(spec)).toBe(true);
     expect(Object.isFrozen(spec.filters)).toBe(true);
     expect(Object.isFrozen(spec.filters[0])).toBe(true);
-    expect(Object.isFrozen(spec.output)).toBe(true);
+    expect(Object.isFrozen(spec.encoding)).toBe(true);
   });
 
   it('accepts an empty pipeline (a format conversion) and lower-cases colours', () => {
@@ -155,7 +157,7 @@ describe('validation messages', () => {
   });
 
   it('follows configured limits: output size and filters per task', () => {
-    const tight = loadLimits({ MAX_OUTPUT_WIDTH: '1000', MAX_FILTERS_PER_TASK: '2' });
+    const tight = loadSettings({ MAX_OUTPUT_WIDTH: '1000', MAX_FILTERS_PER_TASK: '2' });
     expect(problemsOf({ filters: [{ name: 'resize', width: 1001 }] }, tight)[0].message).toContain(
       'between 1 and 1000',
     );

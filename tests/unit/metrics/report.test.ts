@@ -1,7 +1,8 @@
 /** What the metrics timer reports to Application Insights; without a connection string, nothing (and no throw). */
-import { collectSnapshot } from '../../shared/metrics/snapshot';
-import { createTelemetry, reportSnapshot } from '../../shared/telemetry';
-import { useAzurite } from '../helpers/storage';
+import { collectSnapshot } from '../../../shared/metrics/snapshot';
+import { reportSnapshot } from '../../../shared/metrics/report';
+import { createTelemetry } from '../../../shared/telemetry';
+import { useAzurite } from '../../helpers/storage';
 
 const env = useAzurite();
 

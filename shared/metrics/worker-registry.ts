@@ -1,7 +1,8 @@
-/** The worker registry as the API shows it: Table `workers` rows with a status derived from their heartbeats. */
+/** The worker registry (Table `workers`) as the API shows it: Table `workers` rows with a status derived from their heartbeats. */
 import type { Storage } from '../storage/clients';
-import type { CapabilityName } from '../tasks/capabilities';
-import { HEARTBEAT_MS, type CapabilityCounters, type RecentTask } from './worker-stats';
+import type { CapabilityName } from '../capabilities';
+import { appSettings, type Settings } from '../config';
+import type { CapabilityCounters, RecentTask } from './worker-stats';
 
 export type WorkerStatus = 'idle' | 'busy' | 'dead' | 'stopped';
 
@@ -33,11 +34,15 @@ interface WorkerEntity {
 }
 
 /** Silent for three heartbeats means dead. */
-export const DEAD_AFTER_MS = 3 * HEARTBEAT_MS;
+export const deadAfterMs = (settings: Settings = appSettings()): number => 3 * settings.workerHeartbeatSeconds * 1000;
 
-export function statusOf(e: Pick<WorkerEntity, 'last_heartbeat' | 'in_flight' | 'stopped'>, now: Date): WorkerStatus {
+export function statusOf(
+  e: Pick<WorkerEntity, 'last_heartbeat' | 'in_flight' | 'stopped'>,
+  now: Date,
+  deadAfter = deadAfterMs(),
+): WorkerStatus {
   if (e.stopped) return 'stopped';
-  if (now.getTime() - Date.parse(e.last_heartbeat) > DEAD_AFTER_MS) return 'dead';
+  if (now.getTime() - Date.parse(e.last_heartbeat) > deadAfter) return 'dead';
   return e.in_flight > 0 ? 'busy' : 'idle';
 }
 

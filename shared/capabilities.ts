@@ -43,3 +43,14 @@ export type CapabilityName = (typeof CAPABILITIES)[number]['name'];
 export type Capability = (typeof CAPABILITIES)[number];
 
 export const poisonQueueOf = (queue: string): string => `${queue}-poison`;
+
+/** `light` → `Light`: worker and poison functions are named process<Cap> and poison<Cap>. */
+export function functionSuffix(capability: CapabilityName): string {
+  return capability.charAt(0).toUpperCase() + capability.slice(1);
+}
+
+/** The queue-triggered function that runs a capability's tasks. */
+export const workerFunctionName = (capability: CapabilityName): string => `process${functionSuffix(capability)}`;
+
+/** The function that takes a capability's poison messages. */
+export const poisonFunctionName = (capability: CapabilityName): string => `poison${functionSuffix(capability)}`;

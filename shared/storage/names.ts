@@ -1,0 +1,34 @@
+/**
+ * The names of the app's blob containers, queues and tables, optionally under a namespace (lower-case
+ * letters and digits) so several apps or test runs can share one storage account.
+ */
+import { CAPABILITIES, poisonQueueOf, type CapabilityName } from '../capabilities';
+import { appSettings, readSettings, SETTINGS } from '../config';
+
+export interface ResourceNames {
+  readonly images: string;
+  readonly processed: string;
+  readonly tasksTable: string;
+  readonly deadLettersTable: string;
+  readonly workersTable: string;
+  readonly metricsTable: string;
+  queueOf(capability: CapabilityName): string;
+  poisonQueueOf(capability: CapabilityName): string;
+}
+
+/** Throws a ConfigError for a namespace that STORAGE_NAMESPACE would not accept. */
+export function resourceNames(namespace = appSettings().storageNamespace): ResourceNames {
+  readSettings({ storageNamespace: SETTINGS.storageNamespace }, { [SETTINGS.storageNamespace.env]: namespace });
+  const dash = namespace ? `${namespace}-` : '';
+  const queue = (capability: CapabilityName) => `${dash}${CAPABILITIES.find((c) => c.name === capability)!.queue}`;
+  return Object.freeze({
+    images: `${dash}images`,
+    processed: `${dash}processed`,
+    tasksTable: `${namespace}tasks`,
+    deadLettersTable: `${namespace}deadletters`,
+    workersTable: `${namespace}workers`,
+    metricsTable: `${namespace}metrics`,
+    queueOf: queue,
+    poisonQueueOf: (capability: CapabilityName) => poisonQueueOf(queue(capability)),
+  });
+}

@@ -1,0 +1,98 @@
+import { ConfigError } from '../../shared/errors';
+import { loadSettings, SETTINGS } from '../../shared/config';
+
+function problemsOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadSettings(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).errors.map((e) => e.message);
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('settings from the environment', () => {
+  it('has safe defaults', () => {
+    expect(loadSettings({})).toMatchObject({
+      maxInputPixels: 100_000_000,
+      maxOutputWidth: 16383,
+      maxOutputHeight: 16383,
+      maxFiltersPerTask: 20,
+      maxBodyBytes: 50 * 1024 * 1024,
+      maxImagesPerJob: 100,
+      storageNamespace: '',
+      metricsSchedule: '*/10 * * * * *',
+      metricsRetentionMinutes: 60,
+      workerHeartbeatSeconds: 5,
+      workerSlots: 6,
+      appInsightsConnectionString: '',
+      serviceName: 'image-pipeline',
+    });
+    expect(loadSettings({}).sharpConcurrency).toBeGreaterThanOrEqual(1);
+  });
+
+  it('reads each setting, allowing digit separators and surrounding blanks', () => {
+    expect(
+      loadSettings({
+        MAX_INPUT_PIXELS: '50_000_000',
+        MAX_OUTPUT_WIDTH: ' 4096 ',
+        MAX_FILTERS_PER_TASK: '5',
+        STORAGE_NAMESPACE: 'run7',
+        METRICS_SCHEDULE: '0 */5 * * * *',
+        OTEL_SERVICE_NAME: 'photos',
+      }),
+    ).toMatchObject({
+      maxInputPixels: 50_000_000,
+      maxOutputWidth: 4096,
+      maxFiltersPerTask: 5,
+      storageNamespace: 'run7',
+      metricsSchedule: '0 */5 * * * *',
+      serviceName: 'photos',
+    });
+  });
+
+  it('treats a blank value as unset', () => {
+    expect(loadSettings({ OTEL_SERVICE_NAME: '', WORKER_SLOTS: '  ' })).toMatchObject({
+      serviceName: 'image-pipeline',
+      workerSlots: 6,
+    });
+  });
+
+  it('reports every bad setting at once, naming the variable, the range and the value', () => {
+    expect(problemsOf({ MAX_OUTPUT_WIDTH: 'wide', MAX_FILTERS_PER_TASK: '0' })).toEqual([
+      "Expected an integer between 1 and 65535 for MAX_OUTPUT_WIDTH but received 'wide' of type string",
+      "Expected an integer between 1 and 200 for MAX_FILTERS_PER_TASK but received '0' of type string",
+    ]);
+  });
+
+  it('refuses what used to turn into NaN or a 500 later: API limits, intervals, schedules, names', () => {
+    expect(
+      problemsOf({
+        MAX_BODY_BYTES: '10MB',
+        MAX_IMAGES_PER_JOB: '-1',
+        WORKER_HEARTBEAT_SECONDS: 'often',
+        METRICS_RETENTION_MINUTES: '1.5',
+        WORKER_SLOTS: '0',
+        SHARP_CONCURRENCY: 'all',
+        METRICS_SCHEDULE: 'every 10 seconds',
+        STORAGE_NAMESPACE: 'Bad-Name',
+      }),
+    ).toEqual([
+      "Expected an integer between 1 and 256 for SHARP_CONCURRENCY but received 'all' of type string",
+      "Expected an integer between 1 and 1073741824 for MAX_BODY_BYTES but received '10MB' of type string",
+      "Expected an integer between 1 and 10000 for MAX_IMAGES_PER_JOB but received '-1' of type string",
+      "Expected up to 20 lower-case letters or digits for STORAGE_NAMESPACE but received 'Bad-Name' of type string",
+      "Expected a six-field NCRONTAB schedule ({second} {minute} {hour} {day} {month} {day-of-week}) for METRICS_SCHEDULE but received 'every 10 seconds' of type string",
+      "Expected an integer between 1 and 10080 for METRICS_RETENTION_MINUTES but received '1.5' of type string",
+      "Expected an integer between 1 and 3600 for WORKER_HEARTBEAT_SECONDS but received 'often' of type string",
+      "Expected an integer between 1 and 1000 for WORKER_SLOTS but received '0' of type string",
+    ]);
+  });
+
+  it('documents what each setting means and why each default is what it is', () => {
+    for (const setting of Object.values(SETTINGS)) {
+      expect(setting.meaning.length).toBeGreaterThan(10);
+      expect(setting.reason.length).toBeGreaterThan(20);
+    }
+  });
+});
