@@ -84,7 +84,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     await program.parseAsync([...argv], { from: 'user' });
     return code;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage; // commander has printed message and usage
+    // Commander has printed message and usage.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     if (err instanceof UsageError) {
       writeLine(io.stderr, `error: ${err.message}`);
       writeLine(io.stderr, '(run image-pipeline --help for usage)');

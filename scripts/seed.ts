@@ -1,4 +1,7 @@
-/** Puts the generated sample set into the `images` container when it is empty, so a first job has something to process. */
+/**
+ * Puts the generated sample set into the `images` container when it is empty, so a first job has something to
+ * process.
+ */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Storage } from '../shared/storage/clients';

@@ -23,6 +23,7 @@ export function describeValue(v: unknown): string {
     const shown = v.length > MAX_SHOWN ? `${v.slice(0, MAX_SHOWN)}…` : v;
     return `'${shown}' of type string`;
   }
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- objects and arrays are described above
   return `${String(v)} of type ${typeof v}`;
 }
 

@@ -29,13 +29,14 @@ export class ApiError extends Error {
   }
 
   get problem(): Problem | undefined {
-    return typeof this.body === 'object' && this.body !== null ? (this.body as Problem) : undefined;
+    return typeof this.body === 'object' && this.body !== null ? this.body : undefined;
   }
 
   /** The detail first, then every field error, as the API words them. */
   lines(): string[] {
     const problem = this.problem;
-    const errors = (problem?.errors ?? []).filter((e) => e.message !== problem?.detail); // one problem: the detail already says it
+    // One problem: the detail already says it.
+    const errors = (problem?.errors ?? []).filter((e) => e.message !== problem?.detail);
     return [this.message, ...errors.map((e) => `  - ${e.message}`)];
   }
 
@@ -67,7 +68,7 @@ interface ErrorLike {
 
 /** Duck-typed, not instanceof: fetch's errors can come from another realm (jest's sandbox, for one). */
 const asErrorLike = (value: unknown): ErrorLike | undefined =>
-  typeof value === 'object' && value !== null ? (value as ErrorLike) : undefined;
+  typeof value === 'object' && value !== null ? value : undefined;
 const firstLine = (value: unknown): string | undefined =>
   typeof value === 'string' && value ? value.split('\n')[0] : undefined;
 

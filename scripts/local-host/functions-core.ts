@@ -79,9 +79,10 @@ let installed = false;
 export function installFunctionsCore(): void {
   if (installed) return;
   installed = true;
-  const loader = Module as unknown as { _load(request: string, parent: unknown, isMain: boolean): unknown };
+  type Load = (this: unknown, request: string, parent: unknown, isMain: boolean) => unknown;
+  const loader = Module as unknown as { _load: Load };
   const load = loader._load;
-  loader._load = function (request: string, parent: unknown, isMain: boolean) {
+  loader._load = function (request, parent, isMain) {
     return request === '@azure/functions-core' ? functionsCore : load.call(this, request, parent, isMain);
   };
 }

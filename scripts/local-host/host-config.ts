@@ -68,7 +68,7 @@ export function selectedFunctions(hostJson: unknown, env: NodeJS.ProcessEnv = pr
     throw new Error(
       `host.json functions: expected an array of function names but received ${JSON.stringify(hostJson)}`,
     );
-  return hostJson as string[];
+  return hostJson;
 }
 
 export function readHostConfig(root: string, env: NodeJS.ProcessEnv = process.env): HostConfig {

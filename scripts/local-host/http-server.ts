@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { HttpRequest, HttpResponse, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
 import type { RegisteredFunction } from './functions-core';
 
 interface Route {
@@ -62,12 +62,12 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
 }
 
 async function writeResponse(res: http.ServerResponse, result: unknown): Promise<void> {
-  const response = result instanceof HttpResponse ? result : new HttpResponse((result ?? {}) as HttpResponseInit);
+  const response = result instanceof HttpResponse ? result : new HttpResponse(result ?? {});
   const headers: Record<string, string> = {};
   response.headers.forEach((value, key) => (headers[key] = value));
   res.writeHead(response.status, headers);
   if (!response.body) return void res.end();
-  for await (const chunk of Readable.fromWeb(response.body as Parameters<typeof Readable.fromWeb>[0])) res.write(chunk);
+  for await (const chunk of Readable.fromWeb(response.body)) res.write(chunk);
   res.end();
 }
 
@@ -100,8 +100,11 @@ export async function startHttpServer(opts: {
         detail: `${method} is not allowed on ${path}`,
       });
     }
-    const params = Object.fromEntries(
-      hit.route.params.map((name, i) => [name, hit.match![i + 1]]).filter(([, v]) => v !== undefined),
+    const params: Record<string, string> = Object.fromEntries(
+      hit.route.params.flatMap((name, i) => {
+        const value: string | undefined = hit.match![i + 1];
+        return value === undefined ? [] : [[name, value] as const];
+      }),
     );
     const headers = Object.fromEntries(
       Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]),

@@ -32,6 +32,8 @@ export function functionFiles(root: string): string[] {
 /** Loads the files with @azure/functions-core installed and returns what they registered. */
 export function loadFunctions(files: readonly string[]): readonly RegisteredFunction[] {
   installFunctionsCore();
+  // The function files are found at run time, as the Node worker finds them: require is the point.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   for (const file of files) require(file);
   return registeredFunctions();
 }

@@ -21,10 +21,16 @@ export interface QueueTriggerOptions {
   queue: QueueClient; // the trigger's queue
   poisonQueue: QueueClient; // `<queue>-poison`
   options: QueueOptions;
-  /** Runs the function; rejects = failure. payload: the decoded text parsed as JSON when it is JSON (object/array/number/boolean/null), else the text. */
+  /**
+   * Runs the function; rejects = failure. payload: the decoded text parsed as JSON when it is JSON
+   * (object/array/number/boolean/null), else the text.
+   */
   invoke(payload: unknown, metadata: QueueTriggerMetadata): Promise<void>;
   log?: (line: string) => void;
-  /** How long a received message stays hidden while its function runs; renewed at half-life while running. Default 30000. */
+  /**
+   * How long a received message stays hidden while its function runs; renewed at half-life while running. Default
+   * 30000.
+   */
   leaseMs?: number;
   /** First (and minimum) poll interval of the back-off; default 100. */
   minPollingIntervalMs?: number;
@@ -53,7 +59,10 @@ const seconds = (ms: number): number => Math.ceil(ms / 1000);
 
 const reasonOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-/** The text of a message, or undefined when base64 is expected and the text is not strictly base64 (the host poisons those). */
+/**
+ * The text of a message, or undefined when base64 is expected and the text is not strictly base64 (the host poisons
+ * those).
+ */
 function decodeText(messageText: string, encoding: QueueOptions['messageEncoding']): string | undefined {
   if (encoding === 'none') return messageText;
   const bytes = Buffer.from(messageText, 'base64');

@@ -158,7 +158,7 @@ export function parseNcrontab(expression: string): CronSchedule {
     );
   }
   const fields = texts.map((text, i) => {
-    const spec = SPECS[i] as FieldSpec;
+    const spec = SPECS[i];
     const fail: Fail = (expected, received) => {
       throw new Error(
         `Invalid NCRONTAB schedule "${expression}": the ${spec.name} field expected ${expected} but received ${received === '' ? 'nothing' : received}`,

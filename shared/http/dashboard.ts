@@ -98,7 +98,8 @@ export function dashboardRoutes(files = dashboardFiles()) {
   return {
     dashboard: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const url = new URL(request.url);
-      // The page uses relative URLs (./dashboard/assets/…, ./metrics): they only resolve from the path without a trailing slash.
+      // The page uses relative URLs (./dashboard/assets/…, ./metrics): they only resolve from the path without a
+      // trailing slash.
       if (url.pathname.endsWith('/'))
         return { status: 308, headers: { location: `../${path.posix.basename(url.pathname)}${url.search}` } };
       return serve(request, files.page, load, {

@@ -69,7 +69,10 @@ export interface StepContext extends Size {
 
 export interface FilterStep {
   readonly op: SharpOp;
-  /** The step needs colour bands: it never shares a sharp instance with an earlier greyscale step, whose b-w output would swallow it. */
+  /**
+   * The step needs colour bands: it never shares a sharp instance with an earlier greyscale step, whose b-w output
+   * would swallow it.
+   */
   readonly needsColour?: boolean;
   /** The step leaves a single grey band (output is encoded as greyscale). */
   readonly makesGrey?: boolean;
@@ -83,7 +86,10 @@ export interface FilterStep {
   outputSize?(params: ParamValues, ctx: StepContext): Size;
 }
 
-/** Whether the image is a single grey band after `step`, given whether it was before: the planner and the pipeline both follow it. */
+/**
+ * Whether the image is a single grey band after `step`, given whether it was before: the planner and the pipeline
+ * both follow it.
+ */
 export function greyAfter(step: FilterStep, grey: boolean): boolean {
   if (step.makesColour) return false;
   return step.makesGrey === true || grey;

@@ -1,4 +1,7 @@
-/** What the collectMetrics timer does: a snapshot from the previous one, saved, old ones pruned, sent to Application Insights. */
+/**
+ * What the collectMetrics timer does: a snapshot from the previous one, saved, old ones pruned, sent to Application
+ * Insights.
+ */
 import type { Storage } from '../storage/clients';
 import { collectSnapshot, type Snapshot } from './snapshot';
 import { latestSnapshot, pruneSnapshots, saveSnapshot } from './snapshot-store';

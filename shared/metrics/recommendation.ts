@@ -55,7 +55,10 @@ export interface ScalingPolicy {
   readonly kedaActivationQueueLength: number; // KEDA `activationQueueLength`: at or below it, zero stays zero
 }
 
-/** KEDA's defaults for the queue rule (minReplicaCount 0, queueLength 5, activationQueueLength 0); the rest are starting guesses. */
+/**
+ * KEDA's defaults for the queue rule (minReplicaCount 0, queueLength 5, activationQueueLength 0); the rest are
+ * starting guesses.
+ */
 export const DEFAULT_POLICY: ScalingPolicy = Object.freeze({
   minWorkers: 0,
   maxWorkers: 10,
@@ -144,7 +147,10 @@ const workers = (n: number) => `${n} worker${n === 1 ? '' : 's'}`;
 const secs = (s: number | null) => (s === null ? 'forever' : `${Math.round(s)} s`);
 const pct = (v: number) => `${Math.round(v * 100)}%`;
 
-/** What KEDA's azure-queue scaler + HPA would choose: 0 when queueLength <= activationQueueLength and minReplicas is 0, else ceil(queueLength / kedaQueueLength), clamped to [min, max]. */
+/**
+ * What KEDA's azure-queue scaler + HPA would choose: 0 when queueLength <= activationQueueLength and minReplicas is
+ * 0, else ceil(queueLength / kedaQueueLength), clamped to [min, max].
+ */
 export function kedaReplicas(queueLength: number, policy: ScalingPolicy): number {
   check('queueLength', queueLength, COUNT);
   checkPolicy(policy);

@@ -1,4 +1,7 @@
-/** The worker registry (Table `workers`) as the API shows it: Table `workers` rows with a status derived from their heartbeats. */
+/**
+ * The worker registry as the API shows it: Table `workers` rows with a status derived from their
+ * heartbeats.
+ */
 import type { Storage } from '../storage/clients';
 import type { CapabilityName } from '../capabilities';
 import { appSettings, type Settings } from '../config';

@@ -141,7 +141,7 @@ export function startHeartbeat(
   log: (line: string) => void = () => undefined,
 ) {
   // A process running no worker function (the API or the metrics timer in Kubernetes) is not a worker.
-  if (stats.capabilities.length === 0) return { stop: async () => undefined };
+  if (stats.capabilities.length === 0) return { stop: () => Promise.resolve() };
   const beat = async (stopped = false) => {
     try {
       await storage.ensureResources();

@@ -127,6 +127,6 @@ function asciiMetadata(value: string): string {
 
 async function streamToBuffer(stream: NodeJS.ReadableStream | undefined): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream ?? []) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  for await (const chunk of stream ?? []) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
   return Buffer.concat(chunks);
 }

@@ -55,7 +55,7 @@ export class DeadLetterStore {
     for await (const e of query) {
       letters.push({
         capability,
-        id: e.rowKey!,
+        id: e.rowKey,
         task_id: e.task_id ?? null,
         reason: e.reason,
         message: e.message,

@@ -70,8 +70,8 @@ const MAX_ERROR_CHARS = 4000;
 
 function toRecord(e: TableEntityResult<TaskEntity>): TaskRecord {
   return {
-    task_id: e.rowKey!,
-    job_id: e.partitionKey!,
+    task_id: e.rowKey,
+    job_id: e.partitionKey,
     status: e.status,
     image: e.image,
     filters: JSON.parse(e.filters) as FilterSpec[],

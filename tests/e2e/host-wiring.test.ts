@@ -28,7 +28,7 @@ beforeAll(async () => {
     log: () => undefined,
     queueLeaseMs: 2000,
   });
-  calls = (jest.requireActual(fixture) as { calls: typeof calls }).calls;
+  calls = jest.requireActual<{ calls: typeof calls }>(fixture).calls;
 }, 30000);
 
 afterAll(async () => {

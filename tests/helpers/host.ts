@@ -46,8 +46,8 @@ export async function spawnApp(
     detached: opts.detached ?? false,
   });
   let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = waitFor(
     `${path.basename(script)} to listen`,
@@ -69,13 +69,11 @@ export async function spawnApp(
 }
 
 export async function getJson(url: string): Promise<any> {
-  // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
   const res = await fetch(url);
   return res.json();
 }
 
 export async function postJson(url: string, body: unknown): Promise<any> {
-  // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -87,7 +85,6 @@ export async function postJson(url: string, body: unknown): Promise<any> {
 
 /** Polls a job until no task is queued or processing. */
 export function jobDone(url: string, jobId: string, timeoutMs = 120000): Promise<any> {
-  // eslint-disable-line @typescript-eslint/no-explicit-any -- response bodies
   return waitFor(
     `job ${jobId}`,
     async () => {

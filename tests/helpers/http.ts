@@ -12,7 +12,7 @@ export interface CallOptions {
 export interface CallResult {
   status: number;
   headers: Record<string, string>;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary response fields
+
   json: any;
   bytes: Buffer;
 }

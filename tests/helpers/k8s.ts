@@ -9,7 +9,7 @@ export interface K8sObject {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  [field: string]: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- rendered manifests
+  [field: string]: any;
 }
 
 export function kustomize(dir: string): { text: string; objects: K8sObject[] } {
@@ -49,6 +49,7 @@ export function validateObject(object: K8sObject): void {
         Object.entries(object.data as Record<string, string>).map(([k, v]) => [k, v.replace(/\s+/g, '')]),
       ),
     };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the model module depends on the kind
   const Model = (require(module) as Record<string, new (data: unknown) => { validate(): void }>)[object.kind];
   try {
     new Model(object).validate();
@@ -58,7 +59,7 @@ export function validateObject(object: K8sObject): void {
 }
 
 export const envOf = (deployment: K8sObject): { name: string; value?: string; valueFrom?: any }[] =>
-  deployment.spec.template.spec.containers[0].env ?? []; // eslint-disable-line @typescript-eslint/no-explicit-any
+  deployment.spec.template.spec.containers[0].env ?? [];
 
 /** The functions a Deployment's host runs: its AzureFunctionsJobHost__functions__N settings, in order. */
 export function selectedFunctionsOf(deployment: K8sObject): string[] {

@@ -60,10 +60,18 @@ it('copies built output and production dependencies only into the runtime stage'
 });
 
 it('keeps local state and secrets out of the build context, but not what the build needs', () => {
-  const ignored = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const ignored = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'dist', '.git', 'local.settings.json', '.azurite']));
-  const needed = stages.flatMap((s) => copies(s).filter((c) => !c.from).flatMap((c) => c.sources));
-  for (const source of needed) expect(ignored.filter((pattern) => source === pattern || source.startsWith(`${pattern}/`))).toEqual([]);
+  const needed = stages.flatMap((s) =>
+    copies(s)
+      .filter((c) => !c.from)
+      .flatMap((c) => c.sources),
+  );
+  for (const source of needed)
+    expect(ignored.filter((pattern) => source === pattern || source.startsWith(`${pattern}/`))).toEqual([]);
   for (const source of needed) expect(existsSync(path.join(ROOT, source))).toBe(true);
 });
 
@@ -74,14 +82,27 @@ it('the function files and what they load lazily need production dependencies on
     for (const f of require('./dist/scripts/local-host/loader').functionFiles(process.cwd())) require(f);
     for (const lazy of ['applicationinsights', '@opentelemetry/resources', 'chart.js']) require(lazy);
     process.stdout.write(JSON.stringify(Object.keys(require.cache)));`;
-  const loaded = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' } })) as string[];
-  const production = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+  const loaded = JSON.parse(
+    execFileSync(process.execPath, ['-e', script], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' },
+    }),
+  ) as string[];
+  const production = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
     .split('\n')
     .filter((dir) => dir.includes(`${path.sep}node_modules${path.sep}`));
   const fromPackages = loaded.filter((file) => file.includes(`${path.sep}node_modules${path.sep}`));
   expect(fromPackages.length).toBeGreaterThan(50);
   // debug tries require('supports-color') in a try/catch and works without it (no colours).
   const optional = ['supports-color', 'has-flag'].map((name) => `${path.sep}node_modules${path.sep}${name}${path.sep}`);
-  const outside = fromPackages.filter((file) => !production.some((dir) => file.startsWith(`${dir}${path.sep}`)) && !optional.some((o) => file.includes(o)));
+  const outside = fromPackages.filter(
+    (file) =>
+      !production.some((dir) => file.startsWith(`${dir}${path.sep}`)) && !optional.some((o) => file.includes(o)),
+  );
   expect(outside).toEqual([]);
 }, 60000);

@@ -11,7 +11,9 @@ import type { RegisteredFunction } from '../../scripts/local-host/functions-core
 import { HTTP_PORT, renderRoles, ROLES_FILE } from '../../scripts/k8s';
 import { envOf, K8S_DIR, kustomize, selectedFunctionsOf, validateObject, type K8sObject } from '../helpers/k8s';
 
-jest.mock('@azure/functions-core', () => jest.requireActual('../../scripts/local-host/functions-core').functionsCore, { virtual: true });
+jest.mock('@azure/functions-core', () => jest.requireActual('../../scripts/local-host/functions-core').functionsCore, {
+  virtual: true,
+});
 
 const ROOT = path.resolve(__dirname, '../..');
 const names = resourceNames('');
@@ -25,7 +27,8 @@ beforeAll(() => {
 });
 
 const ofKind = (objects: K8sObject[], kind: string) => objects.filter((o) => o.kind === kind);
-const functionsImage = (o: K8sObject) => o.kind === 'Deployment' && o.metadata.labels?.['app.kubernetes.io/name'] === 'image-pipeline';
+const functionsImage = (o: K8sObject) =>
+  o.kind === 'Deployment' && o.metadata.labels?.['app.kubernetes.io/name'] === 'image-pipeline';
 
 it('roles.yaml is what `npm run k8s` renders from the registrations and the capability table', () => {
   expect(readFileSync(ROLES_FILE, 'utf8')).toBe(renderRoles(functions));
@@ -39,7 +42,8 @@ describe.each(OVERLAYS)('%s', (dir) => {
     const { objects } = render();
     expect(objects.length).toBeGreaterThan(5);
     for (const o of objects) validateObject(o);
-    for (const o of objects.filter((x) => x.kind !== 'Namespace')) expect([o.kind, o.metadata.name, o.metadata.namespace]).toEqual([o.kind, o.metadata.name, 'image-pipeline']);
+    for (const o of objects.filter((x) => x.kind !== 'Namespace'))
+      expect([o.kind, o.metadata.name, o.metadata.namespace]).toEqual([o.kind, o.metadata.name, 'image-pipeline']);
   });
 
   it('has a ScaledObject per capability queue, aimed at a Deployment that runs exactly that capability', () => {
@@ -49,11 +53,16 @@ describe.each(OVERLAYS)('%s', (dir) => {
       const so = scaled.find((s) => s.spec.triggers[0].metadata.queueName === names.queueOf(capability.name));
       expect(so).toBeDefined();
       const { spec } = so!;
-      expect(spec.triggers.map((t: K8sObject['spec']) => [t.type, t.metadata.queueName, t.metadata.connectionFromEnv])).toEqual([
+      expect(
+        spec.triggers.map((t: K8sObject['spec']) => [t.type, t.metadata.queueName, t.metadata.connectionFromEnv]),
+      ).toEqual([
         ['azure-queue', names.queueOf(capability.name), 'AzureWebJobsStorage'],
         ['azure-queue', names.poisonQueueOf(capability.name), 'AzureWebJobsStorage'],
       ]);
-      expect(spec.triggers[0].metadata).toMatchObject({ queueLength: String(capability.scaling.queueLength), activationQueueLength: String(capability.scaling.activationQueueLength) });
+      expect(spec.triggers[0].metadata).toMatchObject({
+        queueLength: String(capability.scaling.queueLength),
+        activationQueueLength: String(capability.scaling.activationQueueLength),
+      });
       expect(spec.minReplicaCount).toBe(0);
       expect(spec.maxReplicaCount).toBeGreaterThanOrEqual(1);
       expect(spec.maxReplicaCount).toBeLessThanOrEqual(capability.scaling.maxReplicas);
@@ -63,9 +72,15 @@ describe.each(OVERLAYS)('%s', (dir) => {
 
       const target = apps().find((d) => d.metadata.name === spec.scaleTargetRef.name);
       expect(target).toBeDefined();
-      expect(selectedFunctionsOf(target!).sort()).toEqual([poisonFunctionName(capability.name), workerFunctionName(capability.name)]);
+      expect(selectedFunctionsOf(target!).sort()).toEqual([
+        poisonFunctionName(capability.name),
+        workerFunctionName(capability.name),
+      ]);
       // … and those functions listen on the queues KEDA watches
-      const listening = functions.filter((f) => selectedFunctionsOf(target!).includes(f.name)).map((f) => f.trigger.queueName).sort();
+      const listening = functions
+        .filter((f) => selectedFunctionsOf(target!).includes(f.name))
+        .map((f) => f.trigger.queueName)
+        .sort();
       expect(listening).toEqual([names.queueOf(capability.name), names.poisonQueueOf(capability.name)].sort());
       // KEDA owns the replica count
       expect(target!.spec.replicas).toBeUndefined();
@@ -87,7 +102,9 @@ describe.each(OVERLAYS)('%s', (dir) => {
     expect(owners).toHaveLength(1);
     expect(owners[0].spec.replicas).toBe(1);
     expect(owners[0].spec.strategy?.type).toBe('Recreate');
-    expect(ofKind(render().objects, 'ScaledObject').map((s) => s.spec.scaleTargetRef.name)).not.toContain(owners[0].metadata.name);
+    expect(ofKind(render().objects, 'ScaledObject').map((s) => s.spec.scaleTargetRef.name)).not.toContain(
+      owners[0].metadata.name,
+    );
     expect(ofKind(render().objects, 'HorizontalPodAutoscaler')).toEqual([]);
   });
 
@@ -97,14 +114,17 @@ describe.each(OVERLAYS)('%s', (dir) => {
     const containers = deployments.map((d) => d.spec.template.spec.containers[0]);
     expect(new Set(containers.map((c) => c.image)).size).toBe(1);
     expect(new Set(containers.map((c) => JSON.stringify(c.envFrom))).size).toBe(1);
-    const storageRefs = deployments.map((d) => JSON.stringify(envOf(d).find((e) => e.name === 'AzureWebJobsStorage')?.valueFrom));
+    const storageRefs = deployments.map((d) =>
+      JSON.stringify(envOf(d).find((e) => e.name === 'AzureWebJobsStorage')?.valueFrom),
+    );
     expect(new Set(storageRefs).size).toBe(1);
     expect(storageRefs[0]).toContain('secretKeyRef');
     // the host id comes from the one ConfigMap all of them load, and nothing overrides it
     const configMaps = ofKind(render().objects, 'ConfigMap');
     const config = configMaps.find((c) => c.metadata.name === containers[0].envFrom[0].configMapRef.name);
     expect(config?.data.AzureFunctionsWebHost__hostid).toMatch(/^[a-z0-9-]{1,32}$/);
-    for (const c of containers) expect(c.env.map((e: { name: string }) => e.name)).not.toContain('AzureFunctionsWebHost__hostid');
+    for (const c of containers)
+      expect(c.env.map((e: { name: string }) => e.name)).not.toContain('AzureFunctionsWebHost__hostid');
     // the port the host listens on (infra/Dockerfile) is the one probes and the Service use
     for (const c of containers) {
       expect(c.ports).toEqual([{ name: 'http', containerPort: HTTP_PORT }]);
@@ -125,14 +145,21 @@ it('local: the storage Secret names Azurite endpoints that a Service in the over
   expect(secret).toBeDefined();
   const connection = Buffer.from(secret!.data.AzureWebJobsStorage.replace(/\s+/g, ''), 'base64').toString();
   const service = ofKind(objects, 'Service').find((s) => s.metadata.name === 'azurite')!;
-  for (const [key, port] of [['BlobEndpoint', 10000], ['QueueEndpoint', 10001], ['TableEndpoint', 10002]] as const) {
+  for (const [key, port] of [
+    ['BlobEndpoint', 10000],
+    ['QueueEndpoint', 10001],
+    ['TableEndpoint', 10002],
+  ] as const) {
     const url = new URL(new RegExp(`${key}=([^;]+)`).exec(connection)![1]);
     expect([url.hostname, Number(url.port)]).toEqual(['azurite', port]);
     expect(service.spec.ports.map((p: { port: number }) => p.port)).toContain(port);
   }
   expect(connection).toMatch(/AccountName=devstoreaccount1;AccountKey=/);
   // the Deployments reference the generated (hash-suffixed) name
-  for (const d of objects.filter(functionsImage)) expect(envOf(d).find((e) => e.name === 'AzureWebJobsStorage')!.valueFrom.secretKeyRef.name).toBe(secret!.metadata.name);
+  for (const d of objects.filter(functionsImage))
+    expect(envOf(d).find((e) => e.name === 'AzureWebJobsStorage')!.valueFrom.secretKeyRef.name).toBe(
+      secret!.metadata.name,
+    );
   const pvc = ofKind(objects, 'PersistentVolumeClaim');
   expect(pvc.map((p) => p.metadata.name)).toEqual(['azurite-data']);
 });
@@ -140,7 +167,10 @@ it('local: the storage Secret names Azurite endpoints that a Service in the over
 it('azure: carries no storage Secret, so an apply never overwrites the one you created', () => {
   const { objects } = renders['overlays/azure'];
   expect(ofKind(objects, 'Secret')).toEqual([]);
-  for (const d of objects.filter(functionsImage)) expect(envOf(d).find((e) => e.name === 'AzureWebJobsStorage')!.valueFrom.secretKeyRef.name).toBe('image-pipeline-storage');
+  for (const d of objects.filter(functionsImage))
+    expect(envOf(d).find((e) => e.name === 'AzureWebJobsStorage')!.valueFrom.secretKeyRef.name).toBe(
+      'image-pipeline-storage',
+    );
 });
 
 it('the API keeps function keys in a Secret it may read and write, through its own service account', () => {
@@ -149,12 +179,22 @@ it('the API keeps function keys in a Secret it may read and write, through its o
   const env = Object.fromEntries(envOf(api).map((e) => [e.name, e.value]));
   expect(env.AzureWebJobsSecretStorageType).toBe('kubernetes');
   const account = api.spec.template.spec.serviceAccountName;
-  const binding = ofKind(objects, 'RoleBinding').find((b) => b.subjects.some((s: { name: string }) => s.name === account))!;
+  const binding = ofKind(objects, 'RoleBinding').find((b) =>
+    b.subjects.some((s: { name: string }) => s.name === account),
+  )!;
   const role = ofKind(objects, 'Role').find((r) => r.metadata.name === binding.roleRef.name)!;
-  expect(role.rules[0]).toMatchObject({ resources: ['secrets'], verbs: expect.arrayContaining(['get', 'create', 'update', 'watch']) });
-  const service = ofKind(objects, 'Service').find((s) => s.spec.selector['app.kubernetes.io/component'] === api.metadata.labels!['app.kubernetes.io/component'])!;
+  expect(role.rules[0]).toMatchObject({
+    resources: ['secrets'],
+    verbs: expect.arrayContaining(['get', 'create', 'update', 'watch']),
+  });
+  const service = ofKind(objects, 'Service').find(
+    (s) => s.spec.selector['app.kubernetes.io/component'] === api.metadata.labels!['app.kubernetes.io/component'],
+  )!;
   expect(service.spec.ports[0].targetPort).toBe('http');
   // only HTTP functions in the API
-  const http = functions.filter((f) => f.trigger.type === 'httpTrigger').map((f) => f.name).sort();
+  const http = functions
+    .filter((f) => f.trigger.type === 'httpTrigger')
+    .map((f) => f.name)
+    .sort();
   expect([...selectedFunctionsOf(api)].sort()).toEqual(http);
 });

@@ -238,7 +238,9 @@ export async function runStress(
   let waited: { jobs: Job[]; waitMs: number };
   try {
     submitted = await submitOnSchedule(api, io, plan, opts, stop);
-    if (submitted.refusal !== undefined && submitted.jobIds.length === 0) throw submitted.refusal; // nothing ran: the refusal is the whole story
+    // Nothing ran: the refusal (the API's error as the client raised it) is the whole story.
+    // eslint-disable-next-line @typescript-eslint/only-throw-error
+    if (submitted.refusal !== undefined && submitted.jobIds.length === 0) throw submitted.refusal;
     waited = await waitForTasks(api, io, submitted, opts.wait, interrupted);
   } finally {
     stopWatching.abort();

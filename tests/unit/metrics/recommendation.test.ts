@@ -1,4 +1,7 @@
-/** The scaling model on synthetic observations: actions, urgency, hysteresis, KEDA's rule, the arithmetic and bad input. */
+/**
+ * The scaling model on synthetic observations: actions, urgency, hysteresis, KEDA's rule, the arithmetic and bad
+ * input.
+ */
 import {
   DEFAULT_POLICY,
   kedaReplicas,

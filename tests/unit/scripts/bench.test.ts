@@ -45,10 +45,10 @@ describe('npm run bench -- filters', () => {
     expect(result.filters.resize.params).toEqual({ width: 800, height: 600, fit: 'cover', background: '#000000' });
     expect(result.filters.blur.params).toEqual({ radius: 3 });
     expect(result.filters.blur.images.map((i: { image: string }) => i.image)).toEqual(['a.jpg', 'b.png']);
-    for (const timing of Object.values(result.filters) as {
-      images: { median_ms: number; width: number }[];
-      total_ms: number;
-    }[]) {
+    const timings: { images: { median_ms: number; width: number }[]; total_ms: number }[] = Object.values(
+      result.filters,
+    );
+    for (const timing of timings) {
       expect(timing.images.every((i) => i.median_ms > 0 && i.width === 64)).toBe(true);
       expect(timing.total_ms).toBeCloseTo(
         timing.images.reduce((s, i) => s + i.median_ms, 0),

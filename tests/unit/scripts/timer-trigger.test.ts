@@ -441,10 +441,10 @@ describe('startTimerTrigger (fake timers)', () => {
   it('waits for far-away times in setTimeout chunks of at most 2^31-1 ms', async () => {
     const delays: number[] = [];
     const real = setTimeout;
-    const spy = jest.spyOn(global, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+    const spy = jest.spyOn(global, 'setTimeout').mockImplementation((fn: () => void, ms?: number) => {
       delays.push(ms ?? 0);
       return real(fn, ms);
-    }) as typeof setTimeout);
+    });
     const calls: TimerInfo[] = [];
     const trigger = startTimerTrigger({ schedule: '0 0 0 1 1 *', invoke: async (t) => void calls.push(t) });
     const wait = at(2025, 1, 1).getTime() - START.getTime();
