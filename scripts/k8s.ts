@@ -12,7 +12,6 @@
  *
  * `npm run k8s` rewrites the file; a test fails when it differs from what this script renders.
  */
-import { resourceNames } from '../shared/storage/names';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -30,6 +29,7 @@ import type { IScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/Sca
 import type { RegisteredFunction } from './local-host/functions-core';
 import { functionFiles, loadFunctions } from './local-host/loader';
 import { PROJECT_ROOT } from './paths';
+import { resourceNames } from '../shared/storage/names';
 
 export const ROLES_FILE = path.join(PROJECT_ROOT, 'infra/k8s/base/roles.yaml');
 export const APP = 'image-pipeline';

@@ -3,7 +3,6 @@
  * `func start` when Azure Functions Core Tools is installed and the local host otherwise.
  * Ctrl-C or SIGTERM stops the host gracefully, then Azurite, and exits 0.
  */
-import { resourceNames } from '../shared/storage/names';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { isListening, startAzurite, type RunningAzurite } from './azurite';
 import { loadLocalSettings } from './local-settings';
 import { PROJECT_ROOT } from './paths';
 import { seedSampleImages } from './seed';
+import { resourceNames } from '../shared/storage/names';
 
 const GRACE_MS = Number(process.env.LOCAL_HOST_GRACE_MS ?? 25000);
 

@@ -2,13 +2,13 @@
  * One object holding the blob containers, queues and tables of the app. Resources are created
  * idempotently once per process (per Storage instance), not per request.
  */
-import { resourceNames, type ResourceNames } from './names';
 import { TableClient } from '@azure/data-tables';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { STORAGE_CONNECTION } from '../config';
 import { CAPABILITIES, type CapabilityName } from '../capabilities';
 import { resolveConnectionString } from './connection';
+import { resourceNames, type ResourceNames } from './names';
 
 /** Whether a storage SDK error carries this HTTP status (404 missing, 409 exists, 412 ETag mismatch, …). */
 export const isStatus = (err: unknown, status: number): boolean =>

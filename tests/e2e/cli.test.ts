@@ -3,7 +3,6 @@
  * the local host in their own processes. Includes the acceptance run `stress 1 10`, which takes
  * its full minute. Needs the build (npm test builds first).
  */
-import { resourceNames } from '../../shared/storage/names';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import { SAMPLES_DIR } from '../../scripts/paths';
 import { seedSampleImages } from '../../scripts/seed';
 import { HOST_MAIN, spawnApp, type HostProcess } from '../helpers/host';
 import { uniqueNamespace } from '../helpers/storage';
+import { resourceNames } from '../../shared/storage/names';
 
 const CLI = path.resolve(__dirname, '../../dist/scripts/cli.js');
 

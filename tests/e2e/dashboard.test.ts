@@ -4,7 +4,6 @@
  * builds first). UPDATE_SCREENSHOT=1 writes the README's docs/dashboard.png; otherwise the
  * screenshot goes to the temp folder, so a test run never changes tracked files.
  */
-import { resourceNames } from '../../shared/storage/names';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -16,6 +15,7 @@ import { seedSampleImages } from '../../scripts/seed';
 import { getJson, HOST_MAIN, jobDone, postJson, spawnApp, type HostProcess } from '../helpers/host';
 import { call } from '../helpers/http';
 import { uniqueNamespace } from '../helpers/storage';
+import { resourceNames } from '../../shared/storage/names';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [

@@ -3,7 +3,6 @@
  * once per rendered Deployment with that Deployment's settings (its function allow-list, the
  * ConfigMap), against one Azurite. Each role must do its part and nothing else.
  */
-import { resourceNames } from '../../shared/storage/names';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { copies, parseDockerfile } from '../helpers/dockerfile';
 import { getJson, jobDone, postJson, spawnApp, waitFor, type HostProcess } from '../helpers/host';
 import { K8S_DIR, kustomize, selectedFunctionsOf, envOf, type K8sObject } from '../helpers/k8s';
 import { uniqueNamespace } from '../helpers/storage';
+import { resourceNames } from '../../shared/storage/names';
 
 const ROOT = path.resolve(__dirname, '../..');
 let azurite: RunningAzurite;

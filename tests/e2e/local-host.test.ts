@@ -2,7 +2,6 @@
  * The app as a user runs it: Azurite + the local host as a separate process (what `npm start`
  * does without Core Tools), driven over HTTP. Needs the build (npm test builds first).
  */
-import { resourceNames } from '../../shared/storage/names';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { SAMPLES_DIR } from '../../scripts/paths';
 import { SAMPLE_SET } from '../../scripts/samples';
 import { getJson, HOST_MAIN, jobDone, postJson, spawnApp, waitFor, type HostProcess } from '../helpers/host';
 import { uniqueNamespace } from '../helpers/storage';
+import { resourceNames } from '../../shared/storage/names';
 
 const run = promisify(execFile);
 const README = path.resolve(__dirname, '../../README.md');

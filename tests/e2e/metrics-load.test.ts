@@ -2,12 +2,12 @@
  * Metrics under load through the running host: a few dozen heavy tasks build a backlog that the
  * snapshots, recommendations and counters must show, then see drain.
  */
-import { resourceNames } from '../../shared/storage/names';
 import { Storage } from '../../shared/storage/clients';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { seedSampleImages } from '../../scripts/seed';
 import { getJson, HOST_MAIN, jobDone, postJson, spawnApp, waitFor, type HostProcess } from '../helpers/host';
 import { uniqueNamespace } from '../helpers/storage';
+import { resourceNames } from '../../shared/storage/names';
 
 let azurite: RunningAzurite;
 let host: HostProcess | undefined;

@@ -1,5 +1,4 @@
 /** Every route's success and error paths, through real HttpRequests against Azurite. */
-import { handlePoisonMessage } from '../../shared/tasks/poison';
 import { loadSettings } from '../../shared/config';
 import { resourceNames } from '../../shared/storage/names';
 import sharp from 'sharp';
@@ -17,6 +16,7 @@ import { photo } from '../helpers/images';
 import { SVG_EXTERNAL_HREF, pngClaiming, randomBytes } from '../helpers/hostile';
 import { call, multipart, type CallResult } from '../helpers/http';
 import { uniqueNamespace, useAzurite, withFailingUploads } from '../helpers/storage';
+import { handlePoisonMessage } from '../../shared/tasks/poison';
 
 const env = useAzurite();
 

@@ -1,8 +1,8 @@
 /** A real Azurite for a test file, and a Storage with names no other test uses. */
-import { resourceNames } from '../../shared/storage/names';
 import { randomBytes } from 'node:crypto';
 import { Storage } from '../../shared/storage/clients';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
+import { resourceNames } from '../../shared/storage/names';
 
 export function uniqueNamespace(): string {
   return `t${randomBytes(5).toString('hex')}`;

@@ -2,7 +2,6 @@
  * The Kubernetes manifests, rendered the way `kubectl apply -k` renders them, validated against
  * the Kubernetes and KEDA schemas, and checked for the invariants the pipeline depends on.
  */
-import { resourceNames } from '../../shared/storage/names';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CAPABILITIES, poisonFunctionName, workerFunctionName } from '../../shared/capabilities';
@@ -10,6 +9,7 @@ import { functionFiles, loadFunctions } from '../../scripts/local-host/loader';
 import type { RegisteredFunction } from '../../scripts/local-host/functions-core';
 import { HTTP_PORT, renderRoles, ROLES_FILE } from '../../scripts/k8s';
 import { envOf, K8S_DIR, kustomize, selectedFunctionsOf, validateObject, type K8sObject } from '../helpers/k8s';
+import { resourceNames } from '../../shared/storage/names';
 
 jest.mock('@azure/functions-core', () => jest.requireActual('../../scripts/local-host/functions-core').functionsCore, {
   virtual: true,

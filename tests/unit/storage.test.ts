@@ -1,7 +1,7 @@
-import { resourceNames } from '../../shared/storage/names';
 import { resolveConnectionString } from '../../shared/storage/connection';
 import { decodeMessageText, enqueue } from '../../shared/storage/queue';
 import { useAzurite } from '../helpers/storage';
+import { resourceNames } from '../../shared/storage/names';
 
 const env = useAzurite();
 

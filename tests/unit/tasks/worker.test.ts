@@ -1,4 +1,3 @@
-import { handlePoisonMessage } from '../../../shared/tasks/poison';
 import { resourceNames } from '../../../shared/storage/names';
 import sharp from 'sharp';
 import { decodeMessageText } from '../../../shared/storage/queue';
@@ -9,6 +8,7 @@ import { DeadLetterStore } from '../../../shared/tasks/dead-letters';
 import { processTaskMessage } from '../../../shared/tasks/worker';
 import { photo } from '../../helpers/images';
 import { uniqueNamespace, useAzurite, withFailingUploads } from '../../helpers/storage';
+import { handlePoisonMessage } from '../../../shared/tasks/poison';
 
 const env = useAzurite();
 
