@@ -9,21 +9,13 @@ import path from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { STORAGE_CONNECTION } from '../shared/config';
 import { Storage } from '../shared/storage/clients';
-import { azuriteConnectionString, DEFAULT_AZURITE_PORTS, type AzuritePorts } from '../shared/storage/connection';
+import { azuriteConnectionString, type AzuritePorts } from '../shared/storage/connection';
 import { isListening, startAzurite, type RunningAzurite } from './azurite';
 import { loadLocalSettings } from './local-settings';
 import { PROJECT_ROOT } from './paths';
+import { loadRunSettings } from './run-settings';
 import { seedSampleImages } from './seed';
 import { resourceNames } from '../shared/storage/names';
-
-const GRACE_MS = Number(process.env.LOCAL_HOST_GRACE_MS ?? 25000);
-
-function portFromEnv(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1 || value > 65535)
-    throw new Error(`${name} must be a port number 1-65535, received '${process.env[name]}'`);
-  return value;
-}
 
 /** An Azurite already on these ports is reused (e.g. one left running after a crash); anything else is an error. */
 async function azuriteOn(ports: AzuritePorts): Promise<'free' | 'azurite'> {
@@ -65,12 +57,9 @@ function startHost(port: number, env: NodeJS.ProcessEnv): ChildProcess {
 
 async function main(): Promise<number> {
   loadLocalSettings(PROJECT_ROOT);
-  const port = portFromEnv('PORT', 7071);
-  const ports = {
-    blob: portFromEnv('AZURITE_BLOB_PORT', DEFAULT_AZURITE_PORTS.blob),
-    queue: portFromEnv('AZURITE_QUEUE_PORT', DEFAULT_AZURITE_PORTS.queue),
-    table: portFromEnv('AZURITE_TABLE_PORT', DEFAULT_AZURITE_PORTS.table),
-  };
+  const settings = loadRunSettings();
+  const { port } = settings;
+  const ports = { blob: settings.azuriteBlobPort, queue: settings.azuriteQueuePort, table: settings.azuriteTablePort };
   const location = path.resolve(PROJECT_ROOT, process.env.AZURITE_LOCATION ?? '.azurite');
   let azurite: RunningAzurite | undefined;
   if ((await azuriteOn(ports)) === 'azurite')
@@ -107,7 +96,7 @@ async function main(): Promise<number> {
     stopping = true;
     console.log(`\n${signal}: stopping the host, then Azurite`);
     if (host.exitCode === null) host.kill('SIGTERM');
-    const killer = setTimeout(() => host.kill('SIGKILL'), GRACE_MS + 5000);
+    const killer = setTimeout(() => host.kill('SIGKILL'), settings.graceMs + 5000);
     await hostExit;
     clearTimeout(killer);
   };

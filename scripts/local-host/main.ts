@@ -6,11 +6,11 @@
 import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../paths';
 import { loadLocalSettings } from '../local-settings';
+import { loadRunSettings } from '../run-settings';
 import { startLocalHost } from './host';
 
 const USAGE =
   'usage: node dist/scripts/local-host/main.js [--port N] (default 7071, or FUNCTIONS_HTTPWORKER_PORT / PORT)';
-const GRACE_MS = Number(process.env.LOCAL_HOST_GRACE_MS ?? 25000);
 
 async function main(argv: string[]): Promise<number> {
   let port: number;
@@ -24,8 +24,8 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   loadLocalSettings(PROJECT_ROOT);
-  const leaseSeconds = Number(process.env.LOCAL_HOST_QUEUE_LEASE_SECONDS ?? 30);
-  const host = await startLocalHost({ root: PROJECT_ROOT, port, queueLeaseMs: leaseSeconds * 1000 });
+  const { graceMs, queueLeaseSeconds } = loadRunSettings();
+  const host = await startLocalHost({ root: PROJECT_ROOT, port, queueLeaseMs: queueLeaseSeconds * 1000 });
   console.log(`Local Functions host (no Core Tools found): ${host.functions.length} functions`);
   for (const fn of host.functions) {
     const t = fn.trigger;
@@ -40,13 +40,13 @@ async function main(argv: string[]): Promise<number> {
   console.log(`Host listening on ${host.url}`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      console.log(`${signal}: stopping (waiting up to ${GRACE_MS / 1000} s for running functions)`);
+      console.log(`${signal}: stopping (waiting up to ${graceMs / 1000} s for running functions)`);
       resolve();
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
-  await host.stop(GRACE_MS);
+  await host.stop(graceMs);
   console.log('Host stopped');
   return 0;
 }
