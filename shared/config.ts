@@ -83,6 +83,17 @@ export const SETTINGS = {
     meaning: 'tallest result any filter may produce',
     reason: '16383 is the largest side WebP can encode; JPEG stops at 65535',
   },
+  maxOutputPixels: {
+    kind: 'integer',
+    env: 'MAX_OUTPUT_PIXELS',
+    fallback: 100_000_000,
+    min: 1,
+    max: 0x3fff * 0x3fff * 4,
+    meaning:
+      'largest result and largest image any step of a pipeline may make, width × height; checked before any pixel work',
+    reason:
+      'as large as the largest input: upscaling a thumbnail to 16383×16383 (268 MP) costs ~1 GB and 10-25 s of a worker',
+  },
   maxFiltersPerTask: {
     kind: 'integer',
     env: 'MAX_FILTERS_PER_TASK',

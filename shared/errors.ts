@@ -11,12 +11,15 @@ export const ERROR_CODES = {
   corrupt_image: { status: 422, title: 'The image is corrupt or truncated' },
   input_too_large: { status: 413, title: 'The image has too many pixels' },
   output_too_large: { status: 422, title: 'The result would be too large' },
+  output_too_large_for_format: { status: 422, title: 'The result is too large for its output format' },
   filter_not_applicable: { status: 422, title: 'A filter cannot be applied to this image' },
   image_not_found: { status: 404, title: 'The image does not exist' },
   not_found: { status: 404, title: 'Not found' },
   not_ready: { status: 409, title: 'The result is not ready' },
   body_too_large: { status: 413, title: 'The request body is too large' },
   unsupported_media_type: { status: 415, title: 'The content type is not supported' },
+  bad_request: { status: 400, title: 'The request is malformed' },
+  storage_unavailable: { status: 503, title: 'Storage is unavailable' },
   invalid_configuration: { status: 500, title: 'The service is misconfigured' },
 } as const;
 
@@ -50,14 +53,27 @@ export class AppError extends Error {
 /** Retrying cannot help: the task is marked failed at once (job_failure). */
 export class PermanentError extends AppError {}
 
-/** Input did not match a schema; `errors` lists every problem found, not just the first. */
+/** At most this many problems are reported in one error; the rest are counted, so an answer stays small. */
+export const MAX_REPORTED_PROBLEMS = 20;
+
+/**
+ * Input did not match a schema; `errors` lists every problem found (up to MAX_REPORTED_PROBLEMS, then
+ * how many were left out), not just the first.
+ */
 export class ValidationError extends PermanentError {
+  /** How many problems were found in all, including those left out of `errors`. */
+  readonly total: number;
+
   constructor(problems: readonly FieldProblem[], subject = 'request') {
+    const shown = problems.slice(0, MAX_REPORTED_PROBLEMS);
+    const omitted = problems.length - shown.length;
+    const more = omitted > 0 ? `; and ${omitted} more problem${omitted === 1 ? '' : 's'} not listed` : '';
     const detail =
       problems.length === 1
         ? problems[0].message
-        : `${problems.length} problems in the ${subject}: ${problems.map((p) => p.message).join('; ')}`;
-    super('validation_failed', detail, { errors: problems });
+        : `${problems.length} problems in the ${subject}: ${shown.map((p) => p.message).join('; ')}${more}`;
+    super('validation_failed', detail, { errors: shown });
+    this.total = problems.length;
   }
 }
 

@@ -7,5 +7,7 @@ export interface Limits {
   readonly maxInputPixels: number;
   readonly maxOutputWidth: number;
   readonly maxOutputHeight: number;
+  /** Width × height of the result and of every intermediate image a step makes. */
+  readonly maxOutputPixels: number;
   readonly maxFiltersPerTask: number;
 }

@@ -17,6 +17,7 @@ describe('settings from the environment', () => {
       maxInputPixels: 100_000_000,
       maxOutputWidth: 16383,
       maxOutputHeight: 16383,
+      maxOutputPixels: 100_000_000,
       maxFiltersPerTask: 20,
       maxBodyBytes: 50 * 1024 * 1024,
       maxImagesPerJob: 100,
