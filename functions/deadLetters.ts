@@ -5,9 +5,9 @@
  */
 import { app } from '@azure/functions';
 import { deadLetterRoutes } from '../shared/http/dead-letters';
-import { appStorage } from '../shared/storage/clients';
+import { httpStorage } from '../shared/storage/clients';
 
-const routes = deadLetterRoutes(appStorage);
+const routes = deadLetterRoutes(httpStorage);
 
 app.http('deadLetters', {
   route: 'dead-letters',

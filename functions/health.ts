@@ -4,9 +4,9 @@
  */
 import { app } from '@azure/functions';
 import { healthRoutes } from '../shared/http/health';
-import { appStorage } from '../shared/storage/clients';
+import { httpStorage } from '../shared/storage/clients';
 
-const routes = healthRoutes(appStorage);
+const routes = healthRoutes(httpStorage);
 
 app.http('health', { route: 'health', methods: ['GET'], authLevel: 'anonymous', handler: routes.health });
 app.http('filters', { route: 'filters', methods: ['GET'], authLevel: 'anonymous', handler: routes.filters });

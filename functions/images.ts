@@ -4,9 +4,9 @@
  */
 import { app } from '@azure/functions';
 import { imageRoutes } from '../shared/http/images';
-import { appStorage } from '../shared/storage/clients';
+import { httpStorage } from '../shared/storage/clients';
 
-const routes = imageRoutes(appStorage);
+const routes = imageRoutes(httpStorage);
 
 app.http('listImages', { route: 'images', methods: ['GET'], authLevel: 'anonymous', handler: routes.listImages });
 app.http('putImage', { route: 'images/{name}', methods: ['PUT'], authLevel: 'function', handler: routes.putImage });

@@ -7,9 +7,9 @@
  */
 import { app } from '@azure/functions';
 import { jobRoutes } from '../shared/http/jobs';
-import { appStorage } from '../shared/storage/clients';
+import { httpStorage } from '../shared/storage/clients';
 
-const routes = jobRoutes(appStorage);
+const routes = jobRoutes(httpStorage);
 
 app.http('submitJob', { route: 'jobs', methods: ['POST'], authLevel: 'function', handler: routes.submitJob });
 app.http('getJob', { route: 'jobs/{job_id}', methods: ['GET'], authLevel: 'anonymous', handler: routes.getJob });

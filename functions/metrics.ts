@@ -8,9 +8,9 @@ import { app } from '@azure/functions';
 import { appSettings } from '../shared/config';
 import { collectAndStore } from '../shared/metrics/collect';
 import { metricsRoutes } from '../shared/http/metrics';
-import { appStorage } from '../shared/storage/clients';
+import { appStorage, httpStorage } from '../shared/storage/clients';
 
-const routes = metricsRoutes(appStorage);
+const routes = metricsRoutes(httpStorage);
 
 app.timer('collectMetrics', {
   schedule: appSettings().metricsSchedule,

@@ -4,9 +4,9 @@
  */
 import { app } from '@azure/functions';
 import { taskRoutes } from '../shared/http/tasks';
-import { appStorage } from '../shared/storage/clients';
+import { httpStorage } from '../shared/storage/clients';
 
-const routes = taskRoutes(appStorage);
+const routes = taskRoutes(httpStorage);
 
 app.http('getTask', { route: 'tasks/{task_id}', methods: ['GET'], authLevel: 'anonymous', handler: routes.getTask });
 app.http('getTaskResult', {

@@ -196,6 +196,17 @@ export const SETTINGS = {
     meaning: 'cloud role name the telemetry is reported under',
     reason: 'Application Insights groups telemetry by cloud role; "unknown_service:node" tells nobody anything',
   },
+  storageRequestTimeoutMs: {
+    kind: 'integer',
+    env: 'STORAGE_REQUEST_TIMEOUT_MS',
+    fallback: 5000,
+    min: 100,
+    max: 600_000,
+    meaning:
+      'how long one storage call may take while an HTTP request waits (two tries at most); an upload must reach storage within it; beyond it the route answers 503 with Retry-After',
+    reason:
+      'a 50 MB upload reaches storage in the same region in well under 5 s; a refused or throttled storage answers 503 within a second',
+  },
 } as const satisfies Record<string, Setting>;
 
 export type Settings = SettingsOf<typeof SETTINGS>;

@@ -77,6 +77,17 @@ export class ValidationError extends PermanentError {
   }
 }
 
+/** A service the app depends on (storage) cannot answer now: HTTP 503 with Retry-After, never a bare 500. */
+export class UnavailableError extends AppError {
+  constructor(
+    detail: string,
+    readonly retryAfterSeconds: number,
+    options: { cause?: unknown } = {},
+  ) {
+    super('storage_unavailable', detail, options);
+  }
+}
+
 /** A setting from the environment is unusable; raised at start-up, never retried. */
 export class ConfigError extends AppError {
   constructor(problems: readonly FieldProblem[]) {

@@ -1,10 +1,11 @@
 /**
  * One mapping from anything thrown to an HTTP response: AppErrors become RFC 9457
- * `application/problem+json` with their status, title, detail and field errors; anything else
- * is logged and becomes a plain 500 that leaks nothing.
+ * `application/problem+json` with their status, title, detail and field errors; storage that cannot
+ * answer becomes 503 with Retry-After; anything else is logged and becomes a plain 500 that leaks nothing.
  */
 import type { HttpResponseInit, InvocationContext } from '@azure/functions';
-import { AppError } from '../errors';
+import { AppError, UnavailableError } from '../errors';
+import { asStorageOutage } from '../storage/outage';
 
 export const PROBLEM_TYPE_PREFIX = 'urn:image-pipeline:problem:';
 
@@ -12,12 +13,18 @@ export function json(status: number, body: unknown, headers: Record<string, stri
   return { status, jsonBody: body, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } };
 }
 
-export function problemResponse(err: unknown, context: InvocationContext, instance?: string): HttpResponseInit {
+export function problemResponse(thrown: unknown, context: InvocationContext, instance?: string): HttpResponseInit {
+  const outage = asStorageOutage(thrown);
+  if (outage) context.warn(`storage unavailable: ${thrown instanceof Error ? thrown.message : String(thrown)}`);
+  const err = outage ?? thrown;
   if (err instanceof AppError) {
     context.log(`${err.status} ${err.code}: ${err.message}`);
     return {
       status: err.status,
-      headers: { 'content-type': 'application/problem+json; charset=utf-8' },
+      headers: {
+        'content-type': 'application/problem+json; charset=utf-8',
+        ...(err instanceof UnavailableError ? { 'retry-after': String(err.retryAfterSeconds) } : {}),
+      },
       jsonBody: {
         type: `${PROBLEM_TYPE_PREFIX}${err.code}`,
         title: err.title,

@@ -1,11 +1,22 @@
 /**
  * One object holding the blob containers, queues and tables of the app. Resources are created
  * idempotently once per process (per Storage instance), not per request.
+ * Two budgets for how long a storage call may take: workers keep the SDKs' patient defaults (a
+ * storage hiccup costs a task a few seconds, and the host retries the message anyway), while the
+ * HTTP routes get a short one (two tries, each cut off after STORAGE_REQUEST_TIMEOUT_MS), so an
+ * outage answers 503 promptly instead of holding the client for the SDKs' ~16 s of retries.
  */
-import { TableClient } from '@azure/data-tables';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
-import { STORAGE_CONNECTION } from '../config';
+import { TableClient, type TableServiceClientOptions } from '@azure/data-tables';
+import {
+  BlobServiceClient,
+  newPipeline as newBlobPipeline,
+  type ContainerClient,
+  type RequestPolicy,
+  type RequestPolicyFactory,
+  type WebResource,
+} from '@azure/storage-blob';
+import { QueueServiceClient, newPipeline as newQueuePipeline, type QueueClient } from '@azure/storage-queue';
+import { appSettings, STORAGE_CONNECTION, type Settings } from '../config';
 import { CAPABILITIES, type CapabilityName } from '../capabilities';
 import { resolveConnectionString } from './connection';
 import { resourceNames, type ResourceNames } from './names';
@@ -13,6 +24,84 @@ import { resourceNames, type ResourceNames } from './names';
 /** Whether a storage SDK error carries this HTTP status (404 missing, 409 exists, 412 ETag mismatch, …). */
 export const isStatus = (err: unknown, status: number): boolean =>
   (err as { statusCode?: unknown } | null)?.statusCode === status;
+
+/** How long one storage call may take, retries included. */
+export interface StorageBudget {
+  /** Tries per call, the first included. */
+  readonly tries: number;
+  /** How long one try may wait for the answer to begin; an upload's bytes count in it. */
+  readonly tryTimeoutMs: number;
+  readonly retryDelayMs: number;
+  readonly maxRetryDelayMs: number;
+}
+
+/** The HTTP routes' budget: a refused or throttled storage answers within ~1 s, a silent one within one timeout. */
+export function requestBudget(settings: Settings = appSettings()): StorageBudget {
+  return { tries: 2, tryTimeoutMs: settings.storageRequestTimeoutMs, retryDelayMs: 250, maxRetryDelayMs: 1000 };
+}
+
+/** Sets every try's client-side timeout (the storage SDKs' own tryTimeoutInMs only tells the server). */
+function timeoutFactory(ms: number): RequestPolicyFactory {
+  return {
+    create: (next: RequestPolicy): RequestPolicy => ({
+      sendRequest: (resource: WebResource) => {
+        resource.timeout = ms;
+        return next.sendRequest(resource);
+      },
+    }),
+  };
+}
+
+function blobService(connectionString: string, budget: StorageBudget | undefined): BlobServiceClient {
+  const client = BlobServiceClient.fromConnectionString(connectionString);
+  if (!budget) return client;
+  const pipeline = newBlobPipeline(client.credential, { retryOptions: retryOptions(budget) });
+  pipeline.factories.push(timeoutFactory(budget.tryTimeoutMs));
+  return new BlobServiceClient(client.url, pipeline);
+}
+
+function queueService(connectionString: string, budget: StorageBudget | undefined): QueueServiceClient {
+  const client = QueueServiceClient.fromConnectionString(connectionString);
+  if (!budget) return client;
+  // The queue SDK keeps `credential` protected (the blob SDK exposes it): reuse what it parsed from the
+  // connection string.
+  const { credential } = client as unknown as { credential: Parameters<typeof newQueuePipeline>[0] };
+  const pipeline = newQueuePipeline(credential, { retryOptions: retryOptions(budget) });
+  pipeline.factories.push(timeoutFactory(budget.tryTimeoutMs));
+  return new QueueServiceClient(client.url, pipeline);
+}
+
+const retryOptions = (budget: StorageBudget) => ({
+  maxTries: budget.tries,
+  retryDelayInMs: budget.retryDelayMs,
+  maxRetryDelayInMs: budget.maxRetryDelayMs,
+});
+
+function tableOptions(connectionString: string, budget: StorageBudget | undefined): TableServiceClientOptions {
+  // Azurite serves plain http; the tables SDK refuses that unless told.
+  const allowInsecureConnection = /DefaultEndpointsProtocol=http;|TableEndpoint=http:/i.test(connectionString);
+  if (!budget) return { allowInsecureConnection };
+  return {
+    allowInsecureConnection,
+    retryOptions: {
+      maxRetries: budget.tries - 1,
+      retryDelayInMs: budget.retryDelayMs,
+      maxRetryDelayInMs: budget.maxRetryDelayMs,
+    },
+    additionalPolicies: [
+      {
+        position: 'perCall',
+        policy: {
+          name: 'tryTimeout',
+          sendRequest: (request, next) => {
+            request.timeout = budget.tryTimeoutMs;
+            return next(request);
+          },
+        },
+      },
+    ],
+  };
+}
 
 export class Storage {
   readonly names: ResourceNames;
@@ -25,20 +114,18 @@ export class Storage {
   private readonly queues: QueueServiceClient;
   private ready: Promise<void> | undefined;
 
-  constructor(connectionString: string, names: ResourceNames = resourceNames()) {
+  /** `budget` undefined: the SDKs' defaults (what workers use). */
+  constructor(connectionString: string, names: ResourceNames = resourceNames(), budget?: StorageBudget) {
     this.names = names;
-    const blobs = BlobServiceClient.fromConnectionString(connectionString);
-    this.queues = QueueServiceClient.fromConnectionString(connectionString);
-    // Azurite serves plain http; the tables SDK refuses that unless told.
-    const tableOptions = {
-      allowInsecureConnection: /DefaultEndpointsProtocol=http;|TableEndpoint=http:/i.test(connectionString),
-    };
+    const blobs = blobService(connectionString, budget);
+    this.queues = queueService(connectionString, budget);
+    const options = tableOptions(connectionString, budget);
     this.images = blobs.getContainerClient(names.images);
     this.processed = blobs.getContainerClient(names.processed);
-    this.tasks = TableClient.fromConnectionString(connectionString, names.tasksTable, tableOptions);
-    this.deadLetters = TableClient.fromConnectionString(connectionString, names.deadLettersTable, tableOptions);
-    this.workers = TableClient.fromConnectionString(connectionString, names.workersTable, tableOptions);
-    this.metrics = TableClient.fromConnectionString(connectionString, names.metricsTable, tableOptions);
+    this.tasks = TableClient.fromConnectionString(connectionString, names.tasksTable, options);
+    this.deadLetters = TableClient.fromConnectionString(connectionString, names.deadLettersTable, options);
+    this.workers = TableClient.fromConnectionString(connectionString, names.workersTable, options);
+    this.metrics = TableClient.fromConnectionString(connectionString, names.metricsTable, options);
   }
 
   queue(capability: CapabilityName): QueueClient {
@@ -78,9 +165,20 @@ export class Storage {
 }
 
 let processStorage: Storage | undefined;
+let requestStorage: Storage | undefined;
 
-/** The storage of this process, from the AzureWebJobsStorage setting. */
+/** The storage of this process's queue and timer functions, from the AzureWebJobsStorage setting. */
 export function appStorage(): Storage {
   processStorage ??= new Storage(resolveConnectionString(process.env[STORAGE_CONNECTION]));
   return processStorage;
+}
+
+/** The same storage for the HTTP routes, with the short request budget. */
+export function httpStorage(): Storage {
+  requestStorage ??= new Storage(
+    resolveConnectionString(process.env[STORAGE_CONNECTION]),
+    resourceNames(),
+    requestBudget(),
+  );
+  return requestStorage;
 }
