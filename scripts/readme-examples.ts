@@ -251,7 +251,10 @@ export async function withApp<T>(use: (port: number) => Promise<T>): Promise<T> 
 export async function generate(readme: string): Promise<{ outputs: Map<string, string>; problems: string[] }> {
   const examples = parseExamples(readme);
   const cwd = mkdtempSync(path.join(tmpdir(), 'readme-examples-'));
+  // the project folder as a reader has it after npm start, for the files the commands name and `npm run -s cli`
   symlinkSync(SAMPLES_DIR, path.join(cwd, 'samples'));
+  for (const entry of ['package.json', 'dist', 'node_modules'])
+    symlinkSync(path.join(PROJECT_ROOT, entry), path.join(cwd, entry));
   const outputs = await withApp((port) => runExamples(examples, port, cwd));
   const problems = examples.flatMap((e) =>
     outputs.has(e.name) ? exampleProblems(e, outputs.get(e.name)!) : [`README example '${e.name}' did not run`],

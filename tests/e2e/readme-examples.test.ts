@@ -84,5 +84,5 @@ describe('against the running app', () => {
     expect(outputs.get('walkthrough-poll')).toMatch(/^job [0-9a-f-]{36}: succeeded$/m);
     expect(outputs.get('walkthrough-result')).toMatch(/^200 image\/jpeg \d+ bytes$/m);
     expect(JSON.parse(outputs.get('dead-letters')!).capabilities[0].count).toBeGreaterThan(0);
-  }, 90000);
+  }, 150000);
 });
