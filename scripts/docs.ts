@@ -1,7 +1,8 @@
 /**
  * Regenerates the parts of README.md that come from code: the filter, capability and configuration
  * tables, between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers. A test fails when the
- * README drifts; `npm run docs` brings it back.
+ * README drifts; `npm run docs` brings it back. The README's example outputs come from a live run instead:
+ * `npm run examples` (scripts/readme-examples.ts).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

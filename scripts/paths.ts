@@ -13,3 +13,11 @@ function findProjectRoot(start: string): string {
 export const PROJECT_ROOT = findProjectRoot(__dirname);
 /** `npm run samples` writes here; later the local host uploads it to the `images` container. */
 export const SAMPLES_DIR = path.join(PROJECT_ROOT, 'samples');
+
+/**
+ * Where `npm start` keeps Azurite's data and `npm run clean` deletes it: `AZURITE_LOCATION` (relative to the
+ * project) or `.azurite`.
+ */
+export function azuriteLocation(env: NodeJS.ProcessEnv = process.env, root = PROJECT_ROOT): string {
+  return path.resolve(root, env.AZURITE_LOCATION || '.azurite');
+}

@@ -12,7 +12,7 @@ import { Storage } from '../shared/storage/clients';
 import { azuriteConnectionString, type AzuritePorts } from '../shared/storage/connection';
 import { isListening, startAzurite, type RunningAzurite } from './azurite';
 import { loadLocalSettings } from './local-settings';
-import { PROJECT_ROOT } from './paths';
+import { azuriteLocation, PROJECT_ROOT } from './paths';
 import { loadRunSettings } from './run-settings';
 import { seedSampleImages } from './seed';
 import { resourceNames } from '../shared/storage/names';
@@ -60,7 +60,7 @@ async function main(): Promise<number> {
   const settings = loadRunSettings();
   const { port } = settings;
   const ports = { blob: settings.azuriteBlobPort, queue: settings.azuriteQueuePort, table: settings.azuriteTablePort };
-  const location = path.resolve(PROJECT_ROOT, process.env.AZURITE_LOCATION ?? '.azurite');
+  const location = azuriteLocation();
   let azurite: RunningAzurite | undefined;
   if ((await azuriteOn(ports)) === 'azurite')
     console.log(`Using the Azurite already listening on ports ${ports.blob}, ${ports.queue}, ${ports.table}`);

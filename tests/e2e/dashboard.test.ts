@@ -28,10 +28,10 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-const SCREENSHOT =
-  process.env.UPDATE_SCREENSHOT === '1'
-    ? path.resolve(__dirname, '../../docs/dashboard.png')
-    : path.join(os.tmpdir(), 'dashboard.png');
+const UPDATE_SCREENSHOT = process.env.UPDATE_SCREENSHOT === '1';
+const SCREENSHOT = UPDATE_SCREENSHOT
+  ? path.resolve(__dirname, '../../docs/dashboard.png')
+  : path.join(os.tmpdir(), 'dashboard.png');
 const VIEWPORT = { width: 1280, height: 900 };
 
 /** The few browser globals the page-side predicates use (tests compile without the DOM library). */
@@ -72,7 +72,9 @@ async function stopHost(h: HostProcess): Promise<void> {
 
 beforeAll(async () => {
   azurite = await startAzurite();
-  const ns = uniqueNamespace();
+  // The README's screenshot shows the names a user sees (tasks-light, …): this Azurite is the test's own, so
+  // the default names cannot collide; a normal run keeps its namespace like every other test.
+  const ns = UPDATE_SCREENSHOT ? '' : uniqueNamespace();
   await seedSampleImages(new Storage(azurite.connectionString, resourceNames(ns)));
   host = await spawnApp(
     HOST_MAIN,

@@ -1,24 +1,17 @@
 /**
  * The app as a user runs it: Azurite + the local host as a separate process (what `npm start`
- * does without Core Tools), driven over HTTP. Needs the build (npm test builds first).
+ * does without Core Tools), driven over HTTP. Needs the build (npm test builds first). The README's
+ * walkthrough runs verbatim in readme-examples.test.ts.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { Storage } from '../../shared/storage/clients';
 import { listWorkers } from '../../shared/metrics/worker-registry';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { seedSampleImages } from '../../scripts/seed';
-import { SAMPLES_DIR } from '../../scripts/paths';
 import { SAMPLE_SET } from '../../scripts/samples';
 import { getJson, HOST_MAIN, jobDone, postJson, spawnApp, waitFor, type HostProcess } from '../helpers/host';
 import { uniqueNamespace } from '../helpers/storage';
 import { resourceNames } from '../../shared/storage/names';
 
-const run = promisify(execFile);
-const README = path.resolve(__dirname, '../../README.md');
 let azurite: RunningAzurite;
 const hosts: HostProcess[] = [];
 
@@ -50,29 +43,6 @@ async function seeded(namespace: string): Promise<Storage> {
   await seedSampleImages(storage);
   return storage;
 }
-
-describe('the README walkthrough, run verbatim against the local host', () => {
-  it('every command succeeds and the job over the sample set completes', async () => {
-    const ns = uniqueNamespace();
-    await seeded(ns);
-    const host = await app(ns);
-    const blocks = /<!-- walkthrough:start -->([\s\S]*?)<!-- walkthrough:end -->/.exec(
-      readFileSync(README, 'utf8'),
-    )![1];
-    const script = [...blocks.matchAll(/```bash\n([\s\S]*?)```/g)]
-      .map((m) => m[1])
-      .join('\n')
-      .replaceAll('localhost:7071', `localhost:${host.port}`);
-    const cwd = mkdtempSync(path.join(tmpdir(), 'walkthrough-'));
-    symlinkSync(SAMPLES_DIR, path.join(cwd, 'samples'));
-    const { stdout } = await run('bash', ['-e', '-c', script], { cwd, timeout: 150000 });
-    expect(stdout).toMatch(/"status":"ok"/);
-    expect(stdout).toMatch(/job [0-9a-f-]{36}: succeeded/);
-    expect(stdout).toMatch(/^200 image\/jpeg \d+ bytes$/m);
-    expect(stdout).toMatch(/"name":"my-photo.jpg","format":"jpeg","width":640,"height":480/);
-    expect((stdout.match(/"job_id":/g) ?? []).length).toBe(3);
-  }, 180000);
-});
 
 describe('jobs over HTTP', () => {
   let url: string;
