@@ -35,7 +35,10 @@ interface Rule {
 const inputName = (call: SharpCall) =>
   typeof call.decodes === 'string' ? `The ${formatLabel(call.decodes)} image` : 'The image';
 
-/** libvips loaders' error domains (vips_error's first argument), as they prefix a message line. */
+/**
+ * libvips loaders' error domains (vips_error's first argument), as they prefix a message line. libheif
+ * shares `heif:` between loader and saver, so only its input errors count.
+ */
 const DECODER_DOMAINS = [
   'VipsJpeg',
   'vipspng',
@@ -43,7 +46,7 @@ const DECODER_DOMAINS = [
   'tiff2vips',
   'webp2vips',
   'webp',
-  'heif',
+  'heif: Invalid input',
   'heifload(?:_buffer|_source)?',
   'gifload(?:_buffer|_source)?',
   'jpegload(?:_buffer|_source)?',
@@ -53,8 +56,9 @@ const DECODER_DOMAINS = [
 ].join('|');
 
 /**
- * Every message here was provoked by tests/unit/imaging/classify.test.ts. Encoder rules come first: a
- * call that decodes a JPEG and encodes one sees `VipsJpeg:` from both sides.
+ * The messages are those provoked in tests/unit/imaging/classify.test.ts (plus the loader operation names
+ * libvips may prefix instead of the library's). Encoder rules come first: a call that decodes a JPEG and
+ * encodes one sees `VipsJpeg:` from both sides.
  */
 const RULES: readonly Rule[] = [
   {
@@ -111,7 +115,7 @@ const RULES: readonly Rule[] = [
   },
   {
     part: 'decodes',
-    pattern: new RegExp(`^(?:${DECODER_DOMAINS}): `),
+    pattern: new RegExp(`^(?:${DECODER_DOMAINS}):`),
     code: 'corrupt_image',
     summary: (call) => `${inputName(call)} data is corrupt or truncated`,
   },

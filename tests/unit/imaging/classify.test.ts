@@ -308,6 +308,8 @@ describe('classifySharpError over raw messages', () => {
     ['Internal error', 'a single-instance encode'],
     ['Could not allocate enough memory for raw output', 'a single-instance encode'],
     ['Unknown error', 'a single-instance encode'],
+    // libheif's saver shares the loader's domain; only its input errors are the image's fault
+    ['heif: Encoder plugin generated an error: Unsupported parameter', 'a single-instance encode'],
     ['', 'a single-instance encode'],
   ])('%j in %s passes through unclassified (transient)', (message, call) => {
     const err = new Error(message);
