@@ -80,8 +80,10 @@ export interface FilterStep {
   readonly makesColour?: boolean;
   apply(image: Sharp, params: ParamValues, ctx: StepContext): Sharp;
   /**
-   * The size the step produces, so limits are checked before any pixel work; it throws a
-   * PermanentError when the step cannot apply to an image of the current size.
+   * The size the step produces, exactly as sharp will make it, so every limit is checked for the
+   * whole pipeline before any pixel work (plan.ts checkPipelineSizes); it throws a PermanentError
+   * when the step cannot apply to an image of the current size. Required for geometry steps; a step
+   * without it keeps the size.
    */
   outputSize?(params: ParamValues, ctx: StepContext): Size;
 }

@@ -8,7 +8,7 @@ import { PermanentError } from '../errors';
 import { assertComplete, sniffFormat, type InputFormat } from './input';
 import type { Limits } from './limits';
 import { configureSharp } from './sharp-settings';
-import { toPermanentIfInputError } from './sharp-errors';
+import { sharpCall } from './sharp-errors';
 
 configureSharp();
 
@@ -24,12 +24,9 @@ export interface ImageInfo {
   readonly orientation: number;
 }
 
-async function metadataOf(input: Buffer): Promise<Metadata> {
-  return sharp(input, { limitInputPixels: false, autoOrient: true })
-    .metadata()
-    .catch((err: unknown) => {
-      throw toPermanentIfInputError(err);
-    });
+/** The header of an input whose magic bytes named `format`. */
+async function metadataOf(input: Buffer, format: InputFormat): Promise<Metadata> {
+  return sharpCall({ decodes: format }, () => sharp(input, { limitInputPixels: false, autoOrient: true }).metadata());
 }
 
 function checkPixels(meta: Metadata, limits: Limits): void {
@@ -55,9 +52,9 @@ function infoOf(format: InputFormat, input: Buffer, meta: Metadata): ImageInfo {
   };
 }
 
-/** The header of an image to process, refused over MAX_INPUT_PIXELS. */
-export async function readHeader(input: Buffer, limits: Limits): Promise<Metadata> {
-  const meta = await metadataOf(input);
+/** The header of an image to process (of the format its magic bytes named), refused over MAX_INPUT_PIXELS. */
+export async function readHeader(input: Buffer, format: InputFormat, limits: Limits): Promise<Metadata> {
+  const meta = await metadataOf(input, format);
   checkPixels(meta, limits);
   return meta;
 }
@@ -65,13 +62,13 @@ export async function readHeader(input: Buffer, limits: Limits): Promise<Metadat
 /** Describes a stored image whatever its size (the limits apply to work, not to looking). */
 export async function describeImage(input: Buffer): Promise<ImageInfo> {
   const format = sniffFormat(input);
-  return infoOf(format, input, await metadataOf(input));
+  return infoOf(format, input, await metadataOf(input, format));
 }
 
 /** An upload is an accepted format (magic bytes), whole (JPEG and PNG end markers) and within MAX_INPUT_PIXELS. */
 export async function checkUpload(input: Buffer, limits: Limits): Promise<ImageInfo> {
   const format = sniffFormat(input);
   assertComplete(format, input);
-  const meta = await readHeader(input, limits);
+  const meta = await readHeader(input, format, limits);
   return infoOf(format, input, meta);
 }

@@ -39,6 +39,8 @@ function assertWellFormed(
   if (!CAPABILITIES.some((c) => c.name === def.capability)) fail(`unknown capability '${def.capability}'`);
   if (!def.description) fail('missing description');
   if (!Array.isArray(def.steps) || def.steps.length === 0) fail('expected at least one step');
+  // sizes are checked before any pixel work from outputSize alone: only geometry may change the size
+  if (def.steps.some((s) => s.op === 'geometry' && !s.outputSize)) fail('a geometry step must declare outputSize');
   if ('name' in def.params) fail("a parameter may not be called 'name' (it names the filter in a spec)");
 }
 

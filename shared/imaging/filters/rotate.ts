@@ -14,11 +14,13 @@ const rotate: FilterDefinition = {
     {
       op: 'geometry',
       apply: (image, p) => image.rotate(num(p, 'angle'), { background: str(p, 'background') }),
+      // libvips (vips_rotate → vips_affine) makes the bounding box of the turned rectangle, each side rounded to
+      // the nearest pixel (resample/transform.c); multiples of 90° swap or keep the sides exactly.
       outputSize: (p, ctx) => {
         const radians = (num(p, 'angle') * Math.PI) / 180;
         const [cos, sin] = [Math.abs(Math.cos(radians)), Math.abs(Math.sin(radians))];
-        const round = (v: number) => Math.ceil(v - 1e-6);
-        return { width: round(ctx.width * cos + ctx.height * sin), height: round(ctx.width * sin + ctx.height * cos) };
+        const side = (v: number) => Math.max(1, Math.round(v));
+        return { width: side(ctx.width * cos + ctx.height * sin), height: side(ctx.width * sin + ctx.height * cos) };
       },
     },
   ],

@@ -40,6 +40,12 @@ describe('filter registry', () => {
     }
   });
 
+  it('declares the output size of every step that can change it, so sizes are checked before pixel work', () => {
+    for (const filter of FILTERS.values())
+      for (const step of filter.steps)
+        if (step.op === 'geometry') expect([filter.name, typeof step.outputSize]).toEqual([filter.name, 'function']);
+  });
+
   it('README tables are generated from the registry (run `npm run docs` after changing a filter)', () => {
     const readme = readFileSync(README, 'utf8');
     expect(regenerate(readme)).toBe(readme);
