@@ -71,8 +71,8 @@ export const SETTINGS = {
     fallback: 16383,
     min: 1,
     max: 65535,
-    meaning: "widest result any filter may produce (16383 is WebP's limit)",
-    reason: '16383 is the largest side WebP can encode; JPEG stops at 65535',
+    meaning: "widest image any step may make, or the input's own width when larger (16383 is WebP's limit)",
+    reason: '16383 is the largest side WebP can encode; JPEG stops at 65500',
   },
   maxOutputHeight: {
     kind: 'integer',
@@ -80,8 +80,8 @@ export const SETTINGS = {
     fallback: 16383,
     min: 1,
     max: 65535,
-    meaning: 'tallest result any filter may produce',
-    reason: '16383 is the largest side WebP can encode; JPEG stops at 65535',
+    meaning: "tallest image any step may make, or the input's own height when larger",
+    reason: '16383 is the largest side WebP can encode; JPEG stops at 65500',
   },
   maxOutputPixels: {
     kind: 'integer',
