@@ -7,7 +7,9 @@ import os from 'node:os';
 import type { Storage } from '../storage/clients';
 import { appSettings, functionAllowList } from '../config';
 import { CAPABILITIES, workerFunctionName, type CapabilityName } from '../capabilities';
+import { isStatus } from '../storage/clients';
 import { WORKER_ID, type WorkerOutcome } from '../tasks/worker';
+import { statusOf } from './worker-registry';
 
 /** Upper bounds (ms) of the latency histogram's buckets; the last one catches everything. */
 export const LATENCY_BUCKETS_MS = [
@@ -72,7 +74,11 @@ export class WorkerStats {
     readonly capabilities: readonly CapabilityName[],
   ) {}
 
-  /** Runs one task and counts it: completed (with its latency), failed, or a transient error. */
+  /**
+   * Runs one task and counts it: completed (with its latency), failed, or a transient error. Only
+   * the transition that happened counts: a deferred copy, one that found the task done, or one that
+   * lost its claim is no completion.
+   */
   async track(
     capability: CapabilityName,
     run: () => Promise<WorkerOutcome>,
@@ -160,4 +166,23 @@ export function startHeartbeat(
       await beat(true);
     },
   };
+}
+
+/**
+ * Whether the worker holding a task's claim is alive: its row in Table `workers` heartbeats (three
+ * missed beats mean dead; a worker that stopped on purpose finished or gave up its tasks). One point
+ * read, made only for a claim older than a worker takes to be declared dead.
+ */
+export async function isWorkerLive(storage: Storage, workerId: string, now = new Date()): Promise<boolean> {
+  try {
+    const row = await storage.workers.getEntity<{ last_heartbeat: string; in_flight: number; stopped?: boolean }>(
+      'workers',
+      workerId,
+    );
+    const status = statusOf(row, now);
+    return status === 'idle' || status === 'busy';
+  } catch (err) {
+    if (isStatus(err, 404)) return false; // never registered, or long gone
+    throw err;
+  }
 }
