@@ -93,7 +93,8 @@ export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): 
     try {
       const { data: input } = await readImage(deps.storage, message.image);
       const result = await processImage(message.spec, input, limits);
-      const output = await writeResult(deps.storage, { ...message, filters: message.spec.filters }, result);
+      const claim = `${workerId}#${started.record.attempts}`;
+      const output = await writeResult(deps.storage, { ...message, filters: message.spec.filters, claim }, result);
       const done = await tasks.succeed(started, output, Date.now() - startedAt);
       return done?.changed ? 'succeeded' : lostClaim(deps, message.task_id);
     } catch (err) {
