@@ -1,6 +1,14 @@
 import { percentile } from '../../../shared/metrics/snapshot';
-import { servedCapabilities, WorkerStats, LATENCY_BUCKETS_MS } from '../../../shared/metrics/worker-stats';
+import {
+  isWorkerLive,
+  servedCapabilities,
+  WorkerStats,
+  LATENCY_BUCKETS_MS,
+} from '../../../shared/metrics/worker-stats';
 import { statusOf } from '../../../shared/metrics/worker-registry';
+import { useAzurite } from '../../helpers/storage';
+
+const env = useAzurite();
 
 describe('worker counters', () => {
   it('counts completed tasks with their latency, failures and transient errors', async () => {
@@ -15,6 +23,14 @@ describe('worker counters', () => {
     expect(c.latency.reduce((a, b) => a + b, 0)).toBe(1);
     expect(c.latency[0]).toBe(1);
     expect(stats.inFlight).toBe(0);
+  });
+
+  it('counts only transitions that happened: a deferred copy, a task found done or a lost claim is no completion', async () => {
+    const stats = new WorkerStats('w1', ['light']);
+    for (const outcome of ['deferred', 'already_succeeded', 'lost_claim', 'sent_to_poison'] as const) {
+      await stats.track('light', async () => outcome);
+    }
+    expect(stats.countersOf('light')).toMatchObject({ completed: 0, failed: 0, errors: 0 });
   });
 
   it('counts tasks in flight while they run', async () => {
@@ -59,5 +75,24 @@ describe('worker counters', () => {
     expect(statusOf({ last_heartbeat: '2026-01-01T00:00:58Z', in_flight: 0 }, now)).toBe('idle');
     expect(statusOf({ last_heartbeat: '2026-01-01T00:00:40Z', in_flight: 1 }, now)).toBe('dead');
     expect(statusOf({ last_heartbeat: '2026-01-01T00:00:59Z', in_flight: 0, stopped: true }, now)).toBe('stopped');
+  });
+});
+
+describe('isWorkerLive (the claim check asks the registry)', () => {
+  it('is true for a worker that heartbeats, false for one silent for three beats, stopped or never registered', async () => {
+    const storage = await env.storage();
+    const now = new Date();
+    const row = (id: string, beatAgoMs: number, stopped = false) =>
+      storage.workers.upsertEntity(
+        {
+          ...new WorkerStats(id, ['light']).toEntity(new Date(now.getTime() - beatAgoMs), stopped),
+        },
+        'Replace',
+      );
+    await row('alive', 1000);
+    await row('silent', 60000);
+    await row('stopped', 1000, true);
+    const live = (id: string) => isWorkerLive(storage, id, now);
+    expect(await Promise.all(['alive', 'silent', 'stopped', 'unknown'].map(live))).toEqual([true, false, false, false]);
   });
 });
