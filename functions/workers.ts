@@ -13,11 +13,12 @@ import { app, type InvocationContext } from '@azure/functions';
 import { CAPABILITIES, poisonFunctionName, workerFunctionName } from '../shared/capabilities';
 import { STORAGE_CONNECTION } from '../shared/config';
 import { deadAfterMs } from '../shared/metrics/worker-registry';
-import { isWorkerLive, startHeartbeat, workerStats } from '../shared/metrics/worker-stats';
+import { isClaimRunning, startHeartbeat, workerStats } from '../shared/metrics/worker-stats';
 import { appStorage } from '../shared/storage/clients';
 import { resourceNames } from '../shared/storage/names';
 import { deliveryOf, taskIdOf } from '../shared/tasks/message';
 import { handlePoisonMessage } from '../shared/tasks/poison';
+import type { TaskRecord } from '../shared/tasks/store';
 import { processTaskMessage } from '../shared/tasks/worker';
 
 const names = resourceNames();
@@ -35,7 +36,7 @@ for (const { name: capability } of CAPABILITIES) {
         storage,
         capability,
         log: (line: string) => context.warn(line),
-        isWorkerLive: (workerId: string) => isWorkerLive(storage, workerId),
+        isClaimRunning: (claim: TaskRecord) => isClaimRunning(storage, claim),
         deadAfterMs: deadAfterMs(),
       };
       const outcome = await workerStats.track(capability, () => processTaskMessage(message, deps), taskIdOf(message));

@@ -9,11 +9,12 @@
  * At-least-once delivery runs a task once. A task is claimed once (TaskStore.start): a copy that
  * finds a live claim by another delivery is put back on the queue, hidden until that claim could
  * be found dead or stale, and acknowledged ('deferred', not a failed delivery); a copy that finds the
- * task succeeded is acknowledged ('already_succeeded'). A claim stands while its worker is alive in
- * the registry (asked only for a claim older than a worker takes to be declared dead) and younger
- * than the function timeout; a copy of a task this process is already running is deferred without
- * a read. The succeeded or failed write happens only while the claim still stands ('lost_claim'
- * otherwise), so only the transition that happened is reported, and counted.
+ * task succeeded is acknowledged ('already_succeeded'). A claim stands while it is younger than the
+ * function timeout and the registry shows its worker alive and running the task (asked only when a
+ * claim by another worker is found); a copy of a task this process is already running is deferred
+ * without a read, and a claim under this process's own id that it is not running is taken over.
+ * The succeeded or failed write happens only while the claim still stands ('lost_claim' otherwise),
+ * so only the transition that happened is reported, and counted.
  * The normal path is one read and two writes of the task record: start's write returns the ETag
  * that succeed's write is guarded by.
  */
@@ -36,13 +37,13 @@ export interface WorkerDeps {
   readonly limits?: Limits;
   readonly log?: (message: string) => void;
   /**
-   * Whether a worker is alive (the worker registry: three missed heartbeats mean dead). Without it,
-   * another worker's claim stands until it is stale.
+   * Whether another worker's claim on a task is live (the worker registry: its worker heartbeats and
+   * runs the task). Without it, another worker's claim stands until it is stale.
    */
-  readonly isWorkerLive?: (workerId: string) => Promise<boolean>;
+  readonly isClaimRunning?: (claim: TaskRecord) => Promise<boolean>;
   /**
-   * How long a worker can be silent before the registry calls it dead: a younger claim stands without
-   * asking, and a deferred copy comes back after this long. Default 30 s.
+   * How long a deferred copy stays hidden before it looks again (at most until the claim is stale):
+   * the time the registry takes to call a silent worker dead. Default 30 s.
    */
   readonly deadAfterMs?: number;
 }
@@ -76,11 +77,10 @@ export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): 
   try {
     const startedAt = Date.now();
     // This process runs no other copy (above), so a claim under its own worker id is left over from an
-    // earlier process with the same id (a restarted container) and may be taken over.
+    // earlier process with the same id (a restarted container) or from a delivery that failed: taken over.
     const stands = async (claim: TaskRecord): Promise<boolean> => {
       if (claim.worker_id === workerId) return false;
-      if (claimAgeMs(claim) < deadAfterMs || !claim.worker_id || !deps.isWorkerLive) return true;
-      return deps.isWorkerLive(claim.worker_id);
+      return !deps.isClaimRunning || deps.isClaimRunning(claim);
     };
     const start = await tasks.start(message.task_id, workerId, stands);
     if (!start) return await sendToPoison(delivered, deps, `unknown task ${message.task_id}`);

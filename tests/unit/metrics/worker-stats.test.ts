@@ -1,6 +1,6 @@
 import { percentile } from '../../../shared/metrics/snapshot';
 import {
-  isWorkerLive,
+  isClaimRunning,
   servedCapabilities,
   WorkerStats,
   LATENCY_BUCKETS_MS,
@@ -78,21 +78,41 @@ describe('worker counters', () => {
   });
 });
 
-describe('isWorkerLive (the claim check asks the registry)', () => {
-  it('is true for a worker that heartbeats, false for one silent for three beats, stopped or never registered', async () => {
+describe('isClaimRunning (the claim check asks the registry)', () => {
+  it('a claim is live while its worker heartbeats and runs the task, or has not beaten since it claimed', async () => {
     const storage = await env.storage();
     const now = new Date();
-    const row = (id: string, beatAgoMs: number, stopped = false) =>
+    const ago = (ms: number) => new Date(now.getTime() - ms).toISOString();
+    const row = (id: string, beatAgoMs: number, running: string[], stopped = false) =>
       storage.workers.upsertEntity(
         {
           ...new WorkerStats(id, ['light']).toEntity(new Date(now.getTime() - beatAgoMs), stopped),
+          running: JSON.stringify(running),
         },
         'Replace',
       );
-    await row('alive', 1000);
-    await row('silent', 60000);
-    await row('stopped', 1000, true);
-    const live = (id: string) => isWorkerLive(storage, id, now);
-    expect(await Promise.all(['alive', 'silent', 'stopped', 'unknown'].map(live))).toEqual([true, false, false, false]);
+    await row('runs-it', 1000, ['t1']);
+    await row('let-go', 1000, []);
+    await row('silent', 60000, ['t1']);
+    await row('stopped', 1000, ['t1'], true);
+    const live = (worker_id: string, claimedAgoMs: number) =>
+      isClaimRunning(storage, { task_id: 't1', worker_id, started_at: ago(claimedAgoMs) }, now, 15000);
+    expect(await live('runs-it', 5000)).toBe(true);
+    expect(await live('let-go', 5000)).toBe(false); // beat after claiming, without the task: it failed and let go
+    expect(await live('let-go', 500)).toBe(true); // claimed after its last beat: not listed yet
+    expect(await live('silent', 5000)).toBe(false);
+    expect(await live('stopped', 5000)).toBe(false);
+    expect(await live('never-registered', 5000)).toBe(true); // may not have beaten yet
+    expect(await live('never-registered', 20000)).toBe(false);
+  });
+
+  it('lists the tasks a worker runs in its registry row', async () => {
+    const stats = new WorkerStats('w1', ['light']);
+    let release!: () => void;
+    const run = stats.track('light', () => new Promise((resolve) => (release = () => resolve('succeeded'))), 't9');
+    expect(JSON.parse(stats.toEntity(new Date()).running)).toEqual(['t9']);
+    release();
+    await run;
+    expect(JSON.parse(stats.toEntity(new Date()).running)).toEqual([]);
   });
 });
