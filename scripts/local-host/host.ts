@@ -7,12 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { resolveConnectionString } from '../../shared/storage/connection';
-import { poisonQueueOf } from '../../shared/capabilities';
 import { runAppHooks, type RegisteredFunction } from './functions-core';
 import { readHostConfig, type HostConfig } from './host-config';
 import { startHttpServer, type RunningHttpServer } from './http-server';
 import { functionFiles, loadFunctions } from './loader';
-import { startQueueTrigger, type RunningQueueTrigger } from './queue-trigger';
+import { poisonQueueNameOf, startQueueTrigger, type RunningQueueTrigger } from './queue-trigger';
 import { startTimerTrigger, type RunningTimerTrigger } from './timer-trigger';
 
 export interface LocalHostOptions {
@@ -56,12 +55,15 @@ async function startQueueFunction(
   const service = QueueServiceClient.fromConnectionString(resolveConnectionString(process.env[setting]));
   const queueName = fn.trigger.queueName!;
   const queue = service.getQueueClient(queueName);
-  const poisonQueue = service.getQueueClient(poisonQueueOf(queueName));
-  await Promise.all([queue.createIfNotExists(), poisonQueue.createIfNotExists()]);
+  // a poison queue has no poison queue of its own (QueueListenerFactory.CreatePoisonQueueReference)
+  const poisonName = poisonQueueNameOf(queueName);
+  const poisonQueue = poisonName ? service.getQueueClient(poisonName) : undefined;
+  await Promise.all([queue.createIfNotExists(), poisonQueue?.createIfNotExists()]);
   return startQueueTrigger({
     queue,
     poisonQueue,
     options: config.queues,
+    dataType: (fn.trigger as { dataType?: string }).dataType,
     leaseMs: opts.queueLeaseMs,
     log: (line) => log(`[${fn.name}] ${line}`),
     invoke: async (payload, metadata) => {

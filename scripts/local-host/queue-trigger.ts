@@ -2,6 +2,11 @@
  * A storage-queue trigger with the semantics of the Functions host's queue listener (host.json
  * `extensions.queues`): batched polls with exponential back-off, a lease renewed while the
  * function runs, retries after `visibilityTimeout` and `<queue>-poison` after `maxDequeueCount`.
+ * A queue whose name ends in `-poison` has no poison queue (QueueListenerFactory.CreatePoisonQueueReference
+ * in azure-sdk-for-net sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Listeners/):
+ * there a failed or undecodable message is left hidden until its lease ends and then tried again
+ * (QueueProcessor.CompleteProcessingMessageAsync, HandlePoisonMessageAsync in
+ * sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Shared/Queues/QueueProcessor.cs).
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { QueueClient, ReceivedMessageItem } from '@azure/storage-queue';
@@ -14,16 +19,20 @@ export interface QueueTriggerMetadata {
   expirationTime?: Date;
   nextVisibleTime?: Date;
   popReceipt: string;
-  queueTrigger: string;
+  /** The message as the Node library puts it in triggerMetadata: parsed when it is JSON, keys camel-cased. */
+  queueTrigger: unknown;
 }
 
 export interface QueueTriggerOptions {
   queue: QueueClient; // the trigger's queue
-  poisonQueue: QueueClient; // `<queue>-poison`
+  /** `<queue>-poison`; none for a queue that is itself a poison queue (see poisonQueueOf). */
+  poisonQueue: QueueClient | undefined;
   options: QueueOptions;
+  /** The trigger binding's dataType: `binary` hands the function the message bytes. */
+  dataType?: string;
   /**
-   * Runs the function; rejects = failure. payload: the decoded text parsed as JSON when it is JSON
-   * (object/array/number/boolean/null), else the text.
+   * Runs the function; rejects = failure. payload: the decoded bytes (dataType binary), else the
+   * decoded text parsed as JSON when it is JSON (object/array/number/boolean/null), else the text.
    */
   invoke(payload: unknown, metadata: QueueTriggerMetadata): Promise<void>;
   log?: (line: string) => void;
@@ -59,16 +68,30 @@ const seconds = (ms: number): number => Math.ceil(ms / 1000);
 
 const reasonOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
+/** The poison queue of a queue: `<queue>-poison`, or none when the queue is itself a poison queue (as the host). */
+export function poisonQueueNameOf(queueName: string): string | undefined {
+  return queueName.endsWith('-poison') ? undefined : `${queueName}-poison`;
+}
+
 /**
- * The text of a message, or undefined when base64 is expected and the text is not strictly base64 (the host poisons
+ * The bytes of a message, or undefined when base64 is expected and the text is not strictly base64 (the host poisons
  * those).
  */
-function decodeText(messageText: string, encoding: QueueOptions['messageEncoding']): string | undefined {
-  if (encoding === 'none') return messageText;
+function decodeBytes(messageText: string, encoding: QueueOptions['messageEncoding']): Buffer | undefined {
+  if (encoding === 'none') return Buffer.from(messageText, 'utf8');
   const bytes = Buffer.from(messageText, 'base64');
   // Node skips characters outside the alphabet instead of failing; a round trip exposes them.
   const unpadded = (text: string) => text.replace(/=+$/, '');
-  return unpadded(bytes.toString('base64')) === unpadded(messageText) ? bytes.toString('utf8') : undefined;
+  return unpadded(bytes.toString('base64')) === unpadded(messageText) ? bytes : undefined;
+}
+
+/** As the Node library's toCamelCaseValue (src/converters/toCamelCase.ts): first letter of each key lower-cased. */
+function camelCased(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map(camelCased);
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k.charAt(0).toLowerCase() + k.slice(1), camelCased(v)]),
+  );
 }
 
 /** As the Node.js worker hands trigger data to a function: JSON when it parses, else the string. */
@@ -100,7 +123,14 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
     }
   }
 
+  /** Without a poison queue the message is left hidden until its lease ends, then tried again (as the host). */
   function moveToPoison(message: ReceivedMessageItem, popReceipt: string): Promise<void> {
+    if (!poisonQueue) {
+      log(
+        `queue ${queue.name}: message ${message.messageId} stays until its lease ends: a poison queue has no poison queue`,
+      );
+      return Promise.resolve();
+    }
     return attempt(`moving message ${message.messageId} to ${poisonQueue.name}`, async () => {
       await poisonQueue.createIfNotExists(); // the host creates the poison queue on first use
       await poisonQueue.sendMessage(message.messageText); // as received, still encoded
@@ -132,7 +162,8 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
     };
   }
 
-  async function run(text: string, message: ReceivedMessageItem): Promise<boolean> {
+  async function run(bytes: Buffer, message: ReceivedMessageItem): Promise<boolean> {
+    const text = bytes.toString('utf8');
     const metadata: QueueTriggerMetadata = {
       id: message.messageId,
       dequeueCount: message.dequeueCount,
@@ -140,10 +171,11 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
       expirationTime: message.expiresOn,
       nextVisibleTime: message.nextVisibleOn,
       popReceipt: message.popReceipt,
-      queueTrigger: text,
+      // the Node library parses trigger metadata too (fromRpcTypedData tryJsonParse), so it is no raw text
+      queueTrigger: camelCased(parsePayload(text)),
     };
     try {
-      await o.invoke(parsePayload(text), metadata);
+      await o.invoke(o.dataType === 'binary' ? bytes : parsePayload(text), metadata);
       return true;
     } catch (err) {
       log(
@@ -157,21 +189,25 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
     let abandoned = false;
     let lease: Lease | undefined;
     const settle = async () => {
-      const text = decodeText(message.messageText, options.messageEncoding);
-      if (text === undefined) {
+      const bytes = decodeBytes(message.messageText, options.messageEncoding);
+      if (bytes === undefined) {
         log(
-          `queue ${queue.name}: message ${message.messageId} is not valid base64 (host.json messageEncoding is "base64"); moving it to ${poisonQueue.name}`,
+          `queue ${queue.name}: message ${message.messageId} is not valid base64 (host.json messageEncoding is "base64")`,
         );
         return moveToPoison(message, message.popReceipt);
       }
+      // QueueProcessor.BeginProcessingMessageAsync: a message delivered more than maxDequeueCount times
+      // (its host died mid-run each time) is poisoned without being invoked
+      if (message.dequeueCount > options.maxDequeueCount) return moveToPoison(message, message.popReceipt);
       lease = holdLease(message);
-      const succeeded = await run(text, message);
+      const succeeded = await run(bytes, message);
       const popReceipt = await lease.release();
       if (abandoned) return; // stop() gave up on it: leave it to reappear when its lease ends
       if (succeeded)
         return attempt(`deleting message ${message.messageId}`, () =>
           queue.deleteMessage(message.messageId, popReceipt),
         );
+      if (!poisonQueue) return; // hidden until the lease ends, so a failing poison function does not spin
       if (message.dequeueCount >= options.maxDequeueCount) return moveToPoison(message, popReceipt);
       return attempt(`releasing message ${message.messageId} for a retry`, () =>
         queue.updateMessage(message.messageId, popReceipt, undefined, seconds(options.visibilityTimeoutMs)),

@@ -1,9 +1,13 @@
-/** GET /api/dead-letters and POST /api/dead-letters/{capability}/requeue. */
+/**
+ * GET /api/dead-letters and POST /api/dead-letters/{capability}/requeue. The list shows everything
+ * that ran out of retries: the dead letters the poison functions recorded, and the messages still in
+ * each poison queue (with their raw text when it is not base64, which no function can take).
+ */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { CAPABILITIES, type CapabilityName } from '../capabilities';
 import { AppError, ValidationError } from '../errors';
 import type { Storage } from '../storage/clients';
-import { DeadLetterStore, requeueDeadLetters } from '../tasks/dead-letters';
+import { DeadLetterStore, peekPoisonQueue, requeueDeadLetters } from '../tasks/dead-letters';
 import { fieldProblem } from '../validation';
 import { handled, json } from './respond';
 
@@ -22,12 +26,16 @@ export function deadLetterRoutes(getStorage: () => Storage) {
       const letters = new DeadLetterStore(storage.deadLetters);
       const capabilities = await Promise.all(
         CAPABILITIES.map(async (c) => {
-          const { approximateMessagesCount = 0 } = await storage.poisonQueue(c.name).getProperties();
-          const deadLetters = await letters.list(c.name);
+          const [{ approximateMessagesCount = 0 }, poisonMessages, deadLetters] = await Promise.all([
+            storage.poisonQueue(c.name).getProperties(),
+            peekPoisonQueue(storage, c.name),
+            letters.list(c.name),
+          ]);
           return {
             capability: c.name,
             poison_queue: storage.names.poisonQueueOf(c.name),
             waiting_in_poison_queue: approximateMessagesCount,
+            poison_messages: poisonMessages,
             count: deadLetters.length,
             dead_letters: deadLetters,
           };

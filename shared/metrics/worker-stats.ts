@@ -7,7 +7,9 @@ import os from 'node:os';
 import type { Storage } from '../storage/clients';
 import { appSettings, functionAllowList } from '../config';
 import { CAPABILITIES, workerFunctionName, type CapabilityName } from '../capabilities';
+import { isStatus } from '../storage/clients';
 import { WORKER_ID, type WorkerOutcome } from '../tasks/worker';
+import { deadAfterMs, statusOf } from './worker-registry';
 
 /** Upper bounds (ms) of the latency histogram's buckets; the last one catches everything. */
 export const LATENCY_BUCKETS_MS = [
@@ -64,6 +66,8 @@ export function servedCapabilities(env: NodeJS.ProcessEnv = process.env): Capabi
 export class WorkerStats {
   readonly startedAt = new Date().toISOString();
   inFlight = 0;
+  /** The tasks running now, by id (a copy of one counts twice), so the registry shows whose claim is live. */
+  private readonly running = new Map<string, number>();
   private readonly counters = new Map<CapabilityName, CapabilityCounters>();
   private readonly recent: RecentTask[] = [];
 
@@ -72,7 +76,11 @@ export class WorkerStats {
     readonly capabilities: readonly CapabilityName[],
   ) {}
 
-  /** Runs one task and counts it: completed (with its latency), failed, or a transient error. */
+  /**
+   * Runs one task and counts it: completed (with its latency), failed, or a transient error. Only
+   * the transition that happened counts: a deferred copy, one that found the task done, or one that
+   * lost its claim is no completion.
+   */
   async track(
     capability: CapabilityName,
     run: () => Promise<WorkerOutcome>,
@@ -82,6 +90,7 @@ export class WorkerStats {
     const started = Date.now();
     let outcome: WorkerOutcome | 'error' = 'error';
     this.inFlight += 1;
+    if (taskId) this.running.set(taskId, (this.running.get(taskId) ?? 0) + 1);
     try {
       outcome = await run();
       const ms = Date.now() - started;
@@ -95,6 +104,8 @@ export class WorkerStats {
       throw err;
     } finally {
       this.inFlight -= 1;
+      if (taskId && (this.running.get(taskId) ?? 0) <= 1) this.running.delete(taskId);
+      else if (taskId) this.running.set(taskId, this.running.get(taskId)! - 1);
       const ms = Date.now() - started;
       counters.busy_ms += ms;
       this.recent.unshift({
@@ -124,6 +135,7 @@ export class WorkerStats {
       started_at: this.startedAt,
       last_heartbeat: now.toISOString(),
       in_flight: this.inFlight,
+      running: JSON.stringify([...this.running.keys()]),
       counters: JSON.stringify(Object.fromEntries(this.counters)),
       recent_tasks: JSON.stringify(this.recent),
       stopped,
@@ -160,4 +172,37 @@ export function startHeartbeat(
       await beat(true);
     },
   };
+}
+
+/**
+ * Whether a task's claim is live: its worker heartbeats (three missed beats mean dead; a worker
+ * that stopped on purpose finished or gave up its tasks) and is running the task, or has not
+ * heartbeaten since it claimed it. A worker never registered is given the time a worker takes to be
+ * declared dead. One point read of Table `workers`, made only when a claim by another worker is found.
+ */
+export async function isClaimRunning(
+  storage: Storage,
+  claim: { readonly task_id: string; readonly worker_id: string | null; readonly started_at: string | null },
+  now = new Date(),
+  deadAfter = deadAfterMs(),
+): Promise<boolean> {
+  const startedAt = Date.parse(claim.started_at ?? '') || now.getTime();
+  let row: WorkerRow;
+  try {
+    row = await storage.workers.getEntity<WorkerRow>('workers', claim.worker_id ?? '');
+  } catch (err) {
+    if (isStatus(err, 404)) return now.getTime() - startedAt < deadAfter;
+    throw err;
+  }
+  const status = statusOf(row, now, deadAfter);
+  if (status !== 'idle' && status !== 'busy') return false;
+  const running = row.running ? (JSON.parse(row.running) as string[]) : [];
+  return running.includes(claim.task_id) || Date.parse(row.last_heartbeat) <= startedAt;
+}
+
+interface WorkerRow {
+  last_heartbeat: string;
+  in_flight: number;
+  stopped?: boolean;
+  running?: string;
 }

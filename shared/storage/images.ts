@@ -95,6 +95,8 @@ export interface ResultOrigin {
   readonly task_id: string;
   readonly job_id: string;
   readonly filters: readonly { readonly name: string }[];
+  /** The claim (worker id and attempt) that produced it, so a second write by another run shows. */
+  readonly claim?: string;
 }
 
 /**
@@ -110,6 +112,7 @@ export async function writeResult(storage: Storage, origin: ResultOrigin, result
       task_id: origin.task_id,
       job_id: origin.job_id,
       filters: asciiMetadata(origin.filters.map((f) => f.name).join(',')),
+      ...(origin.claim ? { claim: asciiMetadata(origin.claim) } : {}),
     },
   });
   const { format, content_type, width, height, bytes } = info;

@@ -4,9 +4,14 @@
  */
 import type { QueueClient } from '@azure/storage-queue';
 
-export async function enqueue(queue: QueueClient, message: unknown): Promise<void> {
+export async function enqueue(
+  queue: QueueClient,
+  message: unknown,
+  options: { readonly visibilityTimeout?: number } = {},
+): Promise<void> {
   const text = typeof message === 'string' ? message : JSON.stringify(message);
-  await queue.sendMessage(Buffer.from(text, 'utf8').toString('base64'));
+  // visibilityTimeout (s): the message stays hidden that long (a task deferred behind a live claim)
+  await queue.sendMessage(Buffer.from(text, 'utf8').toString('base64'), options);
 }
 
 /** Decodes what `enqueue` wrote (and what the host would hand a trigger). */

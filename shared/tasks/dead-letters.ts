@@ -1,13 +1,16 @@
 /**
  * Messages that ran out of retries (or were garbled) are kept in Table `deadletters`,
  * partitioned by capability, until someone requeues them: the poison function records them
- * here because the host deletes a poison message once its function succeeds. Requeue puts their
- * tasks back to queued and their messages back on the capability queue.
+ * here because the host deletes a poison message once its function succeeds. Messages the poison
+ * function cannot take (not base64: the host cannot decode them, and a `-poison` queue has no poison
+ * queue of its own, so they stay where they are) are listed straight from the poison queue.
+ * Requeue puts failed tasks back to queued and their messages back on the capability queue.
  */
 import type { TableClient } from '@azure/data-tables';
 import type { CapabilityName } from '../capabilities';
 import type { Storage } from '../storage/clients';
-import { decodeMessageText, enqueue } from '../storage/queue';
+import { enqueue } from '../storage/queue';
+import { parseTaskMessage } from './message';
 import { TaskStore } from './store';
 
 export interface DeadLetter {
@@ -15,8 +18,12 @@ export interface DeadLetter {
   readonly id: string;
   readonly task_id: string | null;
   readonly reason: string;
+  /** The message text exactly as it was enqueued. */
   readonly message: string;
+  /** How many times a worker started the task (each start is one attempt); null without a task. */
   readonly dequeue_count: number | null;
+  /** Why it is here, in words: the last error, or what is wrong with the message. */
+  readonly error: string | null;
   readonly failed_at: string;
 }
 
@@ -27,6 +34,7 @@ type DeadLetterEntity = {
   reason: string;
   message: string;
   dequeue_count?: number;
+  error?: string;
   failed_at: string;
 };
 
@@ -43,6 +51,7 @@ export class DeadLetterStore {
       failed_at: now.toISOString(),
       ...(letter.task_id ? { task_id: letter.task_id } : {}),
       ...(letter.dequeue_count !== null ? { dequeue_count: letter.dequeue_count } : {}),
+      ...(letter.error ? { error: letter.error.slice(0, 4000) } : {}),
     };
     await this.table.upsertEntity(entity, 'Replace');
   }
@@ -60,6 +69,7 @@ export class DeadLetterStore {
         reason: e.reason,
         message: e.message,
         dequeue_count: e.dequeue_count ?? null,
+        error: e.error ?? null,
         failed_at: e.failed_at,
       });
     }
@@ -71,6 +81,47 @@ export class DeadLetterStore {
   }
 }
 
+/** A message still in a poison queue, as stored: its text decoded when it is base64, else raw. */
+export interface PoisonMessage {
+  readonly id: string;
+  readonly text: string;
+  /** `base64` as the trigger expects; `not_base64`: the host cannot decode it, so no function ever takes it. */
+  readonly encoding: 'base64' | 'not_base64';
+  readonly dequeue_count: number;
+  readonly inserted_at: string | null;
+}
+
+/** The text of a stored message when it is strict base64 (Node skips bad characters; a round trip exposes them). */
+export function decodeStrictBase64(messageText: string): string | undefined {
+  const bytes = Buffer.from(messageText, 'base64');
+  const unpadded = (text: string) => text.replace(/=+$/, '');
+  return unpadded(bytes.toString('base64')) === unpadded(messageText) ? bytes.toString('utf8') : undefined;
+}
+
+/** How many messages of a poison queue are listed (one peek; the count says how many there are). */
+export const PEEKED_POISON_MESSAGES = 32;
+
+/**
+ * The messages waiting in a capability's poison queue that are visible now (a message the host is
+ * trying, or holding after a failed decode, is hidden until its lease ends; the queue's count
+ * includes it).
+ */
+export async function peekPoisonQueue(storage: Storage, capability: CapabilityName): Promise<PoisonMessage[]> {
+  const { peekedMessageItems } = await storage
+    .poisonQueue(capability)
+    .peekMessages({ numberOfMessages: PEEKED_POISON_MESSAGES });
+  return peekedMessageItems.map((m) => {
+    const decoded = decodeStrictBase64(m.messageText);
+    return {
+      id: m.messageId,
+      text: decoded ?? m.messageText,
+      encoding: decoded === undefined ? 'not_base64' : 'base64',
+      dequeue_count: m.dequeueCount,
+      inserted_at: m.insertedOn?.toISOString() ?? null,
+    };
+  });
+}
+
 export interface RequeueResult {
   readonly capability: CapabilityName;
   readonly queue: string;
@@ -79,11 +130,22 @@ export interface RequeueResult {
   readonly skipped: readonly { readonly id: string; readonly reason: string }[];
 }
 
+/** Why a dead letter cannot be replayed: it is not a valid task message (replaying it changes nothing). */
+function unreplayable(message: string): string | undefined {
+  try {
+    parseTaskMessage(message);
+    return undefined;
+  } catch (err) {
+    return `not a valid task message (${err instanceof Error ? err.message.slice(0, 200) : String(err)})`;
+  }
+}
+
 /**
- * Replays a capability's dead letters: each named task goes back to queued and its message back on
- * the queue; a task that meanwhile succeeded is dropped from the dead letters, and a letter that
- * names no task is skipped (and kept). Messages still in the poison queue (its function has not run
- * yet) go back too.
+ * Replays a capability's dead letters: each failed task goes back to queued and its message back on
+ * the queue; a letter whose task succeeded or is already queued or running again is dropped; a letter
+ * whose message is not a valid task message, or names no task, is skipped and kept. Messages still in
+ * the poison queue (its function has not run yet) go back too when they are valid task messages;
+ * the others are recorded as dead letters (reason not_base64 or invalid_message), so they stay visible.
  */
 export async function requeueDeadLetters(storage: Storage, capability: CapabilityName): Promise<RequeueResult> {
   const letters = new DeadLetterStore(storage.deadLetters);
@@ -91,31 +153,56 @@ export async function requeueDeadLetters(storage: Storage, capability: Capabilit
   let requeued = 0;
   const skipped: { id: string; reason: string }[] = [];
   for (const letter of await letters.list(capability)) {
-    const task = letter.task_id ? (await tasks.requeue(letter.task_id))?.record : undefined;
-    if (!task || task.status === 'succeeded') {
-      skipped.push({ id: letter.id, reason: task ? 'task already succeeded' : `no task to run (${letter.reason})` });
-      if (task) await letters.remove(capability, letter.id);
+    const invalid = unreplayable(letter.message);
+    if (invalid || !letter.task_id) {
+      skipped.push({ id: letter.id, reason: invalid ?? `no task to run (${letter.reason})` });
+      continue;
+    }
+    const back = await tasks.requeue(letter.task_id);
+    if (!back?.changed) {
+      skipped.push({ id: letter.id, reason: back ? `task already ${back.task.record.status}` : 'no such task' });
+      if (back) await letters.remove(capability, letter.id);
       continue;
     }
     await enqueue(storage.queue(capability), letter.message);
     await letters.remove(capability, letter.id);
     requeued += 1;
   }
-  requeued += await drainPoisonQueue(storage, capability);
+  requeued += await drainPoisonQueue(storage, capability, letters);
   return { capability, queue: storage.names.queueOf(capability), requeued, skipped };
 }
 
-async function drainPoisonQueue(storage: Storage, capability: CapabilityName): Promise<number> {
+async function drainPoisonQueue(
+  storage: Storage,
+  capability: CapabilityName,
+  letters: DeadLetterStore,
+): Promise<number> {
+  const poison = storage.poisonQueue(capability);
   let moved = 0;
   for (;;) {
-    const { receivedMessageItems: batch } = await storage
-      .poisonQueue(capability)
-      .receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
+    const { receivedMessageItems: batch } = await poison.receiveMessages({
+      numberOfMessages: 32,
+      visibilityTimeout: 60,
+    });
     if (batch.length === 0) return moved;
     for (const message of batch) {
-      await enqueue(storage.queue(capability), decodeMessageText(message.messageText));
-      await storage.poisonQueue(capability).deleteMessage(message.messageId, message.popReceipt);
-      moved += 1;
+      const text = decodeStrictBase64(message.messageText);
+      const invalid = text === undefined ? 'not base64' : unreplayable(text);
+      if (text !== undefined && !invalid) {
+        await enqueue(storage.queue(capability), text);
+        moved += 1;
+      } else {
+        await letters.record({
+          capability,
+          id: message.messageId,
+          task_id: null,
+          reason: text === undefined ? 'not_base64' : 'invalid_message',
+          message: text ?? message.messageText,
+          dequeue_count: null,
+          error: invalid ?? null,
+        });
+      }
+      await poison.deleteMessage(message.messageId, message.popReceipt);
     }
   }
 }

@@ -41,9 +41,30 @@ export function jobIdOf(taskId: string): string | undefined {
   return TASK_ID.exec(taskId)?.[1];
 }
 
+/**
+ * A delivered message as its text and its value. The queue functions take their message as bytes
+ * (`dataType: 'binary'`), so the text is exactly what was enqueued: the Node library would otherwise
+ * hand over `JSON.parse(text)`, and `1e999` would come back as Infinity and be stored as `null`.
+ * A message handed over already parsed (tests, older callers) is turned back into JSON text.
+ */
+export interface Received {
+  readonly text: string;
+  readonly value: unknown;
+}
+
+export function received(delivered: unknown): Received {
+  if (Buffer.isBuffer(delivered) || delivered instanceof Uint8Array) {
+    const text = Buffer.from(delivered).toString('utf8');
+    return { text, value: parseJson(text) };
+  }
+  if (typeof delivered === 'string') return { text: delivered, value: parseJson(delivered) };
+  return { text: JSON.stringify(delivered) ?? String(delivered), value: delivered };
+}
+
 /** The task a raw message names, when it names one well-formed id, whatever else is wrong with it. */
 export function taskIdOf(delivered: unknown): string | null {
-  const taskId = (delivered as { task_id?: unknown } | null)?.task_id;
+  const { value } = received(delivered);
+  const taskId = (value as { task_id?: unknown } | null)?.task_id;
   return typeof taskId === 'string' && TASK_ID.test(taskId) ? taskId : null;
 }
 
@@ -61,9 +82,9 @@ export function deliveryOf(metadata: Record<string, unknown> | undefined, fallba
   };
 }
 
-/** A delivered message as text again: the host hands JSON messages over parsed. */
+/** A delivered message as text (see `received`). */
 export function messageText(delivered: unknown): string {
-  return typeof delivered === 'string' ? delivered : JSON.stringify(delivered);
+  return received(delivered).text;
 }
 
 export function buildTaskMessage(
@@ -84,9 +105,9 @@ export function buildTaskMessage(
 
 /** Parses a delivered message (object or text) or throws a ValidationError listing every problem. */
 export function parseTaskMessage(delivered: unknown, limits: Limits = appSettings()): DeliveredTask {
-  const value = typeof delivered === 'string' ? parseJson(delivered) : delivered;
+  const { value } = received(delivered);
   if (!isPlainObject(value)) {
-    throw new ValidationError([fieldProblem('message', 'a JSON object', delivered)], 'queue message');
+    throw new ValidationError([fieldProblem('message', 'a JSON object', value)], 'queue message');
   }
   const problems: FieldProblem[] = [];
   if (value.v !== MESSAGE_VERSION) problems.push(fieldProblem('v', `${MESSAGE_VERSION}`, value.v));

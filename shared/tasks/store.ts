@@ -2,8 +2,15 @@
  * Task records in Table storage: partition = job, row = task, so a task is a point read and a
  * job is one partition query. A task changes status only through the named transitions below
  * (start, succeed, fail, requeue), each with its guard in one place, and every write is guarded
- * by the entity's ETag: two deliveries of the same message cannot both win. A transition returns
- * the record with its new ETag, so the next one on the normal path writes without reading first.
+ * by the entity's ETag. A transition returns the record with its new ETag, so the next one on the
+ * normal path writes without reading first, and says whether it changed the record: only a
+ * transition that happened may be counted.
+ *
+ * A task is claimed once. `start` takes a task only when nobody holds a live claim on it: a task
+ * `processing` under another delivery stands unless its claim is older than the longest an
+ * invocation can run (CLAIM_STALE_AFTER_MS) or the caller's liveness check says its worker is gone.
+ * The claim is the worker id and the attempt number `start` wrote; `succeed` and `fail` from a
+ * worker write only while that claim still stands, so a delivery that lost its claim changes nothing.
  */
 import type { TableClient, TableEntityResult, TransactionAction } from '@azure/data-tables';
 import type { CapabilityName } from '../capabilities';
@@ -134,8 +141,41 @@ export interface Failure {
   readonly error: string;
 }
 
-/** The guard every transition shares: a succeeded task is final (its result exists and is served). */
+/** A succeeded task is final: its result exists and is served. */
 const isFinal = (task: TaskRecord): boolean => task.status === 'succeeded';
+
+/** Still waiting for a result: queued, or processing under some claim. */
+const isOpen = (task: TaskRecord): boolean => task.status === 'queued' || task.status === 'processing';
+
+/**
+ * No invocation runs longer than host.json `functionTimeout` (10 min): the host restarts the worker
+ * after it. A claim older than that belongs to an invocation that is gone, whatever its worker says.
+ */
+export const CLAIM_STALE_AFTER_MS = 10 * 60 * 1000;
+
+/** Who runs a task under which attempt: what `start` wrote, and what `succeed` and `fail` check. */
+export interface Claim {
+  readonly worker_id: string;
+  readonly attempt: number;
+}
+
+export const claimOf = (task: StoredTask): Claim => ({
+  worker_id: task.record.worker_id ?? '',
+  attempt: task.record.attempts,
+});
+
+const holds = (task: TaskRecord, claim: Claim): boolean =>
+  task.status === 'processing' && task.worker_id === claim.worker_id && task.attempts === claim.attempt;
+
+/** How old a processing task's claim is, in ms (0 when it has none). */
+export const claimAgeMs = (task: TaskRecord, now = new Date()): number =>
+  task.started_at ? Math.max(0, now.getTime() - Date.parse(task.started_at)) : 0;
+
+/** The outcome of a transition: the record as it now stands, and whether this call wrote it. */
+export interface Transition {
+  readonly task: StoredTask;
+  readonly changed: boolean;
+}
 
 /** How many times a transition reads again after losing a write to a concurrent one. */
 const CONFLICT_RETRIES = 5;
@@ -180,21 +220,32 @@ export class TaskStore {
     return records.sort((a, b) => a.task_id.localeCompare(b.task_id));
   }
 
-  /** A worker takes the task: processing, one more attempt. A succeeded task comes back unchanged. */
-  start(taskId: string, workerId: string, now = new Date()): Promise<StoredTask | undefined> {
-    return this.change(taskId, (t) =>
-      isFinal(t)
-        ? undefined
-        : { status: 'processing', attempts: t.attempts + 1, worker_id: workerId, started_at: now.toISOString() },
-    );
+  /**
+   * A worker takes the task: processing, one more attempt, its claim. Unchanged when the task
+   * succeeded, or when another delivery holds a claim that is younger than CLAIM_STALE_AFTER_MS and
+   * that `claimStands` (asked only then) says is live. Undefined when there is no such task.
+   */
+  start(
+    taskId: string,
+    workerId: string,
+    claimStands: (task: TaskRecord) => Promise<boolean> = () => Promise.resolve(true),
+    now = new Date(),
+  ): Promise<Transition | undefined> {
+    return this.change(taskId, async (t) => {
+      if (isFinal(t)) return undefined;
+      if (t.status === 'processing' && claimAgeMs(t, now) < CLAIM_STALE_AFTER_MS && (await claimStands(t))) {
+        return undefined;
+      }
+      return { status: 'processing', attempts: t.attempts + 1, worker_id: workerId, started_at: now.toISOString() };
+    });
   }
 
-  /** The result is written: succeeded, with how long the attempt took. */
-  succeed(task: StoredTask, output: TaskResult, durationMs: number, now = new Date()): Promise<StoredTask | undefined> {
+  /** The result is written: succeeded, with how long the attempt took, if the claim still stands. */
+  succeed(task: StoredTask, output: TaskResult, durationMs: number, now = new Date()): Promise<Transition | undefined> {
+    const claim = claimOf(task);
     return this.change(task, (t) =>
-      isFinal(t)
-        ? undefined
-        : {
+      holds(t, claim)
+        ? {
             status: 'succeeded',
             completed_at: now.toISOString(),
             duration_ms: durationMs,
@@ -202,31 +253,37 @@ export class TaskStore {
             failure_type: null,
             failure_reason: null,
             error: null,
-          },
+          }
+        : undefined,
     );
   }
 
-  /** The task failed for good (job_failure) or ran out of deliveries (worker_failure), unless it already succeeded. */
-  fail(task: StoredTask | string, failure: Failure, now = new Date()): Promise<StoredTask | undefined> {
+  /**
+   * The task failed. From a worker (a StoredTask it started) only while its claim stands; by id
+   * (a garbled message, the poison function, a failed enqueue) only while the task is still open
+   * (queued or processing): a task that failed keeps its first reason, and a succeeded one is final.
+   */
+  fail(task: StoredTask | string, failure: Failure, now = new Date()): Promise<Transition | undefined> {
+    const claim = typeof task === 'string' ? undefined : claimOf(task);
     return this.change(task, (t) =>
-      isFinal(t)
-        ? undefined
-        : {
+      (claim ? holds(t, claim) : isOpen(t))
+        ? {
             status: 'failed',
             completed_at: now.toISOString(),
             failure_type: failure.type,
             failure_reason: failure.reason,
             error: failure.error,
-          },
+          }
+        : undefined,
     );
   }
 
-  /** Back to the queue after a failure (a dead letter is replayed), unless it already succeeded. */
-  requeue(taskId: string): Promise<StoredTask | undefined> {
+  /** Back to the queue after a failure (a dead letter is replayed); only a failed task goes back. */
+  requeue(taskId: string): Promise<Transition | undefined> {
     return this.change(taskId, (t) =>
-      isFinal(t)
-        ? undefined
-        : { status: 'queued', completed_at: null, failure_type: null, failure_reason: null, error: null },
+      t.status === 'failed'
+        ? { status: 'queued', completed_at: null, failure_type: null, failure_reason: null, error: null }
+        : undefined,
     );
   }
 
@@ -237,18 +294,19 @@ export class TaskStore {
    */
   private async change(
     from: StoredTask | string,
-    decide: (current: TaskRecord) => TaskChange | undefined,
-  ): Promise<StoredTask | undefined> {
+    decide: (current: TaskRecord) => TaskChange | undefined | Promise<TaskChange | undefined>,
+  ): Promise<Transition | undefined> {
     const taskId = typeof from === 'string' ? from : from.record.task_id;
     let current = typeof from === 'string' ? await this.read(taskId) : from;
     for (let i = 0; i < CONFLICT_RETRIES && current; i++) {
-      const change = decide(current.record);
-      if (!change) return current;
+      const change = await decide(current.record);
+      if (!change) return { task: current, changed: false };
       const next: TaskRecord = { ...current.record, ...change };
       try {
         const { etag } = await this.table.updateEntity(toEntity(next), 'Replace', { etag: current.etag });
-        if (etag) return { record: next, etag };
-        return await this.read(taskId); // no ETag in the answer: the next transition needs a fresh one
+        // no ETag in the answer: the next transition needs a fresh one
+        const written = etag ? { record: next, etag } : await this.read(taskId);
+        return written && { task: written, changed: true };
       } catch (err) {
         if (!isStatus(err, 412)) throw err;
         current = await this.read(taskId);

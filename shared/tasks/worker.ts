@@ -1,11 +1,20 @@
 /**
  * What a capability's queue worker does with one delivered message.
- * - valid message, task not yet succeeded → process, write the result blob, mark succeeded;
+ * - valid message, task open → claim it, process, write the result blob, mark succeeded;
  * - PermanentError (bad image, filter cannot apply, missing input) → mark failed/job_failure, return;
  * - anything else → throw, so the host retries and, after maxDequeueCount, moves it to poison;
- * - garbled message → failed/job_failure if it names a real task, else straight to poison.
- * Processing is idempotent: the result blob name is fixed per task and a succeeded task is
- * acknowledged without work, so at-least-once delivery never duplicates results.
+ * - garbled message → failed/invalid_message if it names a queued or processing task, else to poison
+ *   (where it becomes a dead letter), so it never overwrites a task that already ended.
+ *
+ * At-least-once delivery runs a task once. A task is claimed once (TaskStore.start): a copy that
+ * finds a live claim by another delivery is put back on the queue, hidden until that claim could
+ * be found dead or stale, and acknowledged ('deferred', not a failed delivery); a copy that finds the
+ * task succeeded is acknowledged ('already_succeeded'). A claim stands while it is younger than the
+ * function timeout and the registry shows its worker alive and running the task (asked only when a
+ * claim by another worker is found); a copy of a task this process is already running is deferred
+ * without a read, and a claim under this process's own id that it is not running is taken over.
+ * The succeeded or failed write happens only while the claim still stands ('lost_claim' otherwise),
+ * so only the transition that happened is reported, and counted.
  * The normal path is one read and two writes of the task record: start's write returns the ETag
  * that succeed's write is guarded by.
  */
@@ -18,8 +27,8 @@ import { processImage } from '../imaging/pipeline';
 import type { Storage } from '../storage/clients';
 import { readImage, writeResult } from '../storage/images';
 import { enqueue } from '../storage/queue';
-import { messageText, parseTaskMessage, taskIdOf, type DeliveredTask } from './message';
-import { TaskStore } from './store';
+import { parseTaskMessage, received, taskIdOf, type DeliveredTask } from './message';
+import { CLAIM_STALE_AFTER_MS, claimAgeMs, TaskStore, type TaskRecord } from './store';
 
 export interface WorkerDeps {
   readonly storage: Storage;
@@ -27,12 +36,27 @@ export interface WorkerDeps {
   readonly workerId?: string;
   readonly limits?: Limits;
   readonly log?: (message: string) => void;
+  /**
+   * Whether another worker's claim on a task is live (the worker registry: its worker heartbeats and
+   * runs the task). Without it, another worker's claim stands until it is stale.
+   */
+  readonly isClaimRunning?: (claim: TaskRecord) => Promise<boolean>;
+  /**
+   * How long a deferred copy stays hidden before it looks again (at most until the claim is stale):
+   * the time the registry takes to call a silent worker dead. Default 30 s.
+   */
+  readonly deadAfterMs?: number;
 }
 
-export type WorkerOutcome = 'succeeded' | 'already_succeeded' | 'failed' | 'sent_to_poison';
+export type WorkerOutcome = 'succeeded' | 'already_succeeded' | 'failed' | 'sent_to_poison' | 'deferred' | 'lost_claim';
 
 /** Worker ids name the instance and the process, so two workers on one host are told apart. */
 export const WORKER_ID = `${process.env.WEBSITE_INSTANCE_ID?.slice(0, 12) ?? os.hostname()}-${process.pid}`;
+
+const DEFAULT_DEAD_AFTER_MS = 30000;
+
+/** Tasks this process is running, per worker id: a second copy of one of them is deferred at once. */
+const running = new Set<string>();
 
 export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): Promise<WorkerOutcome> {
   await deps.storage.ensureResources(); // a worker may run before any HTTP call created the containers
@@ -45,24 +69,64 @@ export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): 
     if (!(err instanceof ValidationError)) throw err;
     return rejectGarbled(delivered, err, tasks, deps);
   }
-  const startedAt = Date.now();
-  const started = await tasks.start(message.task_id, deps.workerId ?? WORKER_ID);
-  if (!started) return sendToPoison(delivered, deps, `unknown task ${message.task_id}`);
-  if (started.record.status === 'succeeded') return 'already_succeeded';
+  const workerId = deps.workerId ?? WORKER_ID;
+  const deadAfterMs = deps.deadAfterMs ?? DEFAULT_DEAD_AFTER_MS;
+  const key = `${workerId}/${message.task_id}`;
+  if (running.has(key)) return defer(delivered, deps, deadAfterMs);
+  running.add(key);
   try {
-    const { data: input } = await readImage(deps.storage, message.image);
-    const result = await processImage(message.spec, input, limits);
-    const output = await writeResult(deps.storage, { ...message, filters: message.spec.filters }, result);
-    await tasks.succeed(started, output, Date.now() - startedAt);
-    return 'succeeded';
-  } catch (err) {
-    if (!(err instanceof PermanentError)) throw err;
-    await tasks.fail(started, { type: 'job_failure', reason: err.code, error: err.message });
-    return 'failed';
+    const startedAt = Date.now();
+    // This process runs no other copy (above), so a claim under its own worker id is left over from an
+    // earlier process with the same id (a restarted container) or from a delivery that failed: taken over.
+    const stands = async (claim: TaskRecord): Promise<boolean> => {
+      if (claim.worker_id === workerId) return false;
+      return !deps.isClaimRunning || deps.isClaimRunning(claim);
+    };
+    const start = await tasks.start(message.task_id, workerId, stands);
+    if (!start) return await sendToPoison(delivered, deps, `unknown task ${message.task_id}`);
+    const { task: started, changed } = start;
+    if (started.record.status === 'succeeded') return 'already_succeeded';
+    if (!changed) {
+      const untilStale = CLAIM_STALE_AFTER_MS - claimAgeMs(started.record);
+      return await defer(delivered, deps, Math.min(untilStale, deadAfterMs));
+    }
+    try {
+      const { data: input } = await readImage(deps.storage, message.image);
+      const result = await processImage(message.spec, input, limits);
+      const claim = `${workerId}#${started.record.attempts}`;
+      const output = await writeResult(deps.storage, { ...message, filters: message.spec.filters, claim }, result);
+      const done = await tasks.succeed(started, output, Date.now() - startedAt);
+      return done?.changed ? 'succeeded' : lostClaim(deps, message.task_id);
+    } catch (err) {
+      if (!(err instanceof PermanentError)) throw err;
+      const done = await tasks.fail(started, { type: 'job_failure', reason: err.code, error: err.message });
+      return done?.changed ? 'failed' : lostClaim(deps, message.task_id);
+    }
+  } finally {
+    running.delete(key);
   }
 }
 
-/** A message that fails the schema: fail its task if it names one, else keep it visible in poison. */
+function lostClaim(deps: WorkerDeps, taskId: string): WorkerOutcome {
+  deps.log?.(`task ${taskId}: another delivery took over the claim; this one's result is not recorded`);
+  return 'lost_claim';
+}
+
+/**
+ * Another delivery holds a live claim: the same text goes back on the queue, hidden until the claim
+ * could be found dead or stale, and this copy is acknowledged without counting as a failed delivery.
+ */
+async function defer(delivered: unknown, deps: WorkerDeps, delayMs: number): Promise<WorkerOutcome> {
+  const visibilityTimeout = Math.max(1, Math.ceil(delayMs / 1000));
+  await enqueue(deps.storage.queue(deps.capability), received(delivered).text, { visibilityTimeout });
+  return 'deferred';
+}
+
+/**
+ * A message that fails the schema: its task fails (invalid_message) if it is still queued or
+ * processing; otherwise (no task, or one that already ended) the message goes to poison, where the
+ * poison function keeps it as a dead letter that says why.
+ */
 async function rejectGarbled(
   delivered: unknown,
   err: ValidationError,
@@ -72,12 +136,13 @@ async function rejectGarbled(
   const taskId = taskIdOf(delivered);
   const failed =
     taskId && (await tasks.fail(taskId, { type: 'job_failure', reason: 'invalid_message', error: err.message }));
-  if (failed) return 'failed';
-  return sendToPoison(delivered, deps, `invalid message: ${err.message}`);
+  if (failed && failed.changed) return 'failed';
+  const why = failed ? `a garbled message for ${failed.task.record.status} task ${taskId}` : 'invalid message';
+  return sendToPoison(delivered, deps, `${why}: ${err.message}`);
 }
 
 async function sendToPoison(delivered: unknown, deps: WorkerDeps, why: string): Promise<WorkerOutcome> {
   deps.log?.(`moving message to ${deps.storage.names.poisonQueueOf(deps.capability)}: ${why}`);
-  await enqueue(deps.storage.poisonQueue(deps.capability), messageText(delivered));
+  await enqueue(deps.storage.poisonQueue(deps.capability), received(delivered).text);
   return 'sent_to_poison';
 }

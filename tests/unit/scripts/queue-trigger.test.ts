@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import type { QueueOptions } from '../../../scripts/local-host/host-config';
 import {
+  poisonQueueNameOf,
   startQueueTrigger,
   type QueueTriggerMetadata,
   type QueueTriggerOptions,
@@ -63,7 +64,7 @@ describe('local host queue trigger', () => {
 
   /** Starts a trigger that records every invocation before running `body`. */
   function start(
-    queues: { queue: QueueClient; poison: QueueClient },
+    queues: { queue: QueueClient; poison: QueueClient | undefined },
     body: (call: Call) => Promise<void>,
     extra: Partial<QueueTriggerOptions> = {},
   ): RunningQueueTrigger {
@@ -93,9 +94,11 @@ describe('local host queue trigger', () => {
     await until(async () => calls.length === 2 && (await messageCount(queues.queue)) === 0, 'both messages processed');
     const json = calls.find((c) => typeof c.payload === 'object');
     expect(json?.payload).toEqual({ hello: 'wörld', n: 1 });
+    // the Node library parses trigger metadata as it parses the payload (fromRpcTypedData's tryJsonParse
+    // in azure-functions-nodejs-library src/converters/fromRpcTypedData.ts): it carries no raw text
     expect(json?.metadata).toMatchObject({
       dequeueCount: 1,
-      queueTrigger: '{"hello":"wörld","n":1}',
+      queueTrigger: { hello: 'wörld', n: 1 },
       id: expect.any(String),
       popReceipt: expect.any(String),
     });
@@ -184,6 +187,75 @@ describe('local host queue trigger', () => {
     expect(await messageCount(queues.queue)).toBe(0);
     expect(calls).toHaveLength(0);
     expect(logs.some((l) => /not valid base64/.test(l))).toBe(true);
+  });
+
+  it('hands a binary trigger (dataType binary) the exact bytes, so 1e999 stays 1e999', async () => {
+    const queues = await freshQueues();
+    await enqueue(queues.queue, '1e999');
+    start(queues, async () => undefined, { dataType: 'binary' });
+    await until(() => calls.length === 1, 'the delivery');
+    expect(Buffer.isBuffer(calls[0].payload)).toBe(true);
+    expect((calls[0].payload as Buffer).toString('utf8')).toBe('1e999');
+  });
+
+  it('poisons a message delivered more than maxDequeueCount times without invoking it', async () => {
+    // QueueProcessor.BeginProcessingMessageAsync (azure-sdk-for-net
+    // sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Shared/Queues/QueueProcessor.cs)
+    const queues = await freshQueues();
+    await enqueue(queues.queue, 'crashed every time');
+    for (let i = 0; i < OPTIONS.maxDequeueCount; i++) {
+      await queues.queue.receiveMessages({ visibilityTimeout: 1 }); // a host that died mid-run
+      await sleep(1100);
+    }
+    start(queues, async () => undefined);
+    await until(async () => (await peekTexts(queues.poison)).length === 1, 'the poison message');
+    expect(calls).toHaveLength(0);
+    expect(await messageCount(queues.queue)).toBe(0);
+  }, 15000);
+
+  describe('a queue that is itself a poison queue has no poison queue', () => {
+    // QueueListenerFactory.CreatePoisonQueueReference (azure-sdk-for-net
+    // sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Listeners/QueueListenerFactory.cs)
+    // returns null for a name ending in "-poison"; QueueProcessor then leaves a failed or undecodable
+    // message hidden until its lease ends (CompleteProcessingMessageAsync, HandlePoisonMessageAsync).
+    async function poisonQueueOnly(): Promise<{ queue: QueueClient; poison: QueueClient }> {
+      const service = QueueServiceClient.fromConnectionString(env.azurite().connectionString);
+      const name = `${uniqueNamespace()}-work-poison`;
+      const queue = service.getQueueClient(name);
+      await queue.createIfNotExists();
+      return { queue, poison: service.getQueueClient(`${name}-poison`) };
+    }
+
+    it('names no poison queue for a -poison queue', () => {
+      expect(poisonQueueNameOf('tasks-light')).toBe('tasks-light-poison');
+      expect(poisonQueueNameOf('tasks-light-poison')).toBeUndefined();
+    });
+
+    it('leaves a message that is not base64 where it is, hidden until its lease ends, and invokes nothing', async () => {
+      const queues = await poisonQueueOnly();
+      await queues.queue.sendMessage('not base64 !!');
+      start({ queue: queues.queue, poison: undefined }, async () => undefined);
+      await until(async () => (await peekTexts(queues.queue)).length === 0, 'the message received');
+      expect(await messageCount(queues.queue)).toBe(1);
+      await until(async () => (await peekTexts(queues.queue)).length === 1, 'the message visible again', 5000);
+      expect(calls).toHaveLength(0);
+      expect(await queues.poison.exists()).toBe(false);
+    });
+
+    it('leaves a failed message hidden until its lease ends instead of retrying it at once', async () => {
+      const queues = await poisonQueueOnly();
+      await enqueue(queues.queue, 'fails');
+      start(
+        { queue: queues.queue, poison: undefined },
+        async () => {
+          throw new Error('poison function fails');
+        },
+        { options: { ...OPTIONS, visibilityTimeoutMs: 0 } },
+      );
+      await until(() => calls.length === 2, 'the second delivery', 8000);
+      expect(calls[1].at - calls[0].at).toBeGreaterThanOrEqual(1900); // the 2 s lease, not visibilityTimeout 0
+      expect(await queues.poison.exists()).toBe(false);
+    }, 15000);
   });
 
   it('stop() waits for the invocation in flight, completes its message and starts no other', async () => {

@@ -148,6 +148,42 @@ describe('processTaskMessage', () => {
     const [poisoned] = (await storage.poisonQueue('light').receiveMessages()).receivedMessageItems;
     expect(decodeMessageText(poisoned.messageText)).toBe('not json at all');
   });
+
+  it('a garbled message never overwrites a task that ended; it becomes a dead letter that says so', async () => {
+    const image = { 'a.jpg': await photo(64, 48, 'jpeg'), 'b.jpg': await photo(64, 48, 'jpeg') };
+    const { storage, job, messages, tasks } = await setUp({ filters: ['flip'] }, image);
+    const [done, failed] = job.tasks.map((t) => t.task_id);
+    const byTask = (id: string) => messages.find((m) => m.task_id === id)!;
+    expect(await processTaskMessage(byTask(done), { storage, capability: 'light' })).toBe('succeeded');
+    await tasks.fail(failed, { type: 'job_failure', reason: 'corrupt_image', error: 'truncated' });
+    for (const id of [done, failed]) {
+      const garbled = Buffer.from(JSON.stringify({ ...byTask(id), filters: ['explode'] }));
+      expect(await processTaskMessage(garbled, { storage, capability: 'light' })).toBe('sent_to_poison');
+      const [poisoned] = (await storage.poisonQueue('light').receiveMessages()).receivedMessageItems;
+      await handlePoisonMessage(
+        Buffer.from(decodeMessageText(poisoned.messageText)),
+        { storage, capability: 'light' },
+        {
+          id: poisoned.messageId,
+          dequeueCount: 1,
+        },
+      );
+    }
+    expect(await tasks.get(done)).toMatchObject({ status: 'succeeded', failure_reason: null });
+    expect(await tasks.get(failed)).toMatchObject({
+      status: 'failed',
+      failure_reason: 'corrupt_image',
+      error: 'truncated',
+    });
+    const letters = await new DeadLetterStore(storage.deadLetters).list('light');
+    expect(letters.map((l) => [l.task_id, l.reason]).sort()).toEqual(
+      [
+        [done, 'invalid_message_for_succeeded_task'],
+        [failed, 'invalid_message_for_failed_task'],
+      ].sort(),
+    );
+    expect(letters.every((l) => l.message.includes('explode') && l.error?.includes("'explode'"))).toBe(true);
+  });
 });
 
 describe('handlePoisonMessage', () => {
@@ -156,14 +192,28 @@ describe('handlePoisonMessage', () => {
       { filters: ['flip'] },
       { 'a.jpg': await photo(64, 48, 'jpeg') },
     );
-    await handlePoisonMessage(messages[0], { storage, capability: 'light' }, { id: 'm1', dequeueCount: 5 });
+    // five deliveries fail on a busy storage account, then the host moves the message to poison, whose
+    // own first delivery has dequeueCount 1: the task and the letter report the five attempts
+    for (let i = 0; i < 5; i++) {
+      await expect(
+        processTaskMessage(messages[0], { storage: withFailingUploads(storage), capability: 'light' }),
+      ).rejects.toThrow(/Server Busy/);
+    }
+    await handlePoisonMessage(messages[0], { storage, capability: 'light' }, { id: 'm1', dequeueCount: 1 });
     expect(await tasks.get(job.tasks[0].task_id)).toMatchObject({
       status: 'failed',
+      attempts: 5,
       failure_type: 'worker_failure',
       failure_reason: 'exhausted_retries',
+      error: 'gave up after 5 attempts',
     });
     const [letter] = await new DeadLetterStore(storage.deadLetters).list('light');
-    expect(letter).toMatchObject({ task_id: job.tasks[0].task_id, reason: 'exhausted_retries', dequeue_count: 5 });
+    expect(letter).toMatchObject({
+      task_id: job.tasks[0].task_id,
+      reason: 'exhausted_retries',
+      dequeue_count: 5,
+      error: 'gave up after 5 attempts',
+    });
     expect(JSON.parse(letter.message)).toEqual(messages[0]);
   });
 
@@ -176,6 +226,23 @@ describe('handlePoisonMessage', () => {
     await handlePoisonMessage(messages[0], { storage, capability: 'light' }, { id: 'm1', dequeueCount: 5 });
     expect(await tasks.get(job.tasks[0].task_id)).toMatchObject({ status: 'succeeded' });
     expect(await new DeadLetterStore(storage.deadLetters).list('light')).toEqual([]);
+  });
+
+  it('keeps the exact text of a message that is JSON but no object (1e999 is not stored as null)', async () => {
+    const storage = await env.storage();
+    expect(await processTaskMessage(Buffer.from('1e999'), { storage, capability: 'heavy' })).toBe('sent_to_poison');
+    const [poisoned] = (await storage.poisonQueue('heavy').receiveMessages()).receivedMessageItems;
+    expect(decodeMessageText(poisoned.messageText)).toBe('1e999');
+    await handlePoisonMessage(Buffer.from('1e999'), { storage, capability: 'heavy' }, { id: 'm2', dequeueCount: 1 });
+    expect(await new DeadLetterStore(storage.deadLetters).list('heavy')).toMatchObject([
+      {
+        id: 'm2',
+        task_id: null,
+        reason: 'invalid_message',
+        message: '1e999',
+        error: expect.stringContaining('Infinity'),
+      },
+    ]);
   });
 
   it('records garbage as an invalid_message dead letter', async () => {
