@@ -23,7 +23,7 @@ beforeAll(() => {
 describe('function registrations', () => {
   it('loads the function files package.json main names', () => {
     expect(functionFiles(ROOT).map((f) => path.relative(ROOT, f))).toEqual(
-      ['dashboard', 'deadLetters', 'health', 'images', 'jobs', 'metrics', 'tasks', 'workers'].map(
+      ['admin', 'dashboard', 'deadLetters', 'health', 'images', 'jobs', 'metrics', 'tasks', 'workers'].map(
         (n) => `dist/functions/${n}.js`,
       ),
     );
@@ -48,11 +48,24 @@ describe('function registrations', () => {
       ['listImages', 'images', 'GET', 'anonymous'],
       ['metrics', 'metrics', 'GET', 'anonymous'],
       ['metricsHistory', 'metrics/history', 'GET', 'anonymous'],
+      ['purgeTasks', 'tasks', 'DELETE', 'admin'],
       ['putImage', 'images/{name}', 'PUT', 'function'],
       ['requeueDeadLetters', 'dead-letters/{capability}/requeue', 'POST', 'function'],
       ['submitJob', 'jobs', 'POST', 'function'],
       ['workers', 'workers', 'GET', 'anonymous'],
     ]);
+  });
+
+  it('claims no route the Functions host reserves for itself', () => {
+    // Mirrors ScriptHost.ValidateHttpFunction in Azure/azure-functions-host
+    // (src/WebJobs.Script/Host/ScriptHost.cs): a route starting with "admin" or "runtime" fails
+    // with "The specified route conflicts with one or more built in routes", so the function never
+    // loads in Azure, though the local host would serve it.
+    const reserved = functions
+      .filter((f) => f.trigger.type === 'httpTrigger')
+      .map((f) => String(f.trigger.route ?? f.name))
+      .filter((route) => /^(admin|runtime)/.test(route.replace(/^\/+/, '').toLowerCase()));
+    expect(reserved).toEqual([]);
   });
 
   it('registers one worker and one poison function per capability, from the capability table', () => {

@@ -1,0 +1,13 @@
+/**
+ * DELETE /api/tasks (admin: the master key): deletes every queued message (main and poison
+ * queues), task record, dead letter and processed result of this app's storage, and answers the
+ * count of each. Images, the worker registry and metrics are kept. The route is not under
+ * `admin/`: the Functions host reserves that prefix for its own API and refuses such a route.
+ */
+import { app } from '@azure/functions';
+import { purgeRoutes } from '../shared/http/purge';
+import { appStorage } from '../shared/storage/clients';
+
+const routes = purgeRoutes(appStorage);
+
+app.http('purgeTasks', { route: 'tasks', methods: ['DELETE'], authLevel: 'admin', handler: routes.purgeTasks });
