@@ -17,6 +17,24 @@ export interface Problem {
   readonly errors?: readonly { readonly field?: string; readonly message: string }[];
 }
 
+/** Problems the app raises carry this type prefix; a 404 without it came from the host: no route there. */
+const APP_PROBLEM = 'urn:image-pipeline:problem:';
+const ROUTE_PREFIX = '/api';
+
+/** What to say when the host (not the app) answers 404: the URL most likely lacks the route prefix. */
+export function missingRouteHint(baseUrl: string): string {
+  const base = new URL(baseUrl);
+  if (!base.pathname.replace(/\/+$/, '').endsWith(ROUTE_PREFIX)) {
+    const suggested = `${baseUrl.replace(/\/+$/, '')}${ROUTE_PREFIX}`;
+    return `no function of the app is there: is the URL missing ${ROUTE_PREFIX}? try --url ${suggested}`;
+  }
+  return `no function of the app is there: is ${baseUrl} the image pipeline's API, and is the app as new as this CLI?`;
+}
+
+/** Whether the app itself answered (a problem of its registry), rather than the host or a proxy. */
+const isAppProblem = (body: unknown): boolean =>
+  typeof body === 'object' && body !== null && String((body as Problem).type).startsWith(APP_PROBLEM);
+
 export class ApiError extends Error {
   override name = 'ApiError';
   constructor(
@@ -24,24 +42,46 @@ export class ApiError extends Error {
     readonly url: string,
     /** The parsed body (a problem document or any JSON), or the text when it is not JSON. */
     readonly body: unknown,
+    /** Added to the message when the answer alone does not say what to do. */
+    readonly hint?: string,
   ) {
-    super(ApiError.describe(status, url, body));
+    super(ApiError.describe(status, url, body, hint));
   }
 
   get problem(): Problem | undefined {
     return typeof this.body === 'object' && this.body !== null ? this.body : undefined;
   }
 
-  /** The detail first, then every field error, as the API words them. */
-  lines(): string[] {
-    const problem = this.problem;
-    // One problem: the detail already says it.
-    const errors = (problem?.errors ?? []).filter((e) => e.message !== problem?.detail);
-    return [this.message, ...errors.map((e) => `  - ${e.message}`)];
+  /** The app's own answer (one of its registered problems), not the host's or a proxy's. */
+  get fromApp(): boolean {
+    return isAppProblem(this.body);
   }
 
-  private static describe(status: number, url: string, body: unknown): string {
+  /**
+   * The detail, then every field error as the API words it. A detail that only repeats the
+   * field errors (a validation error's summary) is cut to its summary, and what it says beyond
+   * them (how many were left out) comes last.
+   */
+  lines(): string[] {
+    const problem = this.problem;
+    const errors = (problem?.errors ?? []).filter((e) => e.message !== problem?.detail);
+    const detail = problem?.detail;
+    if (!detail || errors.length === 0 || this.hint) return [this.message, ...errors.map((e) => `  - ${e.message}`)];
+    const first = detail.indexOf(errors[0].message);
+    const last = errors.at(-1)!.message;
+    const lastAt = detail.lastIndexOf(last);
+    const repeated = first >= 0 && errors.every((e) => detail.includes(e.message));
+    const summary = repeated ? detail.slice(0, first).replace(/[\s:;,]+$/, '') : detail;
+    const rest = repeated ? detail.slice(lastAt + last.length).replace(/^[\s:;,]+/, '') : '';
+    const head = `${summary || problem.title || 'The request was refused'} (HTTP ${this.status})`;
+    return [head, ...errors.map((e) => `  - ${e.message}`), ...(rest ? [`  (${rest})`] : [])];
+  }
+
+  private static describe(status: number, url: string, body: unknown, hint?: string): string {
     const problem = typeof body === 'object' && body !== null ? (body as Problem) : undefined;
+    if (hint) {
+      return `${url} answered HTTP ${status}${problem?.detail ? ` (${problem.detail})` : ''}: ${hint}`;
+    }
     if (problem?.detail) return `${problem.detail} (HTTP ${status})`;
     if (status === 401)
       return `${url} answered HTTP 401: this route needs a function key; pass --key or set ${KEY_ENV}`;
@@ -50,20 +90,34 @@ export class ApiError extends Error {
   }
 }
 
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
 export class ApiUnreachable extends Error {
   override name = 'ApiUnreachable';
   constructor(
     readonly url: string,
-    reason: string,
+    reason: NetworkReason,
   ) {
-    super(`Cannot reach ${url} (${reason}): is the app running? (npm start)`);
+    super(`Cannot reach ${url} (${reason.text}): ${ApiUnreachable.advice(url, reason.code)}`);
+  }
+
+  private static advice(url: string, code: string | undefined): string {
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'is the host name in the URL right?';
+    if (LOCAL_HOSTS.has(new URL(url).hostname)) return 'is the app running? (npm start)';
+    return 'is the app running, and is the URL right?';
   }
 }
 
 interface ErrorLike {
   readonly name?: unknown;
   readonly message?: unknown;
+  readonly code?: unknown;
   readonly cause?: unknown;
+}
+
+interface NetworkReason {
+  readonly text: string;
+  readonly code?: string;
 }
 
 /** Duck-typed, not instanceof: fetch's errors can come from another realm (jest's sandbox, for one). */
@@ -73,10 +127,13 @@ const firstLine = (value: unknown): string | undefined =>
   typeof value === 'string' && value ? value.split('\n')[0] : undefined;
 
 /** The most specific reason fetch gives: `connect ECONNREFUSED 127.0.0.1:7071` rather than `fetch failed`. */
-function networkReason(err: unknown): string {
+function networkReason(err: unknown): NetworkReason {
   const e = asErrorLike(err);
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
-  return firstLine(asErrorLike(e?.cause)?.message) ?? firstLine(e?.message) ?? String(err);
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError')
+    return { text: `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`, code: 'ETIMEDOUT' };
+  const cause = asErrorLike(e?.cause);
+  const code = typeof cause?.code === 'string' ? cause.code : undefined;
+  return { text: firstLine(cause?.message) ?? firstLine(e?.message) ?? String(err), code };
 }
 
 export function normalizeBaseUrl(value: string): string {
@@ -102,13 +159,12 @@ export class ApiClient {
   }
 
   /** JSON in, JSON out. The response is trusted to match T: the API is the contract. */
-  async json<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async json<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const init: RequestInit =
       body === undefined
         ? { method }
         : { method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } };
-    const res = await this.send(path, init);
-    return (await res.json()) as T;
+    return this.parsed<T>(await this.send(path, init));
   }
 
   get<T>(path: string): Promise<T> {
@@ -119,9 +175,14 @@ export class ApiClient {
     return this.json<T>('POST', path, body);
   }
 
+  delete<T>(path: string): Promise<T> {
+    return this.json<T>('DELETE', path);
+  }
+
   async put<T>(path: string, data: Buffer, contentType: string): Promise<T> {
-    const res = await this.send(path, { method: 'PUT', body: data, headers: { 'content-type': contentType } });
-    return (await res.json()) as T;
+    return this.parsed<T>(
+      await this.send(path, { method: 'PUT', body: data, headers: { 'content-type': contentType } }),
+    );
   }
 
   async download(path: string): Promise<Buffer> {
@@ -147,6 +208,18 @@ export class ApiClient {
     } catch {
       // not JSON (a proxy's HTML page, say): keep the text for the message
     }
-    throw new ApiError(res.status, url, body);
+    const noRoute = res.status === 404 && !isAppProblem(body);
+    throw new ApiError(res.status, url, body, noRoute ? missingRouteHint(this.baseUrl) : undefined);
+  }
+
+  /** A success that is not JSON is not this API (a web server's page, say): said so, not a SyntaxError. */
+  private async parsed<T>(res: Response): Promise<T> {
+    const text = await res.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      const type = res.headers.get('content-type') ?? 'no content type';
+      throw new ApiError(res.status, res.url, text, `expected JSON from the image pipeline's API but received ${type}`);
+    }
   }
 }

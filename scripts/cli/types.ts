@@ -8,6 +8,8 @@ import type { JobStatus } from '../../shared/tasks/jobs';
 import type { TaskResult } from '../../shared/storage/images';
 import type { TaskStatus } from '../../shared/tasks/store';
 
+export type { PurgeReport } from '../../shared/tasks/purge';
+
 export interface Health {
   readonly status: string;
   readonly checks: Readonly<Record<string, string>>;

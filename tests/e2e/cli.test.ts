@@ -4,7 +4,7 @@
  * its full minute. Needs the build (npm test builds first).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Storage } from '../../shared/storage/clients';
@@ -14,6 +14,7 @@ import { seedSampleImages } from '../../scripts/seed';
 import { HOST_MAIN, spawnApp, type HostProcess } from '../helpers/host';
 import { uniqueNamespace } from '../helpers/storage';
 import { resourceNames } from '../../shared/storage/names';
+import { enqueue } from '../../shared/storage/queue';
 
 const CLI = path.resolve(__dirname, '../../dist/scripts/cli.js');
 
@@ -26,6 +27,8 @@ interface CliRun {
 let azurite: RunningAzurite;
 let host: HostProcess;
 let env: NodeJS.ProcessEnv;
+/** Another app's storage in the same Azurite, the one the CLI's environment names: no command may touch it. */
+let elsewhere: Storage;
 
 /** stdin is /dev/null, so nothing can wait for typing. */
 function cli(args: string[], timeoutMs = 60000): Promise<CliRun> {
@@ -60,12 +63,19 @@ beforeAll(async () => {
     },
     /Host listening on/,
   );
-  // purge reads storage itself, as the app does: the variables win over local.settings.json.
+  // The CLI's environment names another app's storage (as local.settings.json or a shell may): every
+  // command goes through the API at the URL, so that storage must stay as it is.
+  const elsewhereNamespace = uniqueNamespace();
+  elsewhere = new Storage(azurite.connectionString, resourceNames(elsewhereNamespace));
+  await elsewhere.ensureResources();
+  await elsewhere.tasks.createEntity({ partitionKey: 'job', rowKey: 'task', status: 'succeeded' });
+  await elsewhere.processed.getBlockBlobClient('job_0000.jpg').uploadData(Buffer.from('result'));
+  await enqueue(elsewhere.queue('light'), {});
   env = {
     ...process.env,
     IMAGE_PIPELINE_URL: host.url,
     AzureWebJobsStorage: azurite.connectionString,
-    STORAGE_NAMESPACE: namespace,
+    STORAGE_NAMESPACE: elsewhereNamespace,
   };
 }, 60000);
 
@@ -103,7 +113,20 @@ describe('the CLI against the running app', () => {
     expect(text.stdout).not.toMatch(/\x1b\[/); // eslint-disable-line no-control-regex -- no colour codes
   });
 
-  it('submit: uploads a local file, waits, downloads the result into --out', async () => {
+  it('submit: a misspelt filter is refused before anything is uploaded', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cli-typo-'));
+    const file = path.join(dir, 'typo_check.jpg');
+    copyFileSync(path.join(SAMPLES_DIR, 'sample_640x480.jpg'), file);
+    const r = await cli(['submit', file, '--filters', 'resize,blurr', '--out', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^error: the pipeline is not valid; nothing was uploaded:$/m);
+    expect(r.stderr).toMatch(/'blurr'.*did you mean 'blur'/);
+    const images = (await (await fetch(`${host.url}/images`)).json()) as { images: { name: string }[] };
+    expect(images.images.map((i) => i.name)).not.toContain('typo_check.jpg');
+  });
+
+  it('submit: uploads a local file, waits, downloads each result named after its source into --out', async () => {
     const out = mkdtempSync(path.join(tmpdir(), 'cli-results-'));
     const file = path.join(SAMPLES_DIR, 'sample_640x480.jpg');
     const r = await cli([
@@ -124,8 +147,13 @@ describe('the CLI against the running app', () => {
     expect(r.stdout).toMatch(/^uploaded .*sample_640x480\.jpg as sample_640x480\.jpg/m);
     jobId = /^job ([0-9a-f-]{36}): 2 task\(s\) on light$/m.exec(r.stdout)![1];
     expect(r.stdout).toMatch(/^processing: 2\/2 finished \(2 succeeded, 0 failed\)$/m);
-    expect(readdirSync(out).sort()).toEqual([`${jobId}_0000.png`, `${jobId}_0001.png`]);
-    expect(r.stdout).toMatch(/160×120 png/);
+    expect(readdirSync(out).sort()).toEqual(['sample_640x480.png', 'sample_alpha_1024.png']);
+    expect(r.stdout).toMatch(
+      /│ sample_640x480\.jpg\s+│ succeeded │ 160×120 png\s+│ \d+\s+│ \d+ ms\s+│ sample_640x480\.png\s+│/,
+    );
+    expect(r.stdout).toMatch(
+      /│ sample_alpha_1024\.png\s+│ succeeded │ 160×160 png\s+│ \d+\s+│ \d+ ms\s+│ sample_alpha_1024\.png\s+│/,
+    );
     expect(r.stdout).toMatch(new RegExp(`job ${jobId}: succeeded; 2 result\\(s\\) in `));
   }, 60000);
 
@@ -161,6 +189,7 @@ describe('the CLI against the running app', () => {
     expect(r.stdout).toMatch(/│ in-process sequential\s+│ 2\s+│ \d+ ms\s+│ \d+ ms\s+│ 1\.00×/);
     expect(r.stdout).toMatch(/│ in-process parallel\s+│ 2\s+│ \d+ ms\s+│ \d+ ms\s+│ \d+\.\d\d×/);
     expect(r.stdout).toMatch(/│ queues \(running app\)\s+│ 2\s+│ \d+ ms\s+│ \d+ ms\s+│ \d+\.\d\d×/);
+    expect(r.stdout).toMatch(/^speed-up = wall time of the in-process sequential run ÷ wall time of this mode/m);
   }, 60000);
 
   it('dead-letters: a row per capability', async () => {
@@ -170,15 +199,33 @@ describe('the CLI against the running app', () => {
     expect(r.stdout).toMatch(/│ heavy\s+│ \S+-tasks-heavy-poison\s+│ 0\s+│ 0\s+│/);
   });
 
-  it('purge: refuses without --yes on a non-terminal stdin; with --yes the jobs are gone', async () => {
+  it('purge: refuses without --yes on a non-terminal stdin; with --yes the app at the URL is purged through its API', async () => {
     const refused = await cli(['purge']);
     expect(refused.code).toBe(2);
     expect((await fetch(`${host.url}/jobs/${jobId}`)).status).toBe(200);
     const r = await cli(['purge', '--yes']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^ {2}124 task record\(s\) from table /m); // submit's 2 + stress's 120 + compare's 2
+    expect(r.stdout).toMatch(new RegExp(`^purged the app at ${host.url}:$`, 'm'));
+    expect(r.stdout).toMatch(/^ {2}124 task record\(s\) from table t[0-9a-f]+tasks$/m); // submit 2 + stress 120 + compare 2
+    expect(r.stdout).toMatch(/^ {2}\d+ processed result\(s\) from container t[0-9a-f]+-processed$/m);
+    expect(host.output()).toMatch(/DELETE \/api\/tasks → 200 \(purgeTasks/);
     expect((await fetch(`${host.url}/jobs/${jobId}`)).status).toBe(404);
+    // The storage the CLI's environment named is untouched.
+    expect(await elsewhere.tasks.getEntity('job', 'task')).toMatchObject({ status: 'succeeded' });
+    expect(await elsewhere.processed.getBlockBlobClient('job_0000.jpg').exists()).toBe(true);
+    expect((await elsewhere.queue('light').getProperties()).approximateMessagesCount).toBe(1);
+  });
+
+  it('a URL without /api: the hint names the URL to use', async () => {
+    const origin = host.url.replace(/\/api$/, '');
+    const r = await cli(['check', '--url', origin]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `error: ${origin}/health answered HTTP 404 (No function is registered for /health): ` +
+        `no function of the app is there: is the URL missing /api? try --url ${origin}/api\n`,
+    );
   });
 
   it('a bad command line exits 2, an unreachable app exits 1 with one line', async () => {

@@ -30,8 +30,9 @@ export async function runRequeue(api: ApiClient, io: CliIo, capability: string):
   try {
     result = await api.post<RequeueResult>(`/dead-letters/${encodeURIComponent(capability)}/requeue`);
   } catch (err) {
-    // The API answers 404 when there is nothing to requeue: nothing to do is not a failure.
-    if (!(err instanceof ApiError && err.status === 404)) throw err;
+    // The app answers 404 when there is nothing to requeue: nothing to do is not a failure. A 404
+    // from the host (no such route: a URL without /api) is.
+    if (!(err instanceof ApiError && err.status === 404 && err.fromApp)) throw err;
     writeLine(io.stdout, `${capability}: nothing to requeue (${err.problem?.detail ?? 'no dead letters'})`);
     return 0;
   }

@@ -1,22 +1,18 @@
 /**
- * `purge`: deletes every task record, dead letter, queued message (main and poison queues)
- * and processed result, straight through the storage layer (the API has no bulk delete). It
- * reads the storage connection like the app does: AzureWebJobsStorage and STORAGE_NAMESPACE
- * from the environment, else from local.settings.json. Images and metrics are kept.
+ * `purge`: asks, then DELETE /tasks on the API the CLI is pointed at, which deletes every queued
+ * message (main and poison queues), task record, dead letter and processed result of that app's
+ * storage; images, the worker registry and metrics are kept. The CLI never opens storage itself,
+ * so it empties exactly the app --url names, whatever local.settings.json says.
  */
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import type { TableClient } from '@azure/data-tables';
-import type { Storage } from '../../../shared/storage/clients';
-import { CAPABILITIES } from '../../../shared/capabilities';
-import { PROJECT_ROOT } from '../../paths';
-import { loadLocalSettings } from '../../local-settings';
+import { ApiError, KEY_ENV, type ApiClient } from '../api';
 import type { CliContext } from '../context';
 import { isTty, writeLine, type CliIo } from '../io';
+import type { PurgeReport } from '../types';
 
-export const PURGE_QUESTION = 'Delete all task records, dead letters and processed results? [y/N]';
-/** A table transaction holds at most 100 operations, all in one partition. */
-const BATCH = 100;
+export const purgeQuestion = (baseUrl: string): string =>
+  `Delete all queued messages, task records, dead letters and processed results of the app at ${baseUrl}? [y/N]`;
 
 /** The first line typed, or undefined when stdin ends first (nothing typed, or /dev/null). */
 function readAnswer(io: CliIo): Promise<string | undefined> {
@@ -30,48 +26,20 @@ function readAnswer(io: CliIo): Promise<string | undefined> {
   });
 }
 
-async function deleteAllEntities(table: TableClient): Promise<number> {
-  const byPartition = new Map<string, string[]>();
-  for await (const e of table.listEntities({ queryOptions: { select: ['PartitionKey', 'RowKey'] } })) {
-    const rows = byPartition.get(e.partitionKey!) ?? [];
-    rows.push(e.rowKey!);
-    byPartition.set(e.partitionKey!, rows);
-  }
-  let deleted = 0;
-  for (const [partitionKey, rowKeys] of byPartition) {
-    for (let i = 0; i < rowKeys.length; i += BATCH) {
-      const chunk = rowKeys.slice(i, i + BATCH);
-      await table.submitTransaction(chunk.map((rowKey) => ['delete', { partitionKey, rowKey }]));
-      deleted += chunk.length;
-    }
-  }
-  return deleted;
+export function renderPurge(baseUrl: string, r: PurgeReport): string {
+  return [
+    `purged the app at ${baseUrl}:`,
+    `  ${r.queued_messages.deleted} queued message(s) from ${r.queued_messages.queues.join(', ')}`,
+    `  ${r.task_records.deleted} task record(s) from table ${r.task_records.table}`,
+    `  ${r.dead_letters.deleted} dead letter(s) from table ${r.dead_letters.table}`,
+    `  ${r.processed_results.deleted} processed result(s) from container ${r.processed_results.container}`,
+    `kept: ${r.kept.join(', ')}`,
+  ].join('\n');
 }
 
-async function clearQueues(storage: Storage): Promise<number> {
-  let cleared = 0;
-  for (const queue of CAPABILITIES.flatMap((c) => [storage.queue(c.name), storage.poisonQueue(c.name)])) {
-    cleared += (await queue.getProperties()).approximateMessagesCount ?? 0;
-    await queue.clearMessages();
-  }
-  return cleared;
-}
-
-/** Deletes page by page, a page's blobs concurrently: one at a time takes minutes for a big backlog. */
-async function deleteProcessed(storage: Storage): Promise<number> {
-  let deleted = 0;
-  for await (const page of storage.processed.listBlobsFlat().byPage({ maxPageSize: BATCH })) {
-    await Promise.all(
-      page.segment.blobItems.map((blob) => storage.processed.deleteBlob(blob.name, { deleteSnapshots: 'include' })),
-    );
-    deleted += page.segment.blobItems.length;
-  }
-  return deleted;
-}
-
-export async function runPurge(io: CliIo, opts: { yes?: boolean }): Promise<number> {
+export async function runPurge(api: ApiClient, io: CliIo, opts: { yes?: boolean }): Promise<number> {
   if (!opts.yes) {
-    io.stdout.write(`${PURGE_QUESTION} `);
+    io.stdout.write(`${purgeQuestion(api.baseUrl)} `);
     const answer = await readAnswer(io);
     if (answer === undefined && !isTty(io.stdin)) {
       writeLine(
@@ -85,36 +53,26 @@ export async function runPurge(io: CliIo, opts: { yes?: boolean }): Promise<numb
       return 1;
     }
   }
-  loadLocalSettings(PROJECT_ROOT);
-  // Loaded only here: the Azure SDKs cost a few hundred ms that no other command needs.
-  const { appStorage } = await import('../../../shared/storage/clients');
-  const storage = appStorage();
-  await storage.ensureResources();
-  const [tasks, deadLetters, messages, results] = await Promise.all([
-    deleteAllEntities(storage.tasks),
-    deleteAllEntities(storage.deadLetters),
-    clearQueues(storage),
-    deleteProcessed(storage),
-  ]);
-  const namespace = process.env.STORAGE_NAMESPACE;
-  writeLine(
-    io.stdout,
-    `purged storage account ${storage.processed.accountName}${namespace ? `, namespace ${namespace}` : ''}:`,
-  );
-  writeLine(io.stdout, `  ${tasks} task record(s) from table ${storage.names.tasksTable}`);
-  writeLine(io.stdout, `  ${deadLetters} dead letter(s) from table ${storage.names.deadLettersTable}`);
-  writeLine(
-    io.stdout,
-    `  ${messages} queued message(s) from ${CAPABILITIES.flatMap((c) => [storage.names.queueOf(c.name), storage.names.poisonQueueOf(c.name)]).join(', ')}`,
-  );
-  writeLine(io.stdout, `  ${results} processed result(s) from container ${storage.names.processed}`);
+  let report: PurgeReport;
+  try {
+    report = await api.delete<PurgeReport>('/tasks');
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401)
+      throw new Error(
+        `${err.url} answered HTTP 401: purge needs the app's master key; pass it with --key or ${KEY_ENV}`,
+      );
+    throw err;
+  }
+  writeLine(io.stdout, renderPurge(api.baseUrl, report));
   return 0;
 }
 
 export function registerPurge(program: Command, ctx: CliContext): void {
   program
     .command('purge')
-    .description('delete all task records, dead letters, queued messages and processed results (asks first)')
+    .description(
+      'delete all queued messages, task records, dead letters and processed results of the app at --url (asks first)',
+    )
     .option('--yes', 'do not ask')
-    .action(async (opts: { yes?: boolean }) => ctx.exit(await runPurge(ctx.io, opts)));
+    .action(async (opts: { yes?: boolean }, cmd: Command) => ctx.exit(await runPurge(ctx.api(cmd), ctx.io, opts)));
 }

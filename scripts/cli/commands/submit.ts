@@ -1,7 +1,9 @@
 /**
- * `submit <files or blob names...>`: local files are uploaded (PUT /images/<basename>), names
- * of images already in the container are used as they are; one job runs them all. The results
- * are downloaded into --out as <task_id>.<ext>. Exit 1 when any task failed.
+ * `submit <files or blob names...>`: the pipeline is checked first, with the API's own
+ * normalizeTaskSpec, so a misspelt filter costs no upload; then local files are uploaded (PUT
+ * /images/<basename>), names of images already in the container are used as they are, and one
+ * job runs them all. Each result is downloaded into --out after its source image
+ * (photo.jpg → photo.png), never over an existing file (photo-1.png). Exit 1 when any task failed.
  */
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -14,8 +16,9 @@ import { ms, table } from '../format';
 import { UsageError, writeLine, type CliIo } from '../io';
 import { taskCounts, waitForJobs } from '../jobs';
 import { filterList, integerIn, jsonObject, positiveNumber, type FilterEntry } from '../parse';
+import { checkedSpec, UNBOUNDED } from '../pipeline';
 import { progress } from '../progress';
-import type { Job, StoredImage, SubmittedJob, TaskRecord } from '../types';
+import type { ImageList, Job, StoredImage, SubmittedJob, TaskRecord } from '../types';
 
 const OUTPUT_FORMATS = ['jpeg', 'png', 'webp', 'avif'];
 const NAME_RULE = 'letters, digits, dots, dashes or underscores (1-200, not starting with a dot, no "..")';
@@ -57,21 +60,70 @@ export function classifyInputs(inputs: readonly string[], cwd = process.cwd()): 
   return classified;
 }
 
+/** The job's pipeline as the API will read it, checked before any upload. */
+export function checkPipeline(opts: Pick<SubmitOptions, 'filters' | 'params' | 'format' | 'quality'>): void {
+  checkedSpec(
+    { filters: opts.filters, filter_params: opts.params, output: outputOf(opts) },
+    UNBOUNDED,
+    'nothing was uploaded',
+  );
+}
+
+function outputOf(opts: Pick<SubmitOptions, 'format' | 'quality'>): { format?: string; quality?: number } | undefined {
+  const output = {
+    ...(opts.format ? { format: opts.format } : {}),
+    ...(opts.quality ? { quality: opts.quality } : {}),
+  };
+  return Object.keys(output).length > 0 ? output : undefined; // absent: the API's defaults
+}
+
+/** Names of the container that are not there; asked only when files would be uploaded for nothing. */
+async function checkBlobsExist(api: ApiClient, inputs: readonly ImageInput[]): Promise<void> {
+  const named = inputs.filter((i) => i.kind === 'blob').map((i) => i.name);
+  if (named.length === 0 || !inputs.some((i) => i.kind === 'file')) return;
+  const listed = await api.get<ImageList>('/images');
+  const present = new Set(listed.images.map((i) => i.name));
+  const missing = named.filter((name) => !present.has(name));
+  if (missing.length > 0)
+    throw new UsageError(
+      `not a local file, nor an image in the ${listed.container} container: ${missing.join(', ')}; nothing was uploaded`,
+    );
+}
+
 const extensionOf = (t: TaskRecord): string => path.extname(t.output?.blob ?? '') || `.${t.output?.format ?? 'bin'}`;
 
+/** photo.jpg → photo; a name without a dot stays whole. */
+const stemOf = (image: string): string =>
+  image.slice(0, image.lastIndexOf('.') > 0 ? image.lastIndexOf('.') : undefined);
+
+/** Writes <stem><ext>, else <stem>-1<ext>, <stem>-2<ext>, …: never over a file, this run's or an earlier one's. */
+async function saveNew(outDir: string, stem: string, ext: string, data: Buffer): Promise<string> {
+  for (let n = 0; ; n++) {
+    const file = path.join(outDir, `${stem}${n === 0 ? '' : `-${n}`}${ext}`);
+    try {
+      await writeFile(file, data, { flag: 'wx' });
+      return file;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
+/** Task id → the file its result was saved as, in task order so the names are predictable. */
 async function download(api: ApiClient, job: Job, outDir: string): Promise<Map<string, string>> {
   await mkdir(outDir, { recursive: true });
   const files = new Map<string, string>();
-  for (const task of job.tasks.filter((t) => t.status === 'succeeded')) {
+  const succeeded = job.tasks
+    .filter((t) => t.status === 'succeeded')
+    .sort((a, b) => a.task_id.localeCompare(b.task_id));
+  for (const task of succeeded) {
     const data = await api.download(`/tasks/${task.task_id}/result`);
-    const file = path.join(outDir, `${task.task_id}${extensionOf(task)}`);
-    await writeFile(file, data);
-    files.set(task.task_id, file);
+    files.set(task.task_id, await saveNew(outDir, stemOf(task.image), extensionOf(task), data));
   }
   return files;
 }
 
-function resultTable(job: Job, files: Map<string, string>): string {
+export function resultTable(job: Job, files: ReadonlyMap<string, string>): string {
   const rows = job.tasks.map((t) => [
     t.task_id,
     t.image,
@@ -79,10 +131,13 @@ function resultTable(job: Job, files: Map<string, string>): string {
     t.output ? `${t.output.width}×${t.output.height} ${t.output.format}` : null,
     t.output?.bytes,
     ms(t.duration_ms),
-    files.get(t.task_id) ??
-      (t.status === 'failed' ? `${t.failure_reason ?? t.failure_type}: ${t.error ?? ''}`.trim() : null),
+    files.has(t.task_id)
+      ? path.basename(files.get(t.task_id)!)
+      : t.status === 'failed'
+        ? `${t.failure_reason ?? t.failure_type}: ${t.error ?? ''}`.trim()
+        : null,
   ]);
-  return table(['task', 'image', 'status', 'result', 'bytes', 'took', 'file / failure'], rows);
+  return table(['task', 'image', 'status', 'result', 'bytes', 'took', 'saved as / failure'], rows);
 }
 
 export async function runSubmit(
@@ -92,6 +147,8 @@ export async function runSubmit(
   opts: SubmitOptions,
 ): Promise<number> {
   const classified = classifyInputs(inputs);
+  checkPipeline(opts);
+  await checkBlobsExist(api, classified);
   for (const input of classified.filter((i) => i.kind === 'file')) {
     // The API sniffs the bytes, so the declared type only has to be an accepted one.
     const stored = await api.put<StoredImage>(
@@ -101,15 +158,12 @@ export async function runSubmit(
     );
     writeLine(io.stdout, `uploaded ${input.file} as ${stored.name} (${stored.bytes} bytes)`);
   }
-  const output = {
-    ...(opts.format ? { format: opts.format } : {}),
-    ...(opts.quality ? { quality: opts.quality } : {}),
-  };
+  const output = outputOf(opts);
   const submitted = await api.post<SubmittedJob>('/jobs', {
     images: classified.map((i) => i.name),
     filters: opts.filters,
     ...(opts.params ? { filter_params: opts.params } : {}),
-    ...(Object.keys(output).length > 0 ? { output } : {}), // absent: the API's defaults
+    ...(output ? { output } : {}),
   });
   writeLine(
     io.stdout,
@@ -133,6 +187,7 @@ export async function runSubmit(
   const files = await download(api, job, path.resolve(opts.out));
   writeLine(io.stdout, resultTable(job, files));
   const unfinished = job.counts.queued + job.counts.processing;
+  if (job.counts.failed > 0) writeLine(io.stderr, `error: ${job.counts.failed} task(s) failed; the table says why`);
   if (unfinished > 0)
     writeLine(
       io.stderr,
@@ -151,7 +206,7 @@ export function registerSubmit(program: Command, ctx: CliContext): void {
     .option('--params <json>', 'filter_params as JSON, e.g. {"resize":{"width":800}}', jsonObject)
     .addOption(new Option('--format <format>', 'output format').choices(OUTPUT_FORMATS))
     .option('--quality <n>', 'output quality 1-100', integerIn(1, 100))
-    .option('--out <dir>', 'where the results go', './results')
+    .option('--out <dir>', 'where the results go, named after their source images', './results')
     .option('--timeout <seconds>', 'longest wait for the job', positiveNumber, 300)
     .action(async (inputs: string[], opts: SubmitOptions, cmd: Command) =>
       ctx.exit(await runSubmit(ctx.api(cmd), ctx.io, inputs, opts)),

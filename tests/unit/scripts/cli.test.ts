@@ -3,7 +3,7 @@
  * errors and an unreachable app are reported (against a tiny stand-in HTTP server), and the
  * pure pieces (tables, the stress report, the recommendation tally). The real app: tests/e2e/cli.test.ts.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -129,10 +129,14 @@ describe('talking to the API', () => {
   describe('against a stand-in server', () => {
     let server: http.Server;
     let url: string;
+    let origin: string;
     const routes = new Map<string, { status: number; type?: string; body: unknown; key?: string }>();
+    /** Every request the stand-in received, as "METHOD /path". */
+    const received: string[] = [];
 
     beforeAll(async () => {
       server = http.createServer((req, res) => {
+        received.push(`${req.method} ${req.url}`);
         const route = routes.get(`${req.method} ${req.url}`);
         if (route?.key && req.headers['x-functions-key'] !== route.key) {
           // the Functions host answers a missing or wrong key with an empty 401
@@ -141,14 +145,51 @@ describe('talking to the API', () => {
           return;
         }
         res.writeHead(route?.status ?? 404, { 'content-type': route?.type ?? 'application/json' });
-        res.end(JSON.stringify(route?.body ?? { detail: `no route ${req.method} ${req.url}` }));
+        if (Buffer.isBuffer(route?.body)) return void res.end(route.body);
+        // No route: what the local host answers (scripts/local-host/http-server.ts), no app problem type.
+        const noRoute = { status: 404, title: 'Not found', detail: `No function is registered for ${req.url}` };
+        res.end(JSON.stringify(route?.body ?? noRoute));
       });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api`;
+      origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      url = `${origin}/api`;
     });
     afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    beforeEach(() => {
+      routes.clear();
+      received.length = 0;
+    });
 
-    it('prints a problem document: the detail, then each field error', async () => {
+    it('a URL without /api: says so and suggests the URL with it', async () => {
+      const r = await run(['check', '--url', origin]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `error: ${origin}/health answered HTTP 404 (No function is registered for /health): ` +
+          `no function of the app is there: is the URL missing /api? try --url ${origin}/api\n`,
+      );
+      const requeue = await run(['requeue', 'light', '--url', `${origin}/`]);
+      expect(requeue.code).toBe(1); // not "nothing to requeue": the host, not the app, said 404
+      expect(requeue.stderr).toMatch(/is the URL missing \/api\? try --url http:\/\/127\.0\.0\.1:\d+\/api$/m);
+    });
+
+    it('a route this app does not have under /api: asks whether the URL is this app', async () => {
+      const r = await run(['check', '--url', url]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /no function of the app is there: is http:\/\/127\.0\.0\.1:\d+\/api the image pipeline's API/,
+      );
+    });
+
+    it('a success that is not JSON is named, not a SyntaxError', async () => {
+      routes.set('GET /api/metrics', { status: 200, type: 'text/html', body: Buffer.from('<html></html>') });
+      const r = await run(['metrics', '--url', url]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/expected JSON from the image pipeline's API but received text\/html/);
+    });
+
+    it('prints a problem document: its summary once, then each field error, then what was left out', async () => {
+      const first = "Expected an image in the images container for images[0] but received 'cat.jpg'";
+      const second = "Expected an image in the images container for images[1] but received 'dog.png'";
       routes.set('POST /api/jobs', {
         status: 400,
         type: 'application/problem+json',
@@ -156,18 +197,119 @@ describe('talking to the API', () => {
           type: 'urn:image-pipeline:problem:validation_failed',
           title: 'The request is not valid',
           status: 400,
-          detail: '2 problems in the task spec',
+          // as ValidationError words it: the summary repeats every listed problem
+          detail: `23 problems in the request: ${first}; ${second}; and 21 more problems not listed`,
           errors: [
-            { field: 'filters[0]', message: "Expected one of the filters … (did you mean 'blur'?)" },
-            { field: 'filters[1].radius', message: 'Expected number between 0.3 and 100' },
+            { field: 'images[0]', message: first },
+            { field: 'images[1]', message: second },
           ],
         },
       });
-      const r = await run(['--url', url, 'submit', 'cat.jpg', '--filters', 'blurr']);
+      const r = await run(['--url', url, 'submit', 'cat.jpg', 'dog.png', '--filters', 'blur']);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe(
-        "error: 2 problems in the task spec (HTTP 400)\n  - Expected one of the filters … (did you mean 'blur'?)\n  - Expected number between 0.3 and 100\n",
+        `error: 23 problems in the request (HTTP 400)\n  - ${first}\n  - ${second}\n  (and 21 more problems not listed)\n`,
       );
+    });
+
+    it('submit checks the pipeline before sending anything: a misspelt filter uploads nothing', async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
+      writeFileSync(path.join(dir, 'photo.jpg'), 'not uploaded');
+      const r = await run([
+        '--url',
+        url,
+        'submit',
+        path.join(dir, 'photo.jpg'),
+        '--filters',
+        'resize,blurr',
+        '--params',
+        '{"resize":{"width":-3}}',
+      ]);
+      expect(r.code).toBe(2);
+      expect(received).toEqual([]);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^error: the pipeline is not valid; nothing was uploaded:$/m);
+      expect(r.stderr).toMatch(/^ {2}- .*filters\[1\].*'blurr'.*did you mean 'blur'/m);
+      expect(r.stderr).toMatch(/^ {2}- .*resize.*width.*-3/m);
+    });
+
+    it('submit names each result after its source image, never over an existing file, and shows the mapping', async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
+      writeFileSync(path.join(dir, 'photo.jpg'), 'j');
+      writeFileSync(path.join(dir, 'photo.png'), 'p');
+      const out = path.join(dir, 'out');
+      const jobId = '0b8e7a52-3d0c-4c8e-9a4e-5d3f0a1b2c3d';
+      const task = (i: number, image: string): TaskRecord => ({
+        task_id: `${jobId}_000${i}`,
+        job_id: jobId,
+        status: 'succeeded',
+        image,
+        capability: 'light',
+        created_at: '2026-01-01T00:00:00.000Z',
+        completed_at: '2026-01-01T00:00:01.000Z',
+        duration_ms: 12,
+        output: {
+          blob: `${jobId}_000${i}.jpg`,
+          format: 'jpeg',
+          content_type: 'image/jpeg',
+          width: 8,
+          height: 6,
+          bytes: 3,
+        },
+        failure_type: null,
+        failure_reason: null,
+        error: null,
+      });
+      const tasks = [task(0, 'photo.jpg'), task(1, 'photo.png'), task(2, 'photo-1.jpg')];
+      for (const name of ['photo.jpg', 'photo.png'])
+        routes.set(`PUT /api/images/${name}`, { status: 201, body: { name, content_type: 'image/jpeg', bytes: 1 } });
+      routes.set('GET /api/images', {
+        status: 200,
+        body: { container: 'images', count: 1, images: [{ name: 'photo-1.jpg', bytes: 1 }] },
+      });
+      routes.set('POST /api/jobs', {
+        status: 202,
+        body: { job_id: jobId, status_url: `${url}/jobs/${jobId}`, tasks },
+      });
+      routes.set(`GET /api/jobs/${jobId}`, {
+        status: 200,
+        body: {
+          job_id: jobId,
+          status: 'succeeded',
+          total: 3,
+          counts: { queued: 0, processing: 0, succeeded: 3, failed: 0 },
+          tasks,
+        },
+      });
+      for (const [i, t] of tasks.entries())
+        routes.set(`GET /api/tasks/${t.task_id}/result`, {
+          status: 200,
+          type: 'image/jpeg',
+          body: Buffer.from(`r${i}`),
+        });
+      // two local files and one image already in the container
+      const images = [path.join(dir, 'photo.jpg'), path.join(dir, 'photo.png'), 'photo-1.jpg'];
+      const argv = ['--url', url, 'submit', ...images, '--filters', 'flip', '--format', 'jpeg', '--out', out];
+      const first = await run(argv);
+      const second = await run(argv);
+      expect(first.stderr).toBe('');
+      expect(first.code).toBe(0);
+      // photo.jpg → photo.jpg; photo.png → photo-1.jpg (taken); the container's photo-1.jpg → photo-1-1.jpg
+      expect(first.stdout).toMatch(/│ photo\.jpg\s+│ succeeded │ 8×6 jpeg │ 3\s+│ 12 ms │ photo\.jpg\s+│/);
+      expect(first.stdout).toMatch(/│ photo\.png\s+│ succeeded │ 8×6 jpeg │ 3\s+│ 12 ms │ photo-1\.jpg\s+│/);
+      expect(first.stdout).toMatch(/│ photo-1\.jpg\s+│ succeeded │ 8×6 jpeg │ 3\s+│ 12 ms │ photo-1-1\.jpg\s+│/);
+      expect(second.code).toBe(0);
+      expect(readdirSync(out).sort()).toEqual([
+        'photo-1-1.jpg',
+        'photo-1-2.jpg',
+        'photo-1.jpg',
+        'photo-2.jpg',
+        'photo-3.jpg',
+        'photo.jpg',
+      ]);
+      expect(readFileSync(path.join(out, 'photo.jpg'), 'utf8')).toBe('r0'); // the first run's, not overwritten
+      expect(readFileSync(path.join(out, 'photo-1.jpg'), 'utf8')).toBe('r1');
+      expect(readFileSync(path.join(out, 'photo-1-1.jpg'), 'utf8')).toBe('r2');
     });
 
     it('sends the function key from --key or IMAGE_PIPELINE_KEY, and says what to do on 401', async () => {
@@ -227,30 +369,78 @@ describe('talking to the API', () => {
       expect(Date.now() - started).toBeLessThan(5000);
     });
 
+    describe('purge: asks, then DELETE /tasks on the API at --url, nothing else', () => {
+      const REPORT = {
+        queued_messages: {
+          deleted: 3,
+          queues: ['tasks-light', 'tasks-light-poison', 'tasks-heavy', 'tasks-heavy-poison'],
+        },
+        task_records: { deleted: 124, table: 'tasks' },
+        dead_letters: { deleted: 1, table: 'deadletters' },
+        processed_results: { deleted: 120, container: 'processed' },
+        kept: ['images (container images)', 'workers (table workers)', 'metrics (table metrics)'],
+      };
+      // Storage settings in the environment are not the CLI's business any more: it must not read them.
+      const storageEnv = { AzureWebJobsStorage: 'UseDevelopmentStorage=true', STORAGE_NAMESPACE: 'elsewhere' };
+
+      it('refuses with exit 2 when stdin is not a terminal and nothing is typed; nothing is sent', async () => {
+        const r = await run(['--url', url, 'purge'], { env: storageEnv });
+        expect(r.code).toBe(2);
+        expect(r.stdout).toBe(
+          `Delete all queued messages, task records, dead letters and processed results of the app at ${url}? [y/N] `,
+        );
+        expect(r.stderr).toMatch(/refusing to purge.*pass --yes/);
+        expect(received).toEqual([]);
+      });
+
+      it('deletes nothing when the answer is not yes', async () => {
+        const r = await run(['--url', url, 'purge'], { stdin: 'n\n', env: storageEnv });
+        expect(r.code).toBe(1);
+        expect(r.stdout).toMatch(/Nothing deleted\./);
+        expect(received).toEqual([]);
+      });
+
+      it('on yes (typed, or --yes) sends DELETE /api/tasks and prints the count of each kind', async () => {
+        routes.set('DELETE /api/tasks', { status: 200, body: REPORT });
+        const typed = await run(['--url', url, 'purge'], { stdin: 'y\n', env: storageEnv });
+        expect(typed.code).toBe(0);
+        const flag = await run(['--url', url, 'purge', '--yes'], { env: storageEnv });
+        expect(flag).toEqual({
+          code: 0,
+          stderr: '',
+          stdout: [
+            `purged the app at ${url}:`,
+            '  3 queued message(s) from tasks-light, tasks-light-poison, tasks-heavy, tasks-heavy-poison',
+            '  124 task record(s) from table tasks',
+            '  1 dead letter(s) from table deadletters',
+            '  120 processed result(s) from container processed',
+            'kept: images (container images), workers (table workers), metrics (table metrics)',
+            '',
+          ].join('\n'),
+        });
+        expect(received).toEqual(['DELETE /api/tasks', 'DELETE /api/tasks']);
+      });
+
+      it('says it needs the master key when the app answers 401', async () => {
+        routes.set('DELETE /api/tasks', { status: 200, body: REPORT, key: 'master' });
+        const r = await run(['--url', url, 'purge', '--yes', '--key', 'function-key']);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toBe(
+          `error: ${url}/tasks answered HTTP 401: purge needs the app's master key; pass it with --key or IMAGE_PIPELINE_KEY\n`,
+        );
+        expect((await run(['--url', url, '--key', 'master', 'purge', '--yes'])).code).toBe(0);
+      });
+    });
+
     it('requeue with nothing to requeue is not a failure', async () => {
       routes.set('POST /api/dead-letters/light/requeue', {
         status: 404,
         type: 'application/problem+json',
-        body: { status: 404, detail: 'No dead letters for light' },
+        body: { type: 'urn:image-pipeline:problem:not_found', status: 404, detail: 'No dead letters for light' },
       });
       const r = await run(['--url', url, 'requeue', 'light']);
       expect(r).toEqual({ code: 0, stdout: 'light: nothing to requeue (No dead letters for light)\n', stderr: '' });
     });
-  });
-});
-
-describe('purge asks first', () => {
-  it('refuses with exit 2 when stdin is not a terminal and nothing is typed', async () => {
-    const r = await run(['purge']);
-    expect(r.code).toBe(2);
-    expect(r.stdout).toBe('Delete all task records, dead letters and processed results? [y/N] ');
-    expect(r.stderr).toMatch(/refusing to purge.*pass --yes/);
-  });
-
-  it('deletes nothing when the answer is not yes', async () => {
-    const r = await run(['purge'], { stdin: 'n\n' });
-    expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/Nothing deleted\./);
   });
 });
 
@@ -343,7 +533,7 @@ describe('rendering', () => {
     expect(bad.text).toMatch(/failure reasons\s+corrupt_image ×1/);
   });
 
-  it('compare: speed-up against the sequential run; a mode that did not run shows dashes', () => {
+  it('compare: speed-up against the sequential run, said under the table; a mode that did not run shows dashes', () => {
     const text = compareTable(
       [
         { mode: 'in-process sequential', wallMs: 400, note: '' },
@@ -354,6 +544,12 @@ describe('rendering', () => {
     );
     expect(text).toMatch(/in-process parallel\s+│ 4\s+│ 200 ms\s+│ 50 ms\s+│ 2\.00×/);
     expect(text).toMatch(/queues \(running app\)\s+│ 4\s+│ -\s+│ -\s+│ -/);
+    expect(text).toMatch(
+      /^speed-up = wall time of the in-process sequential run ÷ wall time of this mode, same images and pipeline:$/m,
+    );
+    expect(text).toMatch(
+      /1\.00× is as fast as processing one image after another in this process, 2\.00× twice as fast/,
+    );
     expect(uploadName('my photo..jpg')).toBe('compare-my_photo.jpg');
   });
 
