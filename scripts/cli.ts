@@ -7,7 +7,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { AppError } from '../shared/errors';
-import { ApiClient, ApiError, DEFAULT_URL, KEY_ENV, normalizeBaseUrl, URL_ENV } from './cli/api';
+import { ApiClient, ApiError, DEFAULT_URL, KEY_ENV, normalizeBaseUrl, problemLines, URL_ENV } from './cli/api';
 import type { CliContext } from './cli/context';
 import { processIo, UsageError, writeLine, type CliIo } from './cli/io';
 import { registerCheck } from './cli/commands/check';
@@ -62,7 +62,7 @@ function buildProgram(ctx: CliContext, io: CliIo): Command {
 /** What went wrong, in the words of whoever knows best: the API's problem detail and field errors, or the message. */
 function failureLines(err: unknown): string[] {
   if (err instanceof ApiError) return err.lines();
-  if (err instanceof AppError) return [err.message, ...err.errors.map((e) => `  - ${e.message}`)];
+  if (err instanceof AppError) return problemLines(err.message, err.errors, err.title);
   if (err instanceof Error) return [err.message];
   return [String(err)];
 }

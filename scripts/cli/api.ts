@@ -31,6 +31,27 @@ export function missingRouteHint(baseUrl: string): string {
   return `no function of the app is there: is ${baseUrl} the image pipeline's API, and is the app as new as this CLI?`;
 }
 
+/**
+ * A problem as lines: its detail, then each field error. A detail that only repeats the field
+ * errors (a validation error's summary) is cut to its summary (or the title), and what it says
+ * beyond them (how many were left out) comes last.
+ */
+export function problemLines(
+  detail: string,
+  errors: readonly { readonly message: string }[],
+  title: string,
+  suffix = '',
+): string[] {
+  const listed = errors.filter((e) => e.message !== detail);
+  const bullets = listed.map((e) => `  - ${e.message}`);
+  const first = listed.length > 0 ? detail.indexOf(listed[0].message) : -1;
+  if (first < 0 || !listed.every((e) => detail.includes(e.message))) return [`${detail}${suffix}`, ...bullets];
+  const last = listed.at(-1)!.message;
+  const summary = detail.slice(0, first).replace(/[\s:;,]+$/, '');
+  const rest = detail.slice(detail.lastIndexOf(last) + last.length).replace(/^[\s:;,]+/, '');
+  return [`${summary || title}${suffix}`, ...bullets, ...(rest ? [`  (${rest})`] : [])];
+}
+
 /** Whether the app itself answered (a problem of its registry), rather than the host or a proxy. */
 const isAppProblem = (body: unknown): boolean =>
   typeof body === 'object' && body !== null && String((body as Problem).type).startsWith(APP_PROBLEM);
@@ -57,24 +78,12 @@ export class ApiError extends Error {
     return isAppProblem(this.body);
   }
 
-  /**
-   * The detail, then every field error as the API words it. A detail that only repeats the
-   * field errors (a validation error's summary) is cut to its summary, and what it says beyond
-   * them (how many were left out) comes last.
-   */
+  /** The detail, then every field error as the API words it (see problemLines). */
   lines(): string[] {
     const problem = this.problem;
-    const errors = (problem?.errors ?? []).filter((e) => e.message !== problem?.detail);
-    const detail = problem?.detail;
-    if (!detail || errors.length === 0 || this.hint) return [this.message, ...errors.map((e) => `  - ${e.message}`)];
-    const first = detail.indexOf(errors[0].message);
-    const last = errors.at(-1)!.message;
-    const lastAt = detail.lastIndexOf(last);
-    const repeated = first >= 0 && errors.every((e) => detail.includes(e.message));
-    const summary = repeated ? detail.slice(0, first).replace(/[\s:;,]+$/, '') : detail;
-    const rest = repeated ? detail.slice(lastAt + last.length).replace(/^[\s:;,]+/, '') : '';
-    const head = `${summary || problem.title || 'The request was refused'} (HTTP ${this.status})`;
-    return [head, ...errors.map((e) => `  - ${e.message}`), ...(rest ? [`  (${rest})`] : [])];
+    const errors = problem?.errors ?? [];
+    if (!problem?.detail || this.hint) return [this.message, ...errors.map((e) => `  - ${e.message}`)];
+    return problemLines(problem.detail, errors, problem.title ?? 'The request was refused', ` (HTTP ${this.status})`);
   }
 
   private static describe(status: number, url: string, body: unknown, hint?: string): string {

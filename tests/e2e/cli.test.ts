@@ -215,7 +215,7 @@ describe('the CLI against the running app', () => {
     expect(await elsewhere.tasks.getEntity('job', 'task')).toMatchObject({ status: 'succeeded' });
     expect(await elsewhere.processed.getBlockBlobClient('job_0000.jpg').exists()).toBe(true);
     expect((await elsewhere.queue('light').getProperties()).approximateMessagesCount).toBe(1);
-  });
+  }, 60000);
 
   it('a URL without /api: the hint names the URL to use', async () => {
     const origin = host.url.replace(/\/api$/, '');

@@ -11,6 +11,7 @@ import { fixed, ms, percentile, plural, report, seconds } from '../format';
 import { sleep, writeLine, type CliIo } from '../io';
 import { taskCounts, waitForJobs } from '../jobs';
 import { filterList, integerIn, jsonObject, nameList, positiveNumber, type FilterEntry } from '../parse';
+import { checkedSpec, UNBOUNDED } from '../pipeline';
 import { progress } from '../progress';
 import type { ImageList, Job, Snapshot, SubmittedJob, TaskRecord } from '../types';
 
@@ -213,6 +214,7 @@ export async function runStress(
   perBatch: number,
   opts: StressOptions,
 ): Promise<number> {
+  checkedSpec({ filters: opts.filters, filter_params: opts.params }, UNBOUNDED, 'nothing was submitted');
   const images = opts.images ?? (await api.get<ImageList>('/images')).images.map((i) => i.name);
   if (images.length === 0)
     throw new Error(

@@ -16,6 +16,7 @@ import { renderSnapshot } from '../../../scripts/cli/commands/metrics';
 import { RecommendationTally, stressReport } from '../../../scripts/cli/commands/stress';
 import { compareTable, uploadName } from '../../../scripts/cli/commands/compare';
 import { percentile } from '../../../scripts/cli/format';
+import { problemLines } from '../../../scripts/cli/api';
 import { UsageError, type CliIo } from '../../../scripts/cli/io';
 import type { Snapshot, TaskRecord } from '../../../scripts/cli/types';
 
@@ -85,6 +86,16 @@ describe('command-line errors exit 2 with the usage on stderr', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('a misspelt filter is a bad command line, found before anything is sent', async () => {
+    const url = `http://127.0.0.1:${await freePort()}/api`; // nothing listens: a request would fail with exit 1
+    const r = await run(['--url', url, 'stress', '1', '10', '--filters', 'grayscal']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^error: the pipeline is not valid; nothing was submitted:\n {2}- .*'grayscal'.*did you mean 'grayscale'/,
+    );
+    expect(r.stdout).toBe('');
+  });
+
   it('a bad IMAGE_PIPELINE_URL is a usage error too', async () => {
     const r = await run(['check'], { env: { IMAGE_PIPELINE_URL: 'not a url' } });
     expect(r.code).toBe(2);
@@ -124,6 +135,15 @@ describe('talking to the API', () => {
         new RegExp(`^error: Cannot reach ${url}/health \\(.*ECONNREFUSED.*\\): is the app running\\? \\(npm start\\)$`),
       ),
     ]);
+  });
+
+  it('a host name that does not resolve asks about the host name, not about npm start', async () => {
+    const url = 'http://no-such-host.invalid/api';
+    const r = await run(['check', '--url', url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^error: Cannot reach http:\/\/no-such-host\.invalid\/api\/health \(.*\): is the host name in the URL right\?\n$/,
+    );
   });
 
   describe('against a stand-in server', () => {
@@ -551,6 +571,18 @@ describe('rendering', () => {
       /1\.00× is as fast as processing one image after another in this process, 2\.00× twice as fast/,
     );
     expect(uploadName('my photo..jpg')).toBe('compare-my_photo.jpg');
+  });
+
+  it('a problem whose detail repeats its field errors prints each once', () => {
+    const a = 'Expected an integer for MAX_FILTERS_PER_TASK but received "x"';
+    const b = 'Expected an integer for PORT but received "y"';
+    expect(problemLines(`${a}; ${b}`, [{ message: a }, { message: b }], 'The service is misconfigured')).toEqual([
+      'The service is misconfigured',
+      `  - ${a}`,
+      `  - ${b}`,
+    ]);
+    expect(problemLines('No job 1', [], 'Not found', ' (HTTP 404)')).toEqual(['No job 1 (HTTP 404)']);
+    expect(problemLines('Something else', [{ message: a }], 'T')).toEqual(['Something else', `  - ${a}`]);
   });
 
   it('percentile is nearest-rank', () => {
