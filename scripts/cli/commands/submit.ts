@@ -61,7 +61,7 @@ export function classifyInputs(inputs: readonly string[], cwd = process.cwd()): 
 }
 
 /** The job's pipeline as the API will read it, checked before any upload. */
-export function checkPipeline(opts: Pick<SubmitOptions, 'filters' | 'params' | 'format' | 'quality'>): void {
+function checkPipeline(opts: Pick<SubmitOptions, 'filters' | 'params' | 'format' | 'quality'>): void {
   checkedSpec(
     { filters: opts.filters, filter_params: opts.params, output: outputOf(opts) },
     UNBOUNDED,
@@ -77,7 +77,7 @@ function outputOf(opts: Pick<SubmitOptions, 'format' | 'quality'>): { format?: s
   return Object.keys(output).length > 0 ? output : undefined; // absent: the API's defaults
 }
 
-/** Names of the container that are not there; asked only when files would be uploaded for nothing. */
+/** Image names given that are not in the container: asked only when there are files whose upload a typo would waste. */
 async function checkBlobsExist(api: ApiClient, inputs: readonly ImageInput[]): Promise<void> {
   const named = inputs.filter((i) => i.kind === 'blob').map((i) => i.name);
   if (named.length === 0 || !inputs.some((i) => i.kind === 'file')) return;
@@ -123,7 +123,7 @@ async function download(api: ApiClient, job: Job, outDir: string): Promise<Map<s
   return files;
 }
 
-export function resultTable(job: Job, files: ReadonlyMap<string, string>): string {
+function resultTable(job: Job, files: ReadonlyMap<string, string>): string {
   const rows = job.tasks.map((t) => [
     t.task_id,
     t.image,

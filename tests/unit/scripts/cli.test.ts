@@ -253,6 +253,21 @@ describe('talking to the API', () => {
       expect(r.stderr).toMatch(/^ {2}- .*resize.*width.*-3/m);
     });
 
+    it('submit with a misspelt image name uploads none of the files', async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
+      writeFileSync(path.join(dir, 'photo.jpg'), 'not uploaded');
+      routes.set('GET /api/images', {
+        status: 200,
+        body: { container: 'images', count: 1, images: [{ name: 'sample.jpg', bytes: 1 }] },
+      });
+      const r = await run(['--url', url, 'submit', path.join(dir, 'photo.jpg'), 'sampel.jpg', '--filters', 'flip']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(
+        /^error: not a local file, nor an image in the images container: sampel\.jpg; nothing was uploaded$/m,
+      );
+      expect(received).toEqual(['GET /api/images']);
+    });
+
     it('submit names each result after its source image, never over an existing file, and shows the mapping', async () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'cli-'));
       writeFileSync(path.join(dir, 'photo.jpg'), 'j');
