@@ -3,7 +3,9 @@
  * `image-pipeline` (node dist/scripts/cli.js): a command line for the app's HTTP API. One module
  * per command under cli/commands; this file wires them into commander and turns every outcome
  * into an exit code: 0 success, 1 a failure (the app said no, or is not reachable), 2 a bad
- * command line. `main` takes its streams as an argument so tests run it in-process.
+ * command line (including a pipeline the app would refuse, found before anything is sent).
+ * Results go to stdout, errors to stderr. Every command goes through the API at --url; none opens
+ * storage. `main` takes its streams as an argument so tests run it in-process.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { AppError } from '../shared/errors';
