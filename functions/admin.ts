@@ -6,8 +6,8 @@
  */
 import { app } from '@azure/functions';
 import { purgeRoutes } from '../shared/http/purge';
-import { appStorage } from '../shared/storage/clients';
+import { httpStorage } from '../shared/storage/clients';
 
-const routes = purgeRoutes(appStorage);
+const routes = purgeRoutes(httpStorage);
 
 app.http('purgeTasks', { route: 'tasks', methods: ['DELETE'], authLevel: 'admin', handler: routes.purgeTasks });

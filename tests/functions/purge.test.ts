@@ -2,13 +2,17 @@
  * DELETE /api/tasks: every kind of task data goes, counted per kind; images, workers, metrics and
  * other namespaces stay.
  */
+import net, { type AddressInfo } from 'node:net';
+import { loadSettings } from '../../shared/config';
 import { purgeRoutes } from '../../shared/http/purge';
 import { jobRoutes } from '../../shared/http/jobs';
-import type { Storage } from '../../shared/storage/clients';
+import { requestBudget, Storage } from '../../shared/storage/clients';
+import { azuriteConnectionString } from '../../shared/storage/connection';
+import { resourceNames } from '../../shared/storage/names';
 import { enqueue } from '../../shared/storage/queue';
 import { photo } from '../helpers/images';
 import { call } from '../helpers/http';
-import { useAzurite } from '../helpers/storage';
+import { uniqueNamespace, useAzurite } from '../helpers/storage';
 
 const env = useAzurite();
 
@@ -106,4 +110,22 @@ describe('DELETE /api/tasks', () => {
       processed_results: { deleted: 0 },
     });
   }, 30000);
+
+  it('answers 503 storage_unavailable, promptly, when storage is not there', async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve)); // nothing listens there any more
+    const budget = requestBudget(loadSettings({ STORAGE_REQUEST_TIMEOUT_MS: '500' }));
+    const gone = new Storage(
+      azuriteConnectionString({ blob: port, queue: port, table: port }),
+      resourceNames(uniqueNamespace()),
+      budget,
+    );
+    const started = Date.now();
+    const res = await call(purgeRoutes(() => gone).purgeTasks, { method: 'DELETE', path: '/api/tasks' });
+    expect(Date.now() - started).toBeLessThan(8000);
+    expect(res.status).toBe(503);
+    expect(res.json).toMatchObject({ type: 'urn:image-pipeline:problem:storage_unavailable' });
+  });
 });
