@@ -10,6 +10,7 @@ import { healthRoutes } from '../../shared/http/health';
 import { imageRoutes } from '../../shared/http/images';
 import { jobRoutes } from '../../shared/http/jobs';
 import { metricsRoutes } from '../../shared/http/metrics';
+import { purgeRoutes } from '../../shared/http/purge';
 import { taskRoutes } from '../../shared/http/tasks';
 import { requestBudget, Storage } from '../../shared/storage/clients';
 import { azuriteConnectionString } from '../../shared/storage/connection';
@@ -95,6 +96,7 @@ async function routesOver(connectionString: string) {
   add('GET /metrics?format=prometheus', metrics.metrics, { path: '/api/metrics?format=prometheus' });
   add('GET /metrics/history', metrics.metricsHistory, { path: '/api/metrics/history' });
   add('GET /workers', metrics.workers, { path: '/api/workers' });
+  add('DELETE /tasks', purgeRoutes(get).purgeTasks, { method: 'DELETE', path: '/api/tasks' });
   add('GET /health', healthRoutes(get, settings).health, { path: '/api/health' });
   return calls;
 }
