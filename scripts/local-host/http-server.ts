@@ -2,14 +2,19 @@
  * The HTTP side of the local host: routes under host.json `routePrefix` with `{param}`
  * templates, methods, query, headers, binary bodies and streamed responses, calling the
  * registered handlers with the library's own HttpRequest and InvocationContext. Function keys
- * are not checked, as with `func start`.
+ * are not checked, as with `func start`. Every request is answered: what Kestrel refuses before
+ * routing (a bad Host header, `%00` in the path, a body over the host's limit, bytes node's parser
+ * cannot read) is a 4xx problem+json, a throw before the response a 500, and a failure after the
+ * response started closes the connection. Paths are decoded as Kestrel does (see kestrel.ts).
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
+import { PROBLEM_TYPE_PREFIX } from '../../shared/http/respond';
 import type { RegisteredFunction } from './functions-core';
+import { decodePath, isHostHeaderValid } from './kestrel';
 
 interface Route {
   readonly fn: RegisteredFunction;
@@ -51,14 +56,95 @@ function compileRoute(fn: RegisteredFunction, prefix: string): Route {
   };
 }
 
-async function readRequestBody(req: http.IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+/**
+ * The Functions host buffers a request body up to FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (100 MB by
+ * default) and answers 413 above it; the bytes are counted as they arrive, so a chunked body with no
+ * Content-Length is stopped at the limit too.
+ */
+export const HOST_MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024;
+
+class HttpFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly title: string,
+    detail: string,
+  ) {
+    super(detail);
+  }
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
+const badRequest = (detail: string) => new HttpFailure(400, 'bad_request', 'The request is malformed', detail);
+
+async function readRequestBody(req: http.IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  const tooLarge = (bytes: string) =>
+    new HttpFailure(
+      413,
+      'body_too_large',
+      'The request body is too large',
+      `The body is ${bytes} bytes: the host accepts at most ${max}`,
+    );
+  if (Number.isFinite(declared) && declared > max) throw tooLarge(String(declared));
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of req) {
+      total += (chunk as Buffer).length;
+      if (total > max) throw tooLarge(`more than ${max}`);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof HttpFailure) throw err;
+    throw badRequest(`The request body could not be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+function sendProblem(res: http.ServerResponse, failure: HttpFailure, close = false): void {
+  const body = JSON.stringify({
+    type: `${PROBLEM_TYPE_PREFIX}${failure.code}`,
+    title: failure.title,
+    status: failure.status,
+    detail: failure.message,
+  });
+  res.writeHead(failure.status, {
+    'content-type': 'application/problem+json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(body);
+}
+
+/** The request target split into its path (decoded as Kestrel does) and its raw query. */
+function requestTarget(req: http.IncomingMessage): { url: string; path: string } {
+  const host = req.headers.host ?? '';
+  if (!isHostHeaderValid(host)) throw badRequest(`Invalid Host header: '${host.slice(0, 100)}'`);
+  let target = req.url ?? '/';
+  if (/^https?:\/\//i.test(target)) {
+    try {
+      const absolute = new URL(target);
+      target = `${absolute.pathname}${absolute.search}`;
+    } catch {
+      throw badRequest('Invalid request target');
+    }
+  }
+  if (!target.startsWith('/')) throw badRequest('Invalid request target: expected a path starting with /');
+  const q = target.indexOf('?');
+  const rawPath = q < 0 ? target : target.slice(0, q);
+  let path: string;
+  try {
+    path = decodePath(rawPath);
+  } catch (err) {
+    throw badRequest(`Invalid request target: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  let url: string;
+  try {
+    url = new URL(`http://${host || 'localhost'}${rawPath}${q < 0 ? '' : target.slice(q)}`).toString();
+  } catch {
+    throw badRequest(`Invalid Host header: '${host.slice(0, 100)}'`);
+  }
+  return { url, path };
 }
 
 async function writeResponse(res: http.ServerResponse, result: unknown): Promise<void> {
@@ -71,34 +157,45 @@ async function writeResponse(res: http.ServerResponse, result: unknown): Promise
   res.end();
 }
 
+/** What Kestrel answers for a request node's parser refused (it never reaches routing). */
+function clientErrorStatus(err: NodeJS.ErrnoException): HttpFailure {
+  if (err.code === 'HPE_HEADER_OVERFLOW')
+    return new HttpFailure(
+      431,
+      'bad_request',
+      'Request header fields too large',
+      'The request line or headers are too large',
+    );
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return new HttpFailure(408, 'bad_request', 'Request timeout', 'The request was not received in time');
+  return badRequest(`The request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+}
+
 export async function startHttpServer(opts: {
   port: number;
   host?: string;
   routePrefix: string;
   functions: readonly RegisteredFunction[];
   log: (line: string) => void;
+  maxRequestBodyBytes?: number;
 }): Promise<RunningHttpServer> {
   const routes = opts.functions
     .filter((f) => f.trigger.type === 'httpTrigger')
     .map((f) => compileRoute(f, opts.routePrefix))
     .sort((a, b) => b.literals - a.literals);
+  const maxBody = opts.maxRequestBodyBytes ?? HOST_MAX_REQUEST_BODY_BYTES;
   const inFlight = new Set<Promise<void>>();
 
-  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
-    const path = decodeURIComponent(url.pathname);
-    const matches = routes.map((route) => ({ route, match: route.pattern.exec(path) })).filter((m) => m.match);
+  const route = (req: http.IncomingMessage, res: http.ServerResponse, path: string) => {
+    const matches = routes.map((r) => ({ route: r, match: r.pattern.exec(path) })).filter((m) => m.match);
+    const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
     if (matches.length === 0)
-      return send(res, 404, { status: 404, title: 'Not found', detail: `No function is registered for ${path}` });
+      throw new HttpFailure(404, 'not_found', 'Not found', `No function is registered for ${shown}`);
     const method = (req.method ?? 'GET').toUpperCase();
     const hit = matches.find((m) => m.route.methods.includes(method));
     if (!hit) {
       res.setHeader('allow', [...new Set(matches.flatMap((m) => m.route.methods))].join(', '));
-      return send(res, 405, {
-        status: 405,
-        title: 'Method not allowed',
-        detail: `${method} is not allowed on ${path}`,
-      });
+      throw new HttpFailure(405, 'method_not_allowed', 'Method not allowed', `${method} is not allowed on ${shown}`);
     }
     const params: Record<string, string> = Object.fromEntries(
       hit.route.params.flatMap((name, i) => {
@@ -106,40 +203,74 @@ export async function startHttpServer(opts: {
         return value === undefined ? [] : [[name, value] as const];
       }),
     );
+    return { fn: hit.route.fn, method, params };
+  };
+
+  const invoke = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const { url, path } = requestTarget(req);
+    const { fn, method, params } = route(req, res, path);
     const headers = Object.fromEntries(
       Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]),
     );
-    const body = await readRequestBody(req);
+    const body = await readRequestBody(req, maxBody);
     const request = new HttpRequest({
       method,
-      url: url.toString(),
+      url,
       headers,
       params,
       ...(body.length ? { body: { bytes: body } } : {}),
     });
     const context = new InvocationContext({
       invocationId: randomUUID(),
-      functionName: hit.route.fn.name,
-      logHandler: (level, ...args) => opts.log(`[${hit.route.fn.name}] ${level}: ${args.map(String).join(' ')}`),
+      functionName: fn.name,
+      logHandler: (level, ...args) => opts.log(`[${fn.name}] ${level}: ${args.map(String).join(' ')}`),
     });
     const started = Date.now();
     try {
-      await writeResponse(res, await hit.route.fn.handler(request, context));
-      opts.log(`${method} ${url.pathname} → ${res.statusCode} (${hit.route.fn.name}, ${Date.now() - started} ms)`);
+      await writeResponse(res, await fn.handler(request, context));
+      opts.log(`${method} ${path} → ${res.statusCode} (${fn.name}, ${Date.now() - started} ms)`);
     } catch (err) {
-      opts.log(
-        `${method} ${url.pathname} → 500 (${hit.route.fn.name}): ${err instanceof Error ? err.stack : String(err)}`,
-      );
-      if (!res.headersSent)
-        send(res, 500, { status: 500, title: 'Internal error', detail: `Function ${hit.route.fn.name} failed` });
-      else res.destroy();
+      opts.log(`${method} ${path} → 500 (${fn.name}): ${err instanceof Error ? err.stack : String(err)}`);
+      throw new HttpFailure(500, 'internal', 'Internal error', `Function ${fn.name} failed`);
+    }
+  };
+
+  /** Every request is answered: a refusal as problem+json, a failure after the headers went out by closing. */
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    try {
+      await invoke(req, res);
+    } catch (err) {
+      const failure =
+        err instanceof HttpFailure
+          ? err
+          : new HttpFailure(500, 'internal', 'Internal error', 'The host failed to handle the request');
+      if (!(err instanceof HttpFailure)) opts.log(`request failed: ${err instanceof Error ? err.stack : String(err)}`);
+      if (res.headersSent || res.destroyed) return void res.destroy();
+      // a request refused before its body was read closes the connection rather than reading on
+      sendProblem(res, failure, !req.complete);
+      if (!req.complete) res.once('finish', () => req.socket.destroySoon());
     }
   };
 
   const server = http.createServer((req, res) => {
-    const done = handle(req, res).catch((err: unknown) => opts.log(`request failed: ${String(err)}`));
+    const done = handle(req, res);
     inFlight.add(done);
     void done.finally(() => inFlight.delete(done));
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    const failure = clientErrorStatus(err);
+    const body = JSON.stringify({
+      type: `${PROBLEM_TYPE_PREFIX}${failure.code}`,
+      title: failure.title,
+      status: failure.status,
+      detail: failure.message,
+    });
+    socket.end(
+      `HTTP/1.1 ${failure.status} ${http.STATUS_CODES[failure.status] ?? 'Bad Request'}\r\n` +
+        `content-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `connection: close\r\n\r\n${body}`,
+    );
   });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
