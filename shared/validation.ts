@@ -69,8 +69,8 @@ function editDistance(a: string, b: string): number {
 
 /**
  * One problem per key of `keys` that is not in `known` (`__proto__` included: JSON.parse makes it an
- * own key), each naming the closest known one; at most MAX_REPORTED_PROBLEMS are described, the rest
- * are counted in one more problem, so a million unknown keys cost one pass and a short answer.
+ * own key), each naming the closest known one; past MAX_REPORTED_PROBLEMS, the last problem counts the
+ * rest, so a million unknown keys cost one pass and a short answer.
  */
 export function unknownKeyProblems(
   keys: readonly string[],
@@ -80,7 +80,8 @@ export function unknownKeyProblems(
 ): FieldProblem[] {
   const unknown = keys.filter((key) => !known.includes(key));
   const expected = `one of ${known.join(', ')}`;
-  const problems: FieldProblem[] = unknown.slice(0, MAX_REPORTED_PROBLEMS).map((key) => {
+  const described = unknown.length > MAX_REPORTED_PROBLEMS ? MAX_REPORTED_PROBLEMS - 1 : unknown.length;
+  const problems: FieldProblem[] = unknown.slice(0, described).map((key) => {
     const hint = closest(key, known);
     const field = fieldOf(shownKey(key));
     return {

@@ -102,8 +102,9 @@ export function parseFiltersField(value: string | null): unknown {
 }
 
 function checkFieldLength(value: string, field: string): void {
-  if (value.length > MAX_FIELD_CHARS)
-    throw new ValidationError([
-      fieldProblem(field, `at most ${MAX_FIELD_CHARS} characters`, `${value.length} characters`),
-    ]);
+  if (value.length <= MAX_FIELD_CHARS) return;
+  const expected = `at most ${MAX_FIELD_CHARS} characters`;
+  const received = `${value.length} characters`;
+  const message = `Expected ${expected} for ${field} but received ${received}`;
+  throw new ValidationError([{ field, expected, received, message }]);
 }

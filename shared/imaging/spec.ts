@@ -160,15 +160,17 @@ function readParams(
   const expected = known.length
     ? `one of ${filter.name}'s parameters: ${known.join(', ')}`
     : `no parameters (${filter.name} takes none)`;
-  for (const key of unknown.slice(0, MAX_REPORTED_PROBLEMS)) {
+  // past the cap, the last reported problem counts the rest
+  const described = unknown.length > MAX_REPORTED_PROBLEMS ? MAX_REPORTED_PROBLEMS - 1 : unknown.length;
+  for (const key of unknown.slice(0, described)) {
     const hint = closest(key, known);
     problems.push({
       ...fieldProblem(fieldOf(key), expected, given[key]),
       message: `Unknown parameter ${fieldOf(key)}: expected ${expected}${hint ? ` (did you mean '${hint}'?)` : ''}`,
     });
   }
-  if (unknown.length > MAX_REPORTED_PROBLEMS) {
-    const more = unknown.length - MAX_REPORTED_PROBLEMS;
+  if (described < unknown.length) {
+    const more = unknown.length - described;
     problems.push({ field: fieldOf('…'), expected, message: `${more} more unknown parameters of ${filter.name}` });
   }
   const params: Record<string, ParamValue> = {};
