@@ -101,13 +101,16 @@ async function readRequestBody(req: http.IncomingMessage, max: number): Promise<
   return Buffer.concat(chunks, total);
 }
 
-function sendProblem(res: http.ServerResponse, failure: HttpFailure, close = false): void {
-  const body = JSON.stringify({
+const problemBody = (failure: HttpFailure) =>
+  JSON.stringify({
     type: `${PROBLEM_TYPE_PREFIX}${failure.code}`,
     title: failure.title,
     status: failure.status,
     detail: failure.message,
   });
+
+function sendProblem(res: http.ServerResponse, failure: HttpFailure, close = false): void {
+  const body = problemBody(failure);
   res.writeHead(failure.status, {
     'content-type': 'application/problem+json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
@@ -119,6 +122,8 @@ function sendProblem(res: http.ServerResponse, failure: HttpFailure, close = fal
 /** The request target split into its path (decoded as Kestrel does) and its raw query. */
 function requestTarget(req: http.IncomingMessage): { url: string; path: string } {
   const host = req.headers.host ?? '';
+  // Kestrel: RequestRejectionReason.MissingHostHeader for HTTP/1.1 (HTTP/1.0 may omit it)
+  if (req.headers.host === undefined && req.httpVersion !== '1.0') throw badRequest('The Host header is missing');
   if (!isHostHeaderValid(host)) throw badRequest(`Invalid Host header: '${host.slice(0, 100)}'`);
   let target = req.url ?? '/';
   if (/^https?:\/\//i.test(target)) {
@@ -245,6 +250,7 @@ export async function startHttpServer(opts: {
           ? err
           : new HttpFailure(500, 'internal', 'Internal error', 'The host failed to handle the request');
       if (!(err instanceof HttpFailure)) opts.log(`request failed: ${err instanceof Error ? err.stack : String(err)}`);
+      if (res.writableEnded) return; // answered already (a framing error in its body)
       if (res.headersSent || res.destroyed) return void res.destroy();
       // a request refused before its body was read closes the connection rather than reading on
       sendProblem(res, failure, !req.complete);
@@ -252,7 +258,14 @@ export async function startHttpServer(opts: {
     }
   };
 
-  const server = http.createServer((req, res) => {
+  /** The response being written on a connection, so an error in a pipelined request is answered after it. */
+  const responding = new WeakMap<object, http.ServerResponse>();
+  // the Host header is checked in requestTarget, so that a missing one is answered as problem+json too
+  const server = http.createServer({ requireHostHeader: false }, (req, res) => {
+    responding.set(req.socket, res);
+    res.once('close', () => {
+      if (responding.get(req.socket) === res) responding.delete(req.socket);
+    });
     const done = handle(req, res);
     inFlight.add(done);
     void done.finally(() => inFlight.delete(done));
@@ -260,17 +273,22 @@ export async function startHttpServer(opts: {
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
     const failure = clientErrorStatus(err);
-    const body = JSON.stringify({
-      type: `${PROBLEM_TYPE_PREFIX}${failure.code}`,
-      title: failure.title,
-      status: failure.status,
-      detail: failure.message,
-    });
-    socket.end(
-      `HTTP/1.1 ${failure.status} ${http.STATUS_CODES[failure.status] ?? 'Bad Request'}\r\n` +
-        `content-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-        `connection: close\r\n\r\n${body}`,
-    );
+    const body = problemBody(failure);
+    const answer = () =>
+      socket.writable
+        ? socket.end(
+            `HTTP/1.1 ${failure.status} ${http.STATUS_CODES[failure.status] ?? 'Bad Request'}\r\n` +
+              `content-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+              `connection: close\r\n\r\n${body}`,
+          )
+        : socket.destroy();
+    const pending = responding.get(socket);
+    if (!pending) return answer();
+    // an error after a whole request (pipelining) is answered after that request's response;
+    // an error in the body of the request being handled is that request's answer
+    if (pending.req.complete) return void pending.once('close', answer);
+    if (pending.headersSent) return void socket.destroy();
+    sendProblem(pending, failure, true);
   });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
