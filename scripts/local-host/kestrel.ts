@@ -66,8 +66,8 @@ function decodeSequence(bytes: Buffer, i: number): { out: number[]; end: number 
     const next = escapedByte(bytes, at);
     if (next < 0 || (next & 0xc0) !== 0x80) return undefined;
     value = (value << 6) | (next & 0x3f);
-    if (remaining === 2 && value >= 0x110) return undefined; // above U+10FFFF
-    if (remaining === 1 && count === 3 && value >= 0x360 && value <= 0x37f) return undefined; // a surrogate
+    if (count === 4 && remaining === 3 && value >= 0x110) return undefined; // above U+10FFFF
+    if (count === 3 && remaining === 2 && value >= 0x360 && value <= 0x37f) return undefined; // a surrogate
     out.push(next);
     at += 3;
   }
