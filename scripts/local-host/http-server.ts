@@ -291,6 +291,8 @@ export async function startHttpServer(opts: {
     sendProblem(pending, failure, true);
   });
   server.keepAliveTimeout = 5000;
+  // Kestrel's RequestHeadersTimeout (KestrelServerLimits, default 30 s): headers never finished → 408
+  server.headersTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host ?? '127.0.0.1', () => resolve());
