@@ -660,31 +660,45 @@ describe('hostile requests against the running app', () => {
     ];
     for (const m of messages) await queue.sendMessage(m.text);
     sent += messages.length;
-    type Letter = { message: string; reason: string; capability: string };
-    let letters: Letter[] = [];
-    const missing = () => messages.filter((m) => m.marker && !letters.some((l) => l.message.includes(m.marker!)));
+    type Listing = {
+      capabilities: {
+        waiting_in_poison_queue: number;
+        dead_letters: { message: string; reason: string }[];
+        poison_messages?: { text: string }[];
+      }[];
+    };
+    // listed = recorded as a dead letter by the poison function, or shown (or counted) among the messages still in
+    // a poison queue: one no function can take, such as text that is not base64, is there and hidden while the host
+    // holds it, so a marker seen once counts, and the not-base64 message may also be known by the queue's count
+    const seen = new Set<string>();
+    let listed = 0;
+    let waitingInPoison = 0;
+    let reasons: string[] = [];
+    const missing = () =>
+      messages.filter((m) => m.marker && !seen.has(m.marker) && !(m === messages[0] && waitingInPoison > 0));
     await waitFor(
-      'a dead letter for every hand-written message',
+      'every hand-written message listed',
       async () => {
         const res = await fetch(`${api}/dead-letters`, { signal: AbortSignal.timeout(ANSWER_WITHIN_MS) });
-        const body = (await res.json()) as {
-          capabilities: { dead_letters: Letter[]; poison_messages?: { text: string; capability?: string }[] }[];
-        };
-        // a dead letter the poison function recorded, or a message still in a poison queue (one no function
-        // can take, such as text that is not base64), both listed by the route
-        letters = body.capabilities.flatMap((c) => [
-          ...c.dead_letters,
-          ...(c.poison_messages ?? []).map((m) => ({ message: m.text, reason: 'in the poison queue', capability: '' })),
-        ]);
-        return missing().length === 0 && letters.length >= messages.length ? true : undefined;
+        const { capabilities } = (await res.json()) as Listing;
+        const letters = capabilities.flatMap((c) => c.dead_letters);
+        reasons = letters.map((l) => l.reason);
+        const texts = [
+          ...letters.map((l) => l.message),
+          ...capabilities.flatMap((c) => c.poison_messages ?? []).map((m) => m.text),
+        ];
+        for (const m of messages) if (m.marker && texts.some((t) => t.includes(m.marker!))) seen.add(m.marker);
+        waitingInPoison = capabilities.reduce((n, c) => n + c.waiting_in_poison_queue, 0);
+        listed = letters.length + waitingInPoison;
+        return missing().length === 0 && listed >= messages.length ? true : undefined;
       },
       30_000,
       500,
     ).catch(() => undefined);
     // a message that is not base64 must be listed too, not left in an unwatched `-poison-poison` queue
     expect(missing().map((m) => m.marker)).toEqual([]);
-    expect(letters.length).toBeGreaterThanOrEqual(messages.length);
-    for (const letter of letters) expect(letter.reason).toMatch(/\w/);
+    expect(listed).toBeGreaterThanOrEqual(messages.length);
+    expect(reasons.filter((r) => !/^[a-z_]+$/.test(r))).toEqual([]);
     await expectHealthy();
   }, 60_000);
 
