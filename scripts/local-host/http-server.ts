@@ -12,7 +12,6 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
-import { PROBLEM_TYPE_PREFIX } from '../../shared/http/respond';
 import type { RegisteredFunction } from './functions-core';
 import { decodePath, isHostHeaderValid } from './kestrel';
 
@@ -63,28 +62,26 @@ function compileRoute(fn: RegisteredFunction, prefix: string): Route {
  */
 export const HOST_MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024;
 
+/**
+ * An answer of the host itself, before or around a function: RFC 9457 problem+json with type
+ * `about:blank` (the status says it all), so a client can tell it from the app's own problems
+ * (`urn:image-pipeline:problem:*`): the CLI, for one, reads a host 404 as "wrong URL".
+ */
 class HttpFailure extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
-    readonly title: string,
     detail: string,
   ) {
     super(detail);
   }
 }
 
-const badRequest = (detail: string) => new HttpFailure(400, 'bad_request', 'The request is malformed', detail);
+const badRequest = (detail: string) => new HttpFailure(400, detail);
 
 async function readRequestBody(req: http.IncomingMessage, max: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   const tooLarge = (bytes: string) =>
-    new HttpFailure(
-      413,
-      'body_too_large',
-      'The request body is too large',
-      `The body is ${bytes} bytes: the host accepts at most ${max}`,
-    );
+    new HttpFailure(413, `The body is ${bytes} bytes: the host accepts at most ${max}`);
   if (Number.isFinite(declared) && declared > max) throw tooLarge(String(declared));
   const chunks: Buffer[] = [];
   let total = 0;
@@ -103,8 +100,8 @@ async function readRequestBody(req: http.IncomingMessage, max: number): Promise<
 
 const problemBody = (failure: HttpFailure) =>
   JSON.stringify({
-    type: `${PROBLEM_TYPE_PREFIX}${failure.code}`,
-    title: failure.title,
+    type: 'about:blank',
+    title: http.STATUS_CODES[failure.status] ?? 'Error',
     status: failure.status,
     detail: failure.message,
   });
@@ -164,15 +161,8 @@ async function writeResponse(res: http.ServerResponse, result: unknown): Promise
 
 /** What Kestrel answers for a request node's parser refused (it never reaches routing). */
 function clientErrorStatus(err: NodeJS.ErrnoException): HttpFailure {
-  if (err.code === 'HPE_HEADER_OVERFLOW')
-    return new HttpFailure(
-      431,
-      'bad_request',
-      'Request header fields too large',
-      'The request line or headers are too large',
-    );
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
-    return new HttpFailure(408, 'bad_request', 'Request timeout', 'The request was not received in time');
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new HttpFailure(431, 'The request line or headers are too large');
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new HttpFailure(408, 'The request was not received in time');
   return badRequest(`The request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
 }
 
@@ -194,13 +184,12 @@ export async function startHttpServer(opts: {
   const route = (req: http.IncomingMessage, res: http.ServerResponse, path: string) => {
     const matches = routes.map((r) => ({ route: r, match: r.pattern.exec(path) })).filter((m) => m.match);
     const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
-    if (matches.length === 0)
-      throw new HttpFailure(404, 'not_found', 'Not found', `No function is registered for ${shown}`);
+    if (matches.length === 0) throw new HttpFailure(404, `No function is registered for ${shown}`);
     const method = (req.method ?? 'GET').toUpperCase();
     const hit = matches.find((m) => m.route.methods.includes(method));
     if (!hit) {
       res.setHeader('allow', [...new Set(matches.flatMap((m) => m.route.methods))].join(', '));
-      throw new HttpFailure(405, 'method_not_allowed', 'Method not allowed', `${method} is not allowed on ${shown}`);
+      throw new HttpFailure(405, `${method} is not allowed on ${shown}`);
     }
     const params: Record<string, string> = Object.fromEntries(
       hit.route.params.flatMap((name, i) => {
@@ -236,7 +225,7 @@ export async function startHttpServer(opts: {
       opts.log(`${method} ${path} → ${res.statusCode} (${fn.name}, ${Date.now() - started} ms)`);
     } catch (err) {
       opts.log(`${method} ${path} → 500 (${fn.name}): ${err instanceof Error ? err.stack : String(err)}`);
-      throw new HttpFailure(500, 'internal', 'Internal error', `Function ${fn.name} failed`);
+      throw new HttpFailure(500, `Function ${fn.name} failed`);
     }
   };
 
@@ -245,10 +234,7 @@ export async function startHttpServer(opts: {
     try {
       await invoke(req, res);
     } catch (err) {
-      const failure =
-        err instanceof HttpFailure
-          ? err
-          : new HttpFailure(500, 'internal', 'Internal error', 'The host failed to handle the request');
+      const failure = err instanceof HttpFailure ? err : new HttpFailure(500, 'The host failed to handle the request');
       if (!(err instanceof HttpFailure)) opts.log(`request failed: ${err instanceof Error ? err.stack : String(err)}`);
       if (res.writableEnded) return; // answered already (a framing error in its body)
       if (res.headersSent || res.destroyed) return void res.destroy();
