@@ -1,6 +1,7 @@
 /**
  * The `images` container: GET /api/images, GET /api/images/{name}, GET /api/images/{name}/info
- * (anonymous) and PUT /api/images/{name} (function key; whole, accepted images only).
+ * (anonymous) and PUT /api/images/{name} (function key; whole, accepted images only). A name outside
+ * letters, digits, `.`, `_`, `-` (an undecodable escape such as `%zz` included) → 400 naming `name`.
  */
 import { app } from '@azure/functions';
 import { imageRoutes } from '../shared/http/images';

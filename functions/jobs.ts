@@ -1,9 +1,9 @@
 /**
  * POST /api/jobs (function key): JSON naming blobs, a raw image/* body, or multipart files →
- * one task record and one queue message per image → 202 + Location. Invalid input → 4xx
- * problem+json and no task; the pipeline is validated before any upload is stored, but in a
- * multipart job the files before a refused one stay in `images`. GET /api/jobs/{job_id}
- * (anonymous): progress and tasks.
+ * one task record and one queue message per image → 202 + Location. Invalid input (an unknown
+ * field or query parameter included) → 4xx problem+json and no task; the pipeline and every
+ * uploaded file are checked before any upload is stored, under `<file name>-<12 hex>.<ext>`.
+ * GET /api/jobs/{job_id} (anonymous): progress and tasks.
  */
 import { app } from '@azure/functions';
 import { jobRoutes } from '../shared/http/jobs';

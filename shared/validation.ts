@@ -2,7 +2,7 @@
  * Tiny predicates and one message shape for every validation problem, after sharp's
  * `Expected integer between 1 and 1000 for size but received 0 of type number`.
  */
-import type { FieldProblem } from './errors';
+import { MAX_REPORTED_PROBLEMS, type FieldProblem } from './errors';
 
 export type PlainObject = Record<string, unknown>;
 
@@ -18,13 +18,24 @@ export function describeValue(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return `an array of ${v.length} item${v.length === 1 ? '' : 's'}`;
-  if (typeof v === 'object') return `an object with keys ${Object.keys(v).slice(0, 8).join(', ') || '(none)'}`;
+  if (typeof v === 'object') {
+    const keys = Object.keys(v);
+    const shown = keys.slice(0, 8).map(shownKey).join(', ');
+    return `an object with ${keys.length > 8 ? `${keys.length} keys: ${shown}, …` : `keys ${shown || '(none)'}`}`;
+  }
   if (typeof v === 'string') {
     const shown = v.length > MAX_SHOWN ? `${v.slice(0, MAX_SHOWN)}…` : v;
     return `'${shown}' of type string`;
   }
   // eslint-disable-next-line @typescript-eslint/no-base-to-string -- objects and arrays are described above
   return `${String(v)} of type ${typeof v}`;
+}
+
+const MAX_KEY_SHOWN = 40;
+
+/** A user-given key as it appears in a field path or message: long keys are cut, so an answer stays small. */
+export function shownKey(key: string): string {
+  return key.length > MAX_KEY_SHOWN ? `${key.slice(0, MAX_KEY_SHOWN)}…` : key;
 }
 
 export function fieldProblem(field: string, expected: string, received: unknown): FieldProblem {
@@ -34,6 +45,7 @@ export function fieldProblem(field: string, expected: string, received: unknown)
 
 /** Closest candidate by edit distance, for "did you mean" hints on misspelt names. */
 export function closest(word: string, candidates: readonly string[]): string | undefined {
+  if (word.length > MAX_KEY_SHOWN) return undefined;
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
   for (const c of candidates) {
@@ -53,4 +65,36 @@ function editDistance(a: string, b: string): number {
     prev = row;
   }
   return prev[b.length];
+}
+
+/**
+ * One problem per key of `keys` that is not in `known` (`__proto__` included: JSON.parse makes it an
+ * own key), each naming the closest known one; past MAX_REPORTED_PROBLEMS, the last problem counts the
+ * rest, so a million unknown keys cost one pass and a short answer.
+ */
+export function unknownKeyProblems(
+  keys: readonly string[],
+  known: readonly string[],
+  fieldOf: (key: string) => string,
+  what = 'field',
+): FieldProblem[] {
+  const unknown = keys.filter((key) => !known.includes(key));
+  const expected = `one of ${known.join(', ')}`;
+  const described = unknown.length > MAX_REPORTED_PROBLEMS ? MAX_REPORTED_PROBLEMS - 1 : unknown.length;
+  const problems: FieldProblem[] = unknown.slice(0, described).map((key) => {
+    const hint = closest(key, known);
+    const field = fieldOf(shownKey(key));
+    return {
+      field,
+      expected,
+      received: `'${shownKey(key)}'`,
+      message: `Unknown ${what} ${field}: expected ${expected}${hint ? ` (did you mean '${hint}'?)` : ''}`,
+    };
+  });
+  const more = unknown.length - problems.length;
+  if (more > 0) {
+    const message = `${more} more unknown ${what}s`;
+    problems.push({ field: fieldOf('…'), expected, received: `${unknown.length} unknown ${what}s`, message });
+  }
+  return problems;
 }

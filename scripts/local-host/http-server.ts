@@ -2,7 +2,10 @@
  * The HTTP side of the local host: routes under host.json `routePrefix` with `{param}`
  * templates, methods, query, headers, binary bodies and streamed responses, calling the
  * registered handlers with the library's own HttpRequest and InvocationContext. Function keys
- * are not checked, as with `func start`.
+ * are not checked, as with `func start`. Every request is answered: what Kestrel refuses before
+ * routing (a bad Host header, `%00` in the path, a body over the host's limit, bytes node's parser
+ * cannot read) is a 4xx problem+json, a throw before the response a 500, and a failure after the
+ * response started closes the connection. Paths are decoded as Kestrel does (see kestrel.ts).
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -10,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
 import type { RegisteredFunction } from './functions-core';
+import { decodePath, isHostHeaderValid } from './kestrel';
 
 interface Route {
   readonly fn: RegisteredFunction;
@@ -51,14 +55,98 @@ function compileRoute(fn: RegisteredFunction, prefix: string): Route {
   };
 }
 
-async function readRequestBody(req: http.IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+/**
+ * The Functions host buffers a request body up to FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (100 MB by
+ * default) and answers 413 above it; the bytes are counted as they arrive, so a chunked body with no
+ * Content-Length is stopped at the limit too.
+ */
+export const HOST_MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024;
+
+/**
+ * An answer of the host itself, before or around a function: RFC 9457 problem+json with type
+ * `about:blank` (the status says it all), so a client can tell it from the app's own problems
+ * (`urn:image-pipeline:problem:*`): the CLI, for one, reads a host 404 as "wrong URL".
+ */
+class HttpFailure extends Error {
+  constructor(
+    readonly status: number,
+    detail: string,
+  ) {
+    super(detail);
+  }
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
+const badRequest = (detail: string) => new HttpFailure(400, detail);
+
+async function readRequestBody(req: http.IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  const tooLarge = (bytes: string) =>
+    new HttpFailure(413, `The body is ${bytes} bytes: the host accepts at most ${max}`);
+  if (Number.isFinite(declared) && declared > max) throw tooLarge(String(declared));
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of req) {
+      total += (chunk as Buffer).length;
+      if (total > max) throw tooLarge(`more than ${max}`);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof HttpFailure) throw err;
+    throw badRequest(`The request body could not be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+const problemBody = (failure: HttpFailure) =>
+  JSON.stringify({
+    type: 'about:blank',
+    title: http.STATUS_CODES[failure.status] ?? 'Error',
+    status: failure.status,
+    detail: failure.message,
+  });
+
+function sendProblem(res: http.ServerResponse, failure: HttpFailure, close = false): void {
+  const body = problemBody(failure);
+  res.writeHead(failure.status, {
+    'content-type': 'application/problem+json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(body);
+}
+
+/** The request target split into its path (decoded as Kestrel does) and its raw query. */
+function requestTarget(req: http.IncomingMessage): { url: string; path: string } {
+  const host = req.headers.host ?? '';
+  // Kestrel: RequestRejectionReason.MissingHostHeader for HTTP/1.1 (HTTP/1.0 may omit it)
+  if (req.headers.host === undefined && req.httpVersion !== '1.0') throw badRequest('The Host header is missing');
+  if (!isHostHeaderValid(host)) throw badRequest(`Invalid Host header: '${host.slice(0, 100)}'`);
+  let target = req.url ?? '/';
+  if (/^https?:\/\//i.test(target)) {
+    try {
+      const absolute = new URL(target);
+      target = `${absolute.pathname}${absolute.search}`;
+    } catch {
+      throw badRequest('Invalid request target');
+    }
+  }
+  if (!target.startsWith('/')) throw badRequest('Invalid request target: expected a path starting with /');
+  const q = target.indexOf('?');
+  const rawPath = q < 0 ? target : target.slice(0, q);
+  let path: string;
+  try {
+    path = decodePath(rawPath);
+  } catch (err) {
+    throw badRequest(`Invalid request target: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  let url: string;
+  try {
+    url = new URL(`http://${host || 'localhost'}${rawPath}${q < 0 ? '' : target.slice(q)}`).toString();
+  } catch {
+    throw badRequest(`Invalid Host header: '${host.slice(0, 100)}'`);
+  }
+  return { url, path };
 }
 
 async function writeResponse(res: http.ServerResponse, result: unknown): Promise<void> {
@@ -71,34 +159,37 @@ async function writeResponse(res: http.ServerResponse, result: unknown): Promise
   res.end();
 }
 
+/** What Kestrel answers for a request node's parser refused (it never reaches routing). */
+function clientErrorStatus(err: NodeJS.ErrnoException): HttpFailure {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new HttpFailure(431, 'The request line or headers are too large');
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new HttpFailure(408, 'The request was not received in time');
+  return badRequest(`The request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+}
+
 export async function startHttpServer(opts: {
   port: number;
   host?: string;
   routePrefix: string;
   functions: readonly RegisteredFunction[];
   log: (line: string) => void;
+  maxRequestBodyBytes?: number;
 }): Promise<RunningHttpServer> {
   const routes = opts.functions
     .filter((f) => f.trigger.type === 'httpTrigger')
     .map((f) => compileRoute(f, opts.routePrefix))
     .sort((a, b) => b.literals - a.literals);
+  const maxBody = opts.maxRequestBodyBytes ?? HOST_MAX_REQUEST_BODY_BYTES;
   const inFlight = new Set<Promise<void>>();
 
-  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
-    const path = decodeURIComponent(url.pathname);
-    const matches = routes.map((route) => ({ route, match: route.pattern.exec(path) })).filter((m) => m.match);
-    if (matches.length === 0)
-      return send(res, 404, { status: 404, title: 'Not found', detail: `No function is registered for ${path}` });
+  const route = (req: http.IncomingMessage, res: http.ServerResponse, path: string) => {
+    const matches = routes.map((r) => ({ route: r, match: r.pattern.exec(path) })).filter((m) => m.match);
+    const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
+    if (matches.length === 0) throw new HttpFailure(404, `No function is registered for ${shown}`);
     const method = (req.method ?? 'GET').toUpperCase();
     const hit = matches.find((m) => m.route.methods.includes(method));
     if (!hit) {
       res.setHeader('allow', [...new Set(matches.flatMap((m) => m.route.methods))].join(', '));
-      return send(res, 405, {
-        status: 405,
-        title: 'Method not allowed',
-        detail: `${method} is not allowed on ${path}`,
-      });
+      throw new HttpFailure(405, `${method} is not allowed on ${shown}`);
     }
     const params: Record<string, string> = Object.fromEntries(
       hit.route.params.flatMap((name, i) => {
@@ -106,42 +197,88 @@ export async function startHttpServer(opts: {
         return value === undefined ? [] : [[name, value] as const];
       }),
     );
+    return { fn: hit.route.fn, method, params };
+  };
+
+  const invoke = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const { url, path } = requestTarget(req);
+    const { fn, method, params } = route(req, res, path);
     const headers = Object.fromEntries(
       Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]),
     );
-    const body = await readRequestBody(req);
+    const body = await readRequestBody(req, maxBody);
     const request = new HttpRequest({
       method,
-      url: url.toString(),
+      url,
       headers,
       params,
       ...(body.length ? { body: { bytes: body } } : {}),
     });
     const context = new InvocationContext({
       invocationId: randomUUID(),
-      functionName: hit.route.fn.name,
-      logHandler: (level, ...args) => opts.log(`[${hit.route.fn.name}] ${level}: ${args.map(String).join(' ')}`),
+      functionName: fn.name,
+      logHandler: (level, ...args) => opts.log(`[${fn.name}] ${level}: ${args.map(String).join(' ')}`),
     });
     const started = Date.now();
     try {
-      await writeResponse(res, await hit.route.fn.handler(request, context));
-      opts.log(`${method} ${url.pathname} → ${res.statusCode} (${hit.route.fn.name}, ${Date.now() - started} ms)`);
+      await writeResponse(res, await fn.handler(request, context));
+      opts.log(`${method} ${path} → ${res.statusCode} (${fn.name}, ${Date.now() - started} ms)`);
     } catch (err) {
-      opts.log(
-        `${method} ${url.pathname} → 500 (${hit.route.fn.name}): ${err instanceof Error ? err.stack : String(err)}`,
-      );
-      if (!res.headersSent)
-        send(res, 500, { status: 500, title: 'Internal error', detail: `Function ${hit.route.fn.name} failed` });
-      else res.destroy();
+      opts.log(`${method} ${path} → 500 (${fn.name}): ${err instanceof Error ? err.stack : String(err)}`);
+      throw new HttpFailure(500, `Function ${fn.name} failed`);
     }
   };
 
-  const server = http.createServer((req, res) => {
-    const done = handle(req, res).catch((err: unknown) => opts.log(`request failed: ${String(err)}`));
+  /** Every request is answered: a refusal as problem+json, a failure after the headers went out by closing. */
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    try {
+      await invoke(req, res);
+    } catch (err) {
+      const failure = err instanceof HttpFailure ? err : new HttpFailure(500, 'The host failed to handle the request');
+      if (!(err instanceof HttpFailure)) opts.log(`request failed: ${err instanceof Error ? err.stack : String(err)}`);
+      if (res.writableEnded) return; // answered already (a framing error in its body)
+      if (res.headersSent || res.destroyed) return void res.destroy();
+      // a request refused before its body was read closes the connection rather than reading on
+      sendProblem(res, failure, !req.complete);
+      if (!req.complete) res.once('finish', () => req.socket.destroySoon());
+    }
+  };
+
+  /** The response being written on a connection, so an error in a pipelined request is answered after it. */
+  const responding = new WeakMap<object, http.ServerResponse>();
+  // the Host header is checked in requestTarget, so that a missing one is answered as problem+json too
+  const server = http.createServer({ requireHostHeader: false }, (req, res) => {
+    responding.set(req.socket, res);
+    res.once('close', () => {
+      if (responding.get(req.socket) === res) responding.delete(req.socket);
+    });
+    const done = handle(req, res);
     inFlight.add(done);
     void done.finally(() => inFlight.delete(done));
   });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    const failure = clientErrorStatus(err);
+    const body = problemBody(failure);
+    const answer = () =>
+      socket.writable
+        ? socket.end(
+            `HTTP/1.1 ${failure.status} ${http.STATUS_CODES[failure.status] ?? 'Bad Request'}\r\n` +
+              `content-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+              `connection: close\r\n\r\n${body}`,
+          )
+        : socket.destroy();
+    const pending = responding.get(socket);
+    if (!pending) return answer();
+    // an error after a whole request (pipelining) is answered after that request's response;
+    // an error in the body of the request being handled is that request's answer
+    if (pending.req.complete) return void pending.once('close', answer);
+    if (pending.headersSent) return void socket.destroy();
+    sendProblem(pending, failure, true);
+  });
   server.keepAliveTimeout = 5000;
+  // Kestrel's RequestHeadersTimeout (KestrelServerLimits, default 30 s): headers never finished → 408
+  server.headersTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host ?? '127.0.0.1', () => resolve());

@@ -4,14 +4,14 @@
  */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { appSettings, type Settings } from '../config';
-import { AppError, ValidationError } from '../errors';
+import { AppError, MAX_REPORTED_PROBLEMS, ValidationError } from '../errors';
 import { normalizeTaskSpec, type TaskSpec } from '../imaging/spec';
 import type { Storage } from '../storage/clients';
-import { listImages, missingImages, storeUpload, validImageName } from '../storage/images';
+import { checkedUpload, listImages, missingImages, storeUploads, validImageName } from '../storage/images';
 import { createJob, summarizeJob } from '../tasks/jobs';
 import { TaskStore, type TaskRecord } from '../tasks/store';
-import { fieldProblem, isPlainObject } from '../validation';
-import { checkDeclaredLength, mediaType, parseFiltersField, parseJsonField, readBody, readJson } from './body';
+import { fieldProblem, isPlainObject, shownKey, unknownKeyProblems } from '../validation';
+import { mediaType, parseFiltersField, parseJsonField, readBody, readForm, readJson } from './body';
 import { handled, json } from './respond';
 
 const ACCEPTED = 'application/json, image/* or multipart/form-data';
@@ -38,8 +38,28 @@ function checkImageCount(count: number, settings: Settings): void {
   if (count === 0) throw new ValidationError([fieldProblem('images', 'at least one image', [])]);
   if (count > settings.maxImagesPerJob) {
     const expected = `at most ${settings.maxImagesPerJob} images per job (MAX_IMAGES_PER_JOB)`;
-    throw new ValidationError([fieldProblem('images', expected, `${count} images`)]);
+    const received = `${count} images`;
+    throw new ValidationError([
+      { field: 'images', expected, received, message: `Expected ${expected} for images but received ${received}` },
+    ]);
   }
+}
+
+/** Fields the JSON form takes; anything else is refused by name, with the closest known one. */
+const JSON_FIELDS = ['images', 'filters', 'filter_params', 'output'];
+/** Query parameters of the raw form; `code` is the function key the Functions host reads from the query. */
+const RAW_QUERY = ['filters', 'filter_params', 'format', 'quality', 'name', 'code'];
+/** Text fields of the multipart form (file parts may have any field name). */
+const FORM_FIELDS = ['filters', 'filter_params', 'output'];
+
+function refuseUnknown(
+  keys: readonly string[],
+  known: readonly string[],
+  fieldOf: (k: string) => string,
+  what: string,
+) {
+  const problems = unknownKeyProblems(keys, known, fieldOf, what);
+  if (problems.length) throw new ValidationError(problems);
 }
 
 /** JSON form: `images` names blobs in the images container; omitted means all of them. */
@@ -49,6 +69,10 @@ async function fromJson({ request, storage, settings }: Submission): Promise<Sub
     const expected = 'a JSON object with filters, and optionally images, filter_params, output';
     throw new ValidationError([fieldProblem('body', expected, body)]);
   }
+  refuseUnknown(Object.keys(body), JSON_FIELDS, (key) => key, 'field');
+  // an over-long list is refused before its names are looked at
+  if (Array.isArray(body.images) && body.images.length > settings.maxImagesPerJob)
+    checkImageCount(body.images.length, settings);
   const spec = normalizeTaskSpec(body, settings);
   let images: string[];
   if (body.images === undefined) {
@@ -67,18 +91,29 @@ async function fromJson({ request, storage, settings }: Submission): Promise<Sub
       'image_not_found',
       `${missing.length} image(s) not in the ${container} container: ${missing.slice(0, 10).join(', ')}`,
       {
-        errors: missing.map((name) =>
-          fieldProblem(`images[${images.indexOf(name)}]`, `an image in the ${container} container`, name),
-        ),
+        errors: missing
+          .slice(0, MAX_REPORTED_PROBLEMS)
+          .map((name) =>
+            fieldProblem(`images[${images.indexOf(name)}]`, `an image in the ${container} container`, name),
+          ),
       },
     );
   }
   return { images, spec };
 }
 
+/** The file name a raw upload is stored after: `?name=`, else the Content-Disposition filename. */
+function rawFilename(request: HttpRequest): string | undefined {
+  const named = request.query.get('name');
+  if (named) return named.slice(0, 1000);
+  const disposition = request.headers.get('content-disposition') ?? '';
+  return /filename\*?=(?:UTF-8'')?"?([^";]{1,1000})/i.exec(disposition)?.[1];
+}
+
 /** Raw form: the body is one image; the pipeline comes from the query string. */
 async function fromRawImage({ request, storage, settings }: Submission): Promise<SubmittedWork> {
   const q = request.query;
+  refuseUnknown([...new Set(q.keys())], RAW_QUERY, (key) => `query.${key}`, 'query parameter');
   const format = q.get('format');
   const quality = q.get('quality');
   const spec = normalizeTaskSpec(
@@ -86,25 +121,25 @@ async function fromRawImage({ request, storage, settings }: Submission): Promise
       filters: parseFiltersField(q.get('filters')),
       filter_params: parseJsonField(q.get('filter_params'), 'filter_params'),
       output:
-        format || quality ? { format: format ?? undefined, quality: quality ? Number(quality) : undefined } : undefined,
+        format || quality
+          ? { format: format?.slice(0, 100) ?? undefined, quality: quality ? Number(quality) : undefined }
+          : undefined,
     },
     settings,
   );
   const body = await readBody(request, settings.maxBodyBytes);
   if (body.length === 0) throw new ValidationError([fieldProblem('body', 'the image bytes', undefined)]);
-  return { images: [(await storeUpload(storage, body, settings)).name], spec };
+  const upload = await checkedUpload(body, settings, { filename: rawFilename(request) });
+  const [stored] = await storeUploads(storage, [upload]);
+  return { images: [stored.name], spec };
 }
 
 /** Multipart form: every file part is an image; fields filters, filter_params, output. */
 async function fromMultipart({ request, storage, settings }: Submission): Promise<SubmittedWork> {
-  checkDeclaredLength(request, settings.maxBodyBytes);
-  let form: FormData;
-  try {
-    form = await request.formData();
-  } catch (err) {
-    const received = err instanceof Error ? err.message : String(err);
-    throw new ValidationError([fieldProblem('body', 'a well-formed multipart/form-data body', received)]);
-  }
+  const form = await readForm(request, settings.maxBodyBytes);
+  const entries = [...form.entries()];
+  const textFields = entries.flatMap(([key, value]) => (typeof value === 'string' ? [key] : []));
+  refuseUnknown([...new Set(textFields)], FORM_FIELDS, (key) => `form.${key}`, 'form field');
   const field = (name: string) => {
     const value = form.get(name);
     return typeof value === 'string' ? value : null;
@@ -117,13 +152,21 @@ async function fromMultipart({ request, storage, settings }: Submission): Promis
     },
     settings,
   );
-  const files = [...form.values()].flatMap((v) => (typeof v === 'string' ? [] : [v]));
+  const files = entries.flatMap(([, v]) => (typeof v === 'string' ? [] : [v]));
   checkImageCount(files.length, settings);
-  const images: string[] = [];
-  for (const file of files) {
-    images.push((await storeUpload(storage, Buffer.from(await file.arrayBuffer()), settings)).name);
+  // every part is checked before any is stored: a refused part leaves nothing behind
+  const uploads = [];
+  for (const [i, file] of files.entries()) {
+    try {
+      uploads.push(await checkedUpload(Buffer.from(await file.arrayBuffer()), settings, { filename: file.name }));
+    } catch (err) {
+      if (!(err instanceof AppError) || err instanceof ValidationError) throw err;
+      const part = `File part ${i + 1} of ${files.length} ('${shownKey(file.name)}')`;
+      throw new AppError(err.code, `${part}: ${err.message}; nothing was stored`, { errors: err.errors, cause: err });
+    }
   }
-  return { images, spec };
+  const stored = await storeUploads(storage, uploads);
+  return { images: stored.map((s) => s.name), spec };
 }
 
 const READERS: ReadonlyArray<[(mediaType: string) => boolean, (s: Submission) => Promise<SubmittedWork>]> = [

@@ -4,7 +4,7 @@
  * lists every problem. Normalizing a normalized spec returns an equal spec, so queue messages
  * are re-validated with this same function.
  */
-import { ValidationError, type FieldProblem } from '../errors';
+import { MAX_REPORTED_PROBLEMS, ValidationError, type FieldProblem } from '../errors';
 import { resolveBound, type FilterDefinition, type ParamSpec, type ParamValue } from './filter';
 import { FILTER_NAMES, getFilter } from './filters';
 import type { Limits } from './limits';
@@ -17,6 +17,8 @@ import {
   isInteger,
   isPlainObject,
   fieldProblem,
+  shownKey,
+  unknownKeyProblems,
   type PlainObject,
 } from '../validation';
 
@@ -46,10 +48,20 @@ export function normalizeTaskSpec(input: TaskSpecInput, limits: Limits = appSett
   return Object.freeze({ filters: Object.freeze(filters), encoding });
 }
 
+/** filter_params, refused whole (without looking at each key) when it has more keys than there are filters. */
 function readFilterParams(value: unknown, problems: FieldProblem[]): PlainObject {
   if (value === undefined || value === null) return {};
   if (!isPlainObject(value)) {
     problems.push(fieldProblem('filter_params', 'an object mapping filter names to parameter objects', value));
+    return {};
+  }
+  const count = Object.keys(value).length;
+  if (count > FILTER_NAMES.length) {
+    const expected = `at most ${FILTER_NAMES.length} keys, one per filter (${FILTER_NAMES.join(', ')})`;
+    problems.push({
+      ...fieldProblem('filter_params', expected, value),
+      message: `Expected ${expected} for filter_params but received ${count} keys`,
+    });
     return {};
   }
   return value;
@@ -66,16 +78,20 @@ function readFilters(
     return [];
   }
   if (value.length > limits.maxFiltersPerTask) {
+    // one problem for the list, none per item: a million entries cost one check
     problems.push(fieldProblem('filters', `at most ${limits.maxFiltersPerTask} filters (MAX_FILTERS_PER_TASK)`, value));
+    return [];
   }
   const used = new Set<string>();
   const filters = value.flatMap((entry: unknown, i) => {
+    // a known filter counts as used even when its parameters are refused, so its filter_params are not also "unused"
+    const name: unknown = isPlainObject(entry) ? entry.name : entry;
+    if (typeof name === 'string' && getFilter(name)) used.add(name);
     const spec = readFilter(entry, `filters[${i}]`, filterParams, limits, problems);
-    if (spec) used.add(spec.name);
     return spec ? [spec] : [];
   });
   for (const [name, params] of Object.entries(filterParams)) {
-    if (!getFilter(name)) problems.push(unknownFilter(`filter_params.${name}`, name));
+    if (!getFilter(name)) problems.push(unknownFilter(`filter_params.${shownKey(name)}`, name));
     else if (!used.has(name))
       problems.push(
         fieldProblem(
@@ -121,8 +137,8 @@ function readFilter(
     { ...sharedParams, ...named },
     (key) =>
       Object.hasOwn(sharedParams, key) && !Object.hasOwn(named, key)
-        ? `filter_params.${filter.name}.${key}`
-        : `${field}.${key}`,
+        ? `filter_params.${filter.name}.${shownKey(key)}`
+        : `${field}.${shownKey(key)}`,
     limits,
     problems,
   );
@@ -140,16 +156,22 @@ function readParams(
   problems: FieldProblem[],
 ): Record<string, ParamValue> {
   const known = Object.keys(filter.params);
-  for (const key of Object.keys(given)) {
-    if (key !== 'name' && !Object.hasOwn(filter.params, key)) {
-      const expected = known.length
-        ? `one of ${filter.name}'s parameters: ${known.join(', ')}`
-        : `no parameters (${filter.name} takes none)`;
-      problems.push({
-        ...fieldProblem(fieldOf(key), expected, given[key]),
-        message: `Unknown parameter ${fieldOf(key)}: expected ${expected}`,
-      });
-    }
+  const unknown = Object.keys(given).filter((key) => key !== 'name' && !Object.hasOwn(filter.params, key));
+  const expected = known.length
+    ? `one of ${filter.name}'s parameters: ${known.join(', ')}`
+    : `no parameters (${filter.name} takes none)`;
+  // past the cap, the last reported problem counts the rest
+  const described = unknown.length > MAX_REPORTED_PROBLEMS ? MAX_REPORTED_PROBLEMS - 1 : unknown.length;
+  for (const key of unknown.slice(0, described)) {
+    const hint = closest(key, known);
+    problems.push({
+      ...fieldProblem(fieldOf(key), expected, given[key]),
+      message: `Unknown parameter ${fieldOf(key)}: expected ${expected}${hint ? ` (did you mean '${hint}'?)` : ''}`,
+    });
+  }
+  if (described < unknown.length) {
+    const more = unknown.length - described;
+    problems.push({ field: fieldOf('…'), expected, message: `${more} more unknown parameters of ${filter.name}` });
   }
   const params: Record<string, ParamValue> = {};
   for (const [key, spec] of Object.entries(filter.params)) {
@@ -214,13 +236,7 @@ function readEncoding(value: unknown, problems: FieldProblem[]): Encoding {
     problems.push(fieldProblem('output', 'an object {"format": "jpeg|png|webp|avif", "quality": 1-100}', value));
     return DEFAULT_ENCODING;
   }
-  for (const key of Object.keys(value)) {
-    if (key !== 'format' && key !== 'quality')
-      problems.push({
-        ...fieldProblem(`output.${key}`, 'only format and quality', value[key]),
-        message: `Unknown option output.${key}: expected only format and quality`,
-      });
-  }
+  problems.push(...unknownKeyProblems(Object.keys(value), ['format', 'quality'], (key) => `output.${key}`, 'option'));
   const format = value.format ?? DEFAULT_ENCODING.format;
   const quality = value.quality ?? DEFAULT_ENCODING.quality;
   if (typeof format !== 'string' || !(OUTPUT_FORMATS as readonly string[]).includes(format))

@@ -68,16 +68,82 @@ export async function readImage(storage: Storage, name: string): Promise<{ data:
   }
 }
 
-/** Checks the bytes are a whole, accepted image within the limits and stores them under `name` (or a fresh name). */
-export async function storeUpload(storage: Storage, data: Buffer, limits: Limits, name?: string): Promise<StoredImage> {
+/** An upload that passed checkUpload and has its blob name, not yet stored. */
+export interface CheckedUpload {
+  readonly name: string;
+  readonly data: Buffer;
+  readonly contentType: string;
+  /** True when the name was chosen by the user (PUT /api/images/{name}): it may replace a blob. */
+  readonly exact: boolean;
+}
+
+const MAX_STEM = 60;
+
+/**
+ * A file name reduced to IMAGE_NAME's alphabet, for a generated blob name: the directory and the
+ * extension are dropped (the extension comes from the sniffed format), every run of other characters
+ * becomes one dash, and at most 60 characters are kept; `upload` when nothing is left.
+ */
+export function safeStem(filename: string | undefined): string {
+  const base = (filename ?? '').split(/[/\\]/).pop() ?? '';
+  const withoutExt = base.includes('.') ? base.slice(0, base.lastIndexOf('.')) : base;
+  const stem = withoutExt
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/\.{2,}/g, '.')
+    .slice(0, MAX_STEM)
+    .replace(/^[.-]+|[.-]+$/g, '');
+  return stem || 'upload';
+}
+
+/** `<safe stem>-<12 hex>.<ext>`: the user's file name stays recognisable, and two uploads never share a blob. */
+function generatedName(filename: string | undefined, ext: string): string {
+  return `${safeStem(filename)}-${randomUUID().replaceAll('-', '').slice(0, 12)}.${ext}`;
+}
+
+/**
+ * Checks the bytes are a whole, accepted image within the limits and names its blob: `name` exactly
+ * when given, otherwise a generated name after `filename`. Nothing is stored, so a request with
+ * several images checks them all before storing any.
+ */
+export async function checkedUpload(
+  data: Buffer,
+  limits: Limits,
+  as: { name?: string; filename?: string } = {},
+): Promise<CheckedUpload> {
   const { format } = await checkUpload(data, limits);
-  const stored = name ?? `upload-${randomUUID()}.${extensionOf(format)}`;
-  const contentType = contentTypeOf(format);
+  const name = as.name ?? generatedName(as.filename, extensionOf(format));
+  return { name, data, contentType: contentTypeOf(format), exact: as.name !== undefined };
+}
+
+/**
+ * Stores checked uploads: all of them, or (when one fails) none, as far as storage lets us: the
+ * ones already written are deleted again. A generated name is written only if no blob has it.
+ */
+export async function storeUploads(storage: Storage, uploads: readonly CheckedUpload[]): Promise<StoredImage[]> {
   await storage.ensureResources();
-  await storage.images
-    .getBlockBlobClient(stored)
-    .uploadData(data, { blobHTTPHeaders: { blobContentType: contentType } });
-  return { name: stored, content_type: contentType, bytes: data.length };
+  const results = await Promise.allSettled(
+    uploads.map(async (upload) => {
+      await storage.images.getBlockBlobClient(upload.name).uploadData(upload.data, {
+        blobHTTPHeaders: { blobContentType: upload.contentType },
+        ...(upload.exact ? {} : { conditions: { ifNoneMatch: '*' } }),
+      });
+      return { name: upload.name, content_type: upload.contentType, bytes: upload.data.length };
+    }),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (!failed) return results.map((r) => (r as PromiseFulfilledResult<StoredImage>).value);
+  await Promise.allSettled(
+    results.flatMap((r, i) =>
+      r.status === 'fulfilled' && !uploads[i].exact ? [storage.images.deleteBlob(uploads[i].name)] : [],
+    ),
+  );
+  throw failed.reason;
+}
+
+/** Checks and stores one image under `name` (or a generated name). */
+export async function storeUpload(storage: Storage, data: Buffer, limits: Limits, name?: string): Promise<StoredImage> {
+  const [stored] = await storeUploads(storage, [await checkedUpload(data, limits, { name })]);
+  return stored;
 }
 
 /** The result of a task as the task record keeps it. */

@@ -149,7 +149,8 @@ describe('GET /api/dashboard and its assets', () => {
     ]) {
       const res = await fetch(`${url}/dashboard/assets/${name}`);
       const body = await res.text();
-      expect([name, res.status]).toEqual([name, 404]);
+      // %00 never reaches a function: Kestrel refuses it (400) decoding the path (src/Shared/UrlDecoder/UrlDecoder.cs)
+      expect([name, res.status]).toEqual([name, name.includes('%00') ? 400 : 404]);
       expect(body).not.toMatch(/"dependencies"|routePrefix|import /);
     }
     // Whatever a host decodes, the handler itself refuses a path: only allow-listed names are served.

@@ -77,11 +77,24 @@ describe('jobs over HTTP', () => {
     expect((await res.arrayBuffer()).byteLength).toBe(done.tasks[0].output.bytes);
   }, 120000);
 
-  it('answers unknown routes with 404 and wrong methods with 405', async () => {
-    expect((await fetch(`${url}/nope`)).status).toBe(404);
+  it('answers unknown routes with 404 and wrong methods with 405, as problem+json', async () => {
+    const missing = await fetch(`${url}/nope`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     const res = await fetch(`${url}/health`, { method: 'DELETE' });
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toBe('GET');
+    expect(await res.json()).toMatchObject({ status: 405, detail: 'DELETE is not allowed on /api/health' });
+  });
+
+  it('hands an escape Kestrel cannot decode to the function as text, which names the field', async () => {
+    // dotnet/aspnetcore src/Shared/UrlDecoder/UrlDecoder.cs: undecodable escapes stay literal
+    const res = await fetch(`${url}/images/%E0%A4%A`, { signal: AbortSignal.timeout(10000) });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { errors: object[] }).errors[0]).toMatchObject({
+      field: 'name',
+      received: "'%E0%A4%A' of type string",
+    });
   });
 });
 

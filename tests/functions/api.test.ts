@@ -460,3 +460,146 @@ describe('no task is ever lost', () => {
     ]);
   });
 });
+
+describe('POST /api/jobs: bounded work, named mistakes, nothing half-stored', () => {
+  let a: Awaited<ReturnType<typeof api>>;
+  beforeAll(async () => {
+    a = await api();
+    await a.storage.images.getBlockBlobClient('ok.jpg').uploadData(await photo(64, 48, 'jpeg'));
+  });
+  const submit = (body: unknown, headers?: Record<string, string>, path = '/api/jobs') =>
+    call(a.submitJob, { method: 'POST', path, body: body as object, headers });
+  const blobNames = async () => {
+    const names: string[] = [];
+    for await (const blob of a.storage.images.listBlobsFlat()) names.push(blob.name);
+    return names.sort();
+  };
+
+  it('a 4 MB body of a million unknown filter names: one problem, a small answer', async () => {
+    const body = `{"images":["ok.jpg"],"filters":[${Array.from({ length: 1_000_000 }, () => '"x"').join(',')}]}`;
+    expect(body.length).toBeGreaterThan(3_900_000);
+    const res = await submit(body, { 'content-type': 'application/json' });
+    expectProblem(res, 400, 'validation_failed');
+    expect(res.json.errors).toEqual([expect.objectContaining({ field: 'filters' })]);
+    expect(res.bytes.length).toBeLessThan(20_000);
+  });
+
+  it('refuses an over-long images list before looking at its names', async () => {
+    const res = await submit({ images: Array.from({ length: 100_000 }, () => '../bad'), filters: [] });
+    expectProblem(res, 400, 'validation_failed');
+    expect(res.json.errors).toEqual([expect.objectContaining({ field: 'images', received: '100000 images' })]);
+  });
+
+  it('an unknown top-level field is named, with the closest known one; __proto__ too', async () => {
+    const res = await submit({ images: ['ok.jpg'], fitlers: ['blur'] });
+    expectProblem(res, 400, 'validation_failed');
+    expect(res.json.errors).toEqual([
+      expect.objectContaining({
+        field: 'fitlers',
+        message:
+          "Unknown field fitlers: expected one of images, filters, filter_params, output (did you mean 'filters'?)",
+      }),
+    ]);
+    const proto = await submit('{"images": ["ok.jpg"], "filters": [], "__proto__": {"x": 1}}', {
+      'content-type': 'application/json',
+    });
+    expect(proto.json.errors).toEqual([expect.objectContaining({ field: '__proto__' })]);
+  });
+
+  it('an unknown raw-upload query parameter is named; the function key (code) is accepted', async () => {
+    const jpeg = await photo(32, 24, 'jpeg');
+    const headers = { 'content-type': 'image/jpeg' };
+    const before = await blobNames();
+    const typo = await submit(jpeg, headers, '/api/jobs?filter=blur');
+    expectProblem(typo, 400, 'validation_failed');
+    expect(typo.json.errors[0]).toMatchObject({ field: 'query.filter' });
+    expect(typo.json.errors[0].message).toContain("did you mean 'filters'?");
+    expect(await blobNames()).toEqual(before);
+    expect((await submit(jpeg, headers, '/api/jobs?filters=blur&code=secret-function-key')).status).toBe(202);
+  });
+
+  it('refuses over-long query fields before parsing them', async () => {
+    const res = await submit(
+      await photo(8, 8, 'jpeg'),
+      { 'content-type': 'image/jpeg' },
+      `/api/jobs?filters=${'x,'.repeat(20000)}`,
+    );
+    expectProblem(res, 400, 'validation_failed');
+    expect(res.json.errors[0]).toMatchObject({ field: 'filters', received: '40000 characters' });
+  });
+
+  it('an unknown multipart text field is named', async () => {
+    const form = multipart([{ name: 'a.jpg', data: await photo(16, 16, 'jpeg'), type: 'image/jpeg' }], {
+      filters: 'blur',
+      outptu: '{"format": "png"}',
+    });
+    const res = await submit(form.body, { 'content-type': form.contentType });
+    expectProblem(res, 400, 'validation_failed');
+    expect(res.json.errors[0]).toMatchObject({ field: 'form.outptu' });
+    expect(res.json.errors[0].message).toContain("did you mean 'output'?");
+  });
+
+  it('a multipart body without Content-Length is stopped at MAX_BODY_BYTES', async () => {
+    const tight = jobRoutes(() => a.storage, loadSettings({ MAX_BODY_BYTES: '5000' }));
+    const form = multipart([{ name: 'big.png', data: randomBytes(50_000), type: 'image/png' }], { filters: 'blur' });
+    const before = await blobNames();
+    const res = await call(tight.submitJob, {
+      method: 'POST',
+      path: '/api/jobs',
+      headers: { 'content-type': form.contentType },
+      body: form.body,
+    });
+    expectProblem(res, 413, 'body_too_large');
+    expect(res.json.detail).toBe('The body is more than 5000 bytes: expected at most 5000 (MAX_BODY_BYTES)');
+    expect(await blobNames()).toEqual(before);
+  });
+
+  it('a multipart job with a refused part stores none of its parts', async () => {
+    const before = await blobNames();
+    for (const [bad, type] of [
+      [SVG_EXTERNAL_HREF, 'image/svg+xml'],
+      [Buffer.from('%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n'), 'application/pdf'],
+    ] as const) {
+      const form = multipart(
+        [
+          { name: 'good.jpg', data: await photo(32, 24, 'jpeg'), type: 'image/jpeg' },
+          { name: 'bad.file', data: bad, type },
+        ],
+        { filters: 'blur' },
+      );
+      const res = await submit(form.body, { 'content-type': form.contentType });
+      expect(res.status).toBe(415);
+      expect(res.json.detail).toMatch(/^File part 2 of 2 \('bad.file'\): .*; nothing was stored$/);
+      expect(await blobNames()).toEqual(before);
+    }
+  });
+
+  it('stores uploads under a safe form of their file name, never replacing another', async () => {
+    const form = multipart(
+      [
+        { name: 'My Holiday (1).JPG', data: await photo(32, 24, 'jpeg'), type: 'image/jpeg' },
+        { name: '../../etc/passwd', data: await photo(32, 24, 'png'), type: 'image/png' },
+        { name: '..', data: await photo(32, 24, 'png'), type: 'image/png' },
+        { name: 'My Holiday (1).JPG', data: await photo(32, 24, 'jpeg'), type: 'image/jpeg' },
+      ],
+      { filters: 'blur' },
+    );
+    const res = await submit(form.body, { 'content-type': form.contentType });
+    expect(res.status).toBe(202);
+    const names = res.json.tasks.map((t: { image: string }) => t.image);
+    expect(names).toEqual([
+      expect.stringMatching(/^My-Holiday-1-[0-9a-f]{12}\.jpg$/),
+      expect.stringMatching(/^passwd-[0-9a-f]{12}\.png$/),
+      expect.stringMatching(/^upload-[0-9a-f]{12}\.png$/),
+      expect.stringMatching(/^My-Holiday-1-[0-9a-f]{12}\.jpg$/),
+    ]);
+    expect(new Set(names).size).toBe(4);
+    const raw = await submit(await photo(16, 16, 'png'), { 'content-type': 'image/png' }, '/api/jobs?name=cat.jpg');
+    expect(raw.json.tasks[0].image).toMatch(/^cat-[0-9a-f]{12}\.png$/);
+    const disposed = await submit(await photo(16, 16, 'png'), {
+      'content-type': 'image/png',
+      'content-disposition': 'attachment; filename="dog photo.png"',
+    });
+    expect(disposed.json.tasks[0].image).toMatch(/^dog-photo-[0-9a-f]{12}\.png$/);
+  });
+});

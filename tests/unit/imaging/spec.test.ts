@@ -176,3 +176,63 @@ describe('validation messages', () => {
     expect(problemsOf({ filters: [{ radius: 3 }] })[0].message).toContain('an object with a string "name"');
   });
 });
+
+function errorOf(input: TaskSpecInput, l = limits): ValidationError {
+  try {
+    normalizeTaskSpec(input, l);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ValidationError);
+    return err as ValidationError;
+  }
+  throw new Error('expected a ValidationError');
+}
+
+describe('bounded work on hostile specs', () => {
+  it('refuses an over-long filter list with one problem, without validating its items', () => {
+    const err = errorOf({ filters: Array.from({ length: 1_000_000 }, (_, i) => `nope${i}`) });
+    expect(err.total).toBe(1);
+    expect(err.errors).toEqual([expect.objectContaining({ field: 'filters', received: 'an array of 1000000 items' })]);
+  });
+
+  it('refuses filter_params with more keys than the catalog has filters, without looking at each', () => {
+    const filterParams = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`f${i}`, {}]));
+    const err = errorOf({ filters: ['blur'], filter_params: filterParams });
+    expect(err.total).toBe(1);
+    expect(err.errors[0]).toMatchObject({ field: 'filter_params' });
+    expect(err.errors[0].message).toContain('received 100000 keys');
+  });
+
+  it('reports at most 20 unknown parameters of one filter and counts the rest', () => {
+    const entry = Object.fromEntries([['name', 'blur'], ...Array.from({ length: 50_000 }, (_, i) => [`k${i}`, 1])]);
+    const err = errorOf({ filters: [entry] });
+    expect(err.errors).toHaveLength(20);
+    expect(err.total).toBe(20);
+    expect(err.errors[19].message).toBe('49981 more unknown parameters of blur');
+  });
+
+  it('cuts long keys in field paths and messages, so an answer stays small', () => {
+    const key = 'x'.repeat(1_000_000);
+    const err = errorOf({ filters: [{ name: 'blur', [key]: 1 }], filter_params: { [key]: {} }, output: { [key]: 1 } });
+    expect(JSON.stringify(err.errors).length + err.message.length).toBeLessThan(5000);
+    const cut = `${'x'.repeat(40)}…`;
+    expect(err.errors.map((p) => p.field)).toEqual([`filters[0].${cut}`, `filter_params.${cut}`, `output.${cut}`]);
+  });
+});
+
+describe('no false or silent mistakes', () => {
+  it('a filter whose own parameters are refused still counts as in the list for filter_params', () => {
+    const problems = problemsOf({ filters: ['blur'], filter_params: { blur: { radius: 'big' } } });
+    expect(problems.map((p) => p.field)).toEqual(['filter_params.blur.radius']);
+    expect(problems.map((p) => p.message).join(' ')).not.toContain('parameters only for filters in the list');
+    const both = problemsOf({ filters: [{ name: 'resize', width: 0 }], filter_params: { resize: { fit: 'inside' } } });
+    expect(both.map((p) => p.field)).toEqual(['filters[0].width']);
+  });
+
+  it('suggests the closest parameter and output option for a misspelt one', () => {
+    expect(problemsOf({ filters: [{ name: 'blur', radious: 2 }] })[0].message).toContain("did you mean 'radius'?");
+    expect(problemsOf({ filters: [], output: { fromat: 'png' } })[0]).toMatchObject({
+      field: 'output.fromat',
+      message: "Unknown option output.fromat: expected one of format, quality (did you mean 'format'?)",
+    });
+  });
+});
