@@ -269,6 +269,57 @@ describe('the dashboard in a browser', () => {
     await page.close();
   }, 20000);
 
+  it('lists dead letters with their error and messages still in a poison queue, even when not base64', async () => {
+    const { page, errors } = await openPage();
+    const letter = {
+      capability: 'light',
+      id: 'a1',
+      task_id: null,
+      reason: 'exhausted_retries',
+      message: '{}',
+      dequeue_count: 5,
+      error: 'gave up after 5 attempts',
+      failed_at: new Date().toISOString(),
+    };
+    const garbled = {
+      id: 'p1',
+      text: '%%% not base64 %%%',
+      encoding: 'not_base64',
+      dequeue_count: 1,
+      inserted_at: new Date().toISOString(),
+    };
+    const capability = (name: string, extra: object) => ({
+      capability: name,
+      poison_queue: `tasks-${name}-poison`,
+      waiting_in_poison_queue: 0,
+      poison_messages: [],
+      count: 0,
+      dead_letters: [],
+      ...extra,
+    });
+    await page.route('**/api/dead-letters*', (r) =>
+      r.fulfill({
+        json: {
+          capabilities: [
+            capability('light', { count: 1, dead_letters: [letter] }),
+            capability('heavy', { waiting_in_poison_queue: 1, poison_messages: [garbled] }),
+          ],
+        },
+      }),
+    );
+    await page.waitForFunction(
+      () => document.querySelector('#dead')?.textContent?.includes('not base64, in tasks-heavy-poison'),
+      undefined,
+      { timeout: 15000 },
+    );
+    const items = await page.locator('#dead .dead-list li').allTextContents();
+    expect(items.join('\n')).toContain('gave up after 5 attempts');
+    expect(items.join('\n')).toContain('not base64, in tasks-heavy-poison');
+    expect(items.join('\n')).toContain('%%% not base64 %%%');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 30000);
+
   it('shows a banner and keeps the last data while the API is unreachable', async () => {
     const { page, errors } = await openPage();
     await page.waitForSelector('a.task-result', { timeout: 15000 });

@@ -56,6 +56,7 @@
   const byId = (id) => document.getElementById(id);
   const badge = (text, tone = '') => el('span', { class: `badge ${tone}`.trim(), text });
   const empty = (text) => el('p', { class: 'empty', text });
+  const clip = (text, max) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
   const num = (v, digits = 0) =>
     v === null || v === undefined || !Number.isFinite(v)
       ? '—'
@@ -620,9 +621,21 @@
         ),
       ),
     );
-    const letters = caps
-      .flatMap((c) => c.dead_letters)
-      .sort((a, b) => Date.parse(b.failed_at) - Date.parse(a.failed_at));
+    // Messages still in a poison queue (not yet recorded, or not base64 and never recordable) are
+    // listed with the dead letters, so nothing that ran out of retries is invisible.
+    const waiting = caps.flatMap((c) =>
+      (c.poison_messages ?? []).map((m) => ({
+        capability: c.capability,
+        task_id: null,
+        reason: m.encoding === 'not_base64' ? `not base64, in ${c.poison_queue}` : `waiting in ${c.poison_queue}`,
+        error: m.text,
+        failed_at: m.inserted_at,
+        poison: true,
+      })),
+    );
+    const letters = [...caps.flatMap((c) => c.dead_letters), ...waiting].sort(
+      (a, b) => (Date.parse(b.failed_at) || 0) - (Date.parse(a.failed_at) || 0),
+    );
     const list = letters.length
       ? el(
           'ul',
@@ -643,9 +656,10 @@
                       text: shortTaskId(d.task_id),
                     })
                   : el('span', { class: 'muted', text: 'no task id' }),
-                el('span', { class: 'muted', title: d.failed_at, text: ago(d.failed_at) }),
+                d.failed_at ? el('span', { class: 'muted', title: d.failed_at, text: ago(d.failed_at) }) : null,
               ),
               el('div', { class: 'reason', title: d.reason, text: d.reason }),
+              d.error ? el('div', { class: 'dead-error mono', title: d.error, text: clip(d.error, 160) }) : null,
             ),
           ),
         )
