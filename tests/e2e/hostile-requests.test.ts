@@ -234,6 +234,15 @@ async function expectHealthy(): Promise<void> {
   expect(res.status).toBe(200);
 }
 
+/** No refused request left an image behind, health answers and a good job still runs. */
+async function expectNothingStoredAndStillWorking(): Promise<void> {
+  const stored: string[] = [];
+  for await (const blob of storage.images.listBlobsFlat()) stored.push(blob.name);
+  expect(stored).toEqual(['ok.jpg']);
+  await expectHealthy();
+  await submitGoodJob();
+}
+
 /** A good job between hostile requests: the app still accepts work. */
 async function submitGoodJob(): Promise<void> {
   const answer = await request('/jobs', {
@@ -299,11 +308,7 @@ describe('hostile requests against the running app', () => {
       postJob('POST /jobs a JPEG as text/plain', jpeg, 'text/plain', { status: 415 }),
     ];
     expect(await runAll(cases)).toEqual([]);
-    const stored: string[] = [];
-    for await (const blob of storage.images.listBlobsFlat()) stored.push(blob.name);
-    expect(stored).toEqual(['ok.jpg']);
-    await expectHealthy();
-    await submitGoodJob();
+    await expectNothingStoredAndStillWorking();
   }, 60_000);
 
   it('JSON: invalid, deep, huge, unknown fields, __proto__, wrong types and out-of-range numbers', async () => {
@@ -619,11 +624,7 @@ describe('hostile requests against the running app', () => {
       raw('outside the route prefix', req('GET /health HTTP/1.1\r\nHost: x'), { status: 404 }),
     ];
     expect(await runAll(cases)).toEqual([]);
-    const stored: string[] = [];
-    for await (const blob of storage.images.listBlobsFlat()) stored.push(blob.name);
-    expect(stored).toEqual(['ok.jpg']);
-    await expectHealthy();
-    await submitGoodJob();
+    await expectNothingStoredAndStillWorking();
   }, 60_000);
 
   it('queue messages: hand-written garbage ends listed by GET /api/dead-letters', async () => {
