@@ -56,3 +56,21 @@ export function asStorageOutage(err: unknown): UnavailableError | undefined {
   const seconds = retryAfterOf(err);
   return new UnavailableError(`Storage ${happened}; try again in ${seconds} s`, seconds, { cause: err });
 }
+
+/**
+ * Runs an idempotent storage operation again while storage is unavailable, after each of `delaysMs`;
+ * any other failure, or an outage that outlasts the delays, is thrown.
+ */
+export async function retryOutages<T>(
+  operation: () => Promise<T>,
+  delaysMs: readonly number[] = [500, 1000, 2000, 4000],
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await operation();
+    } catch (err) {
+      if (attempt >= delaysMs.length || !asStorageOutage(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delaysMs[attempt]));
+    }
+  }
+}

@@ -8,12 +8,16 @@
  * - a garbled message (the worker sends those here when its task already ended, or names none):
  *   `invalid_message`, `unknown_task`, or `invalid_message_for_<status>_task`, the task untouched
  *   unless it was still open.
- * It never throws for a bad message: the host does not retry poison functions like others.
+ * It never throws for a bad message. A poison queue has no poison queue of its own, so a failing
+ * invocation would only come back after its lease, again and again: the whole handling is idempotent
+ * (guarded transitions, a dead letter upserted under a fixed key) and is run again inside the
+ * invocation while storage is unavailable (retryOutages: 0.5, 1, 2 and 4 s).
  */
 import type { CapabilityName } from '../capabilities';
 import { ValidationError } from '../errors';
 import type { Limits } from '../imaging/limits';
 import type { Storage } from '../storage/clients';
+import { retryOutages } from '../storage/outage';
 import { DeadLetterStore } from './dead-letters';
 import { parseTaskMessage, received, taskIdOf, type Delivery } from './message';
 import { TaskStore, type TaskRecord } from './store';
@@ -40,7 +44,16 @@ const gaveUp = (task: TaskRecord): string =>
     ? `gave up after ${task.attempts} attempt${task.attempts === 1 ? '' : 's'}`
     : 'gave up: no delivery could start the task';
 
-export async function handlePoisonMessage(delivered: unknown, deps: PoisonDeps, meta: Delivery): Promise<void> {
+export function handlePoisonMessage(
+  delivered: unknown,
+  deps: PoisonDeps,
+  meta: Delivery,
+  retryDelaysMs?: readonly number[],
+): Promise<void> {
+  return retryOutages(() => recordPoisonMessage(delivered, deps, meta), retryDelaysMs);
+}
+
+async function recordPoisonMessage(delivered: unknown, deps: PoisonDeps, meta: Delivery): Promise<void> {
   await deps.storage.ensureResources();
   const tasks = new TaskStore(deps.storage.tasks);
   const named = taskIdOf(delivered);

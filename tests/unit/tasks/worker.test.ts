@@ -1,4 +1,5 @@
 import { resourceNames } from '../../../shared/storage/names';
+import type { Storage } from '../../../shared/storage/clients';
 import sharp from 'sharp';
 import { decodeMessageText } from '../../../shared/storage/queue';
 import { createJob } from '../../../shared/tasks/jobs';
@@ -215,6 +216,52 @@ describe('handlePoisonMessage', () => {
       error: 'gave up after 5 attempts',
     });
     expect(JSON.parse(letter.message)).toEqual(messages[0]);
+  });
+
+  /** The same storage, except that the dead-letter table's writes fail `times` times as `error`. */
+  function withFailingDeadLetterWrites(storage: Storage, times: number, error: Error): Storage {
+    const broken = Object.create(storage) as Storage;
+    const table = Object.create(storage.deadLetters) as Storage['deadLetters'];
+    let failures = 0;
+    table.upsertEntity = (...args: Parameters<Storage['deadLetters']['upsertEntity']>) =>
+      failures++ < times ? Promise.reject(error) : storage.deadLetters.upsertEntity(...args);
+    Object.defineProperty(broken, 'deadLetters', { value: table });
+    return broken;
+  }
+  const restError = (statusCode: number, code: string) =>
+    Object.assign(new Error(code), { name: 'RestError', statusCode, code });
+
+  it('records the dead letter through a storage outage: the whole handling is retried inside the invocation', async () => {
+    const { storage, job, messages, tasks } = await setUp(
+      { filters: ['flip'] },
+      { 'a.jpg': await photo(64, 48, 'jpeg') },
+    );
+    const busy = withFailingDeadLetterWrites(storage, 2, restError(503, 'ServerBusy'));
+    await handlePoisonMessage(
+      messages[0],
+      { storage: busy, capability: 'light' },
+      { id: 'm1', dequeueCount: 1 },
+      [1, 1, 1],
+    );
+    expect(await tasks.get(job.tasks[0].task_id)).toMatchObject({
+      status: 'failed',
+      failure_reason: 'exhausted_retries',
+    });
+    const letters = await new DeadLetterStore(storage.deadLetters).list('light');
+    expect(letters.map((l) => [l.task_id, l.reason])).toEqual([[job.tasks[0].task_id, 'exhausted_retries']]);
+  });
+
+  it('throws at once when storage refuses for good (a wrong key is no outage)', async () => {
+    const { storage, messages } = await setUp({ filters: ['flip'] }, { 'a.jpg': await photo(64, 48, 'jpeg') });
+    const refusing = withFailingDeadLetterWrites(storage, 100, restError(403, 'AuthenticationFailed'));
+    await expect(
+      handlePoisonMessage(
+        messages[0],
+        { storage: refusing, capability: 'light' },
+        { id: 'm1', dequeueCount: 1 },
+        [1, 1, 1],
+      ),
+    ).rejects.toThrow('AuthenticationFailed');
   });
 
   it('leaves a task that already succeeded alone', async () => {
