@@ -9,6 +9,7 @@ import { fieldProblem } from '../validation';
 import { apiBase, taskLinks } from './jobs';
 import { handled, json } from './respond';
 import { isLive, listWorkers } from '../metrics/worker-registry';
+import { isClaimRunning } from '../metrics/worker-stats';
 
 async function findTask(storage: Storage, taskId: string | undefined): Promise<TaskRecord> {
   if (!TASK_ID.test(taskId ?? ''))
@@ -35,13 +36,35 @@ async function queuePosition(storage: Storage, task: TaskRecord) {
   };
 }
 
+/**
+ * Who holds a processing task, and whether that claim is still alive: a task whose worker died shows
+ * so, with when it will run again (the message returns when its lease ends, and the next delivery
+ * takes the dead claim over).
+ */
+async function claimOf(storage: Storage, task: TaskRecord) {
+  const live = await isClaimRunning(storage, task);
+  return {
+    worker_id: task.worker_id,
+    since: task.started_at,
+    live,
+    ...(live
+      ? {}
+      : {
+          next:
+            'its worker is gone: the message comes back when its lease ends (the host renews a lease while a function runs; ' +
+            'up to 10 minutes in production) and the next delivery takes the task over',
+        }),
+  };
+}
+
 export function taskRoutes(getStorage: () => Storage) {
   return {
     getTask: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const storage = getStorage();
       const task = await findTask(storage, request.params.task_id);
       const waiting = task.status === 'queued' ? { queue_position: await queuePosition(storage, task) } : {};
-      return json(200, { ...task, ...taskLinks(apiBase(request), task), ...waiting });
+      const running = task.status === 'processing' ? { claim: await claimOf(storage, task) } : {};
+      return json(200, { ...task, ...taskLinks(apiBase(request), task), ...waiting, ...running });
     }),
 
     getTaskResult: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {

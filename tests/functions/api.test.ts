@@ -1,4 +1,6 @@
 /** Every route's success and error paths, through real HttpRequests against Azurite. */
+import { TaskStore, type TaskRecord } from '../../shared/tasks/store';
+import { isClaimRunning } from '../../shared/metrics/worker-stats';
 import { loadSettings } from '../../shared/config';
 import { resourceNames } from '../../shared/storage/names';
 import sharp from 'sharp';
@@ -128,11 +130,24 @@ describe('POST /api/jobs → queue → worker → result', () => {
     });
     expectProblem(await call(a.getTaskResult, { path: '/r', params: { task_id: task.task_id } }), 409, 'not_ready');
 
-    expect(await processTaskMessage(message.body, { storage: a.storage, capability: 'heavy' })).toBe('succeeded');
+    // a worker that claimed the task and died (it never registered, and its claim is older than a dead
+    // worker's silence): the task says its claim is not live and when it will run again
+    const tasks = new TaskStore(a.storage.tasks);
+    await tasks.start(task.task_id, 'gone-worker-1', undefined, new Date(Date.now() - 60_000));
+    const orphaned = await call(a.getTask, { path: '', params: { task_id: task.task_id } });
+    expect(orphaned.json).toMatchObject({
+      status: 'processing',
+      claim: { worker_id: 'gone-worker-1', live: false, next: expect.stringMatching(/lease ends/) },
+    });
+
+    // the next delivery, wired to the registry as functions/workers.ts does, takes the dead claim over
+    const isClaimLive = (claim: TaskRecord) => isClaimRunning(a.storage, claim);
+    const takeOver = { storage: a.storage, capability: 'heavy' as const, isClaimRunning: isClaimLive };
+    expect(await processTaskMessage(message.body, takeOver)).toBe('succeeded');
     const done = await call(a.getTask, { path: '', params: { task_id: task.task_id } });
     expect(done.json).toMatchObject({
       status: 'succeeded',
-      attempts: 1,
+      attempts: 2,
       output: { width: 100, height: 75, content_type: 'image/png' },
     });
     const result = await call(a.getTaskResult, { path: '/r', params: { task_id: task.task_id } });
