@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
 import type { RegisteredFunction } from './functions-core';
+import { allows, grantedLevel, hostKeys, type HostKeys } from './keys';
 import { decodePath, isHostHeaderValid } from './kestrel';
 
 interface Route {
@@ -173,7 +174,21 @@ export async function startHttpServer(opts: {
   functions: readonly RegisteredFunction[];
   log: (line: string) => void;
   maxRequestBodyBytes?: number;
+  /** Keys to check; undefined reads LOCAL_HOST_AUTH and its keys from the environment, null checks none. */
+  keys?: HostKeys | null;
 }): Promise<RunningHttpServer> {
+  let keys = opts.keys;
+  if (keys === undefined) {
+    const configured = hostKeys();
+    keys = configured?.keys ?? null;
+    if (configured) {
+      opts.log('LOCAL_HOST_AUTH=keys: routes of level function need a key (x-functions-key header or ?code=)');
+      for (const name of configured.generated) {
+        const value = name === 'master' ? configured.keys.masterKey : configured.keys.functionKey;
+        opts.log(`  generated ${name} key: ${value}`);
+      }
+    }
+  }
   const routes = opts.functions
     .filter((f) => f.trigger.type === 'httpTrigger')
     .map((f) => compileRoute(f, opts.routePrefix))
@@ -203,6 +218,17 @@ export async function startHttpServer(opts: {
   const invoke = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const { url, path } = requestTarget(req);
     const { fn, method, params } = route(req, res, path);
+    if (keys) {
+      const header = req.headers['x-functions-key'];
+      const code = new URL(url).searchParams.get('code');
+      const granted = grantedLevel(Array.isArray(header) ? header[0] : header, code, keys);
+      if (!allows(fn.trigger.authLevel, granted)) {
+        // FunctionInvocationMiddleware: UnauthorizedResult, an empty 401
+        res.writeHead(401, { 'content-length': '0' }).end();
+        opts.log(`${method} ${path} → 401 (${fn.name} needs a ${fn.trigger.authLevel} key)`);
+        return;
+      }
+    }
     const headers = Object.fromEntries(
       Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]),
     );

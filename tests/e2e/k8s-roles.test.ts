@@ -46,6 +46,8 @@ afterAll(async () => {
   if (layout) rmSync(layout, { recursive: true, force: true });
 });
 
+const FUNCTION_KEY = 'k8s-roles-test-function-key';
+
 it('each Deployment runs only its functions; together they process jobs, and a capability without workers waits', async () => {
   const { objects } = kustomize(path.join(K8S_DIR, 'overlays/azure'));
   const config = objects.find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>;
@@ -70,6 +72,9 @@ it('each Deployment runs only its functions; together they process jobs, and a c
       WORKER_HEARTBEAT_SECONDS: '1',
       LOCAL_HOST_QUEUE_LEASE_SECONDS: '5',
       LOCAL_HOST_GRACE_MS: '5000',
+      // keys checked as the real host checks them (scripts/local-host/keys.ts cites its source)
+      LOCAL_HOST_AUTH: 'keys',
+      LOCAL_HOST_FUNCTION_KEY: FUNCTION_KEY,
     });
     const host = await spawnApp(path.join(layout, 'dist/scripts/local-host/main.js'), env, /Host listening on/);
     hosts.push(host);
@@ -87,11 +92,21 @@ it('each Deployment runs only its functions; together they process jobs, and a c
   // a worker role serves no HTTP function
   expect((await fetch(`${heavy.url}/health`)).status).toBe(404);
 
-  const blurred = await postJson(`${api.url}/jobs`, {
+  // a write without the function key is refused by the host before the function runs; with it, it is accepted
+  const keyless = await fetch(`${api.url}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ images: ['sample_640x480.jpg'], filters: ['grayscale'] }),
+  });
+  expect(keyless.status).toBe(401);
+  const blurred = await postJson(`${api.url}/jobs?code=${FUNCTION_KEY}`, {
     images: ['sample_640x480.jpg', 'sample_1280x720.jpg'],
     filters: [{ name: 'blur', radius: 2 }],
   });
-  const grey = await postJson(`${api.url}/jobs`, { images: ['sample_640x480.jpg'], filters: ['grayscale'] });
+  const grey = await postJson(`${api.url}/jobs?code=${FUNCTION_KEY}`, {
+    images: ['sample_640x480.jpg'],
+    filters: ['grayscale'],
+  });
   expect((await jobDone(api.url, blurred.job_id, 60000)).counts).toMatchObject({ succeeded: 2, failed: 0 });
 
   // nobody serves light yet: the task says so
