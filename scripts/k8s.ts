@@ -65,6 +65,13 @@ export const MASTER_KEY_FILE = `${KEYS_DIR}/host.master`;
  *   language worker 10 s, ProcessShutdownTimeout in WorkerProcessCountOptions.cs, and the gRPC
  *   server 5 s, RpcInitializationService.cs).
  * A pod that is idle drains at once: the long grace period costs nothing unless a task is running.
+ *
+ * Why a preStop wait and not only SIGTERM: in a pod (KUBERNETES_SERVICE_HOST set) the host also
+ * starts drain mode when it is stopping (RegisterApplicationLifetimeEvents in
+ * src/WebJobs.Script.WebHost/WebJobsScriptHostService.cs, DrainOnApplicationStoppingEnabled in
+ * src/WebJobs.Script/Environment/EnvironmentExtensions.cs), but it does not wait for the drain: the
+ * shutdown is bounded by the .NET generic host's ShutdownTimeout, which the host leaves at its
+ * default (30 s), so a longer invocation would be cut off. SHUTDOWN_SECONDS covers those 30 s.
  */
 export const FUNCTION_TIMEOUT_SECONDS = Math.ceil(readHostConfig(PROJECT_ROOT, {}).functionTimeoutMs / 1000);
 export const DRAIN_SLACK_SECONDS = 15;
