@@ -286,15 +286,16 @@ function workerObjects(role: Role & { capability: Capability }): K8sObject[] {
   return [
     // No `replicas`: KEDA owns the count (a fixed value would fight the autoscaler on every apply).
     // The grace period covers the drain of the longest invocation and the host's shutdown (see
-    // WORKER_GRACE_SECONDS). The keys Secret is created by the API host on its first start: a
-    // worker pod waits in ContainerCreating until it exists.
+    // WORKER_GRACE_SECONDS). The keys Secret is created by the API host, not by these manifests:
+    // `optional` lets a worker start before it exists (the kubelet fills the volume once it does).
+    // Without the key the preStop fails at once and the host only drains for its shutdown timeout.
     deployment(
       role,
       {},
       {
         automountServiceAccountToken: false,
         terminationGracePeriodSeconds: WORKER_GRACE_SECONDS,
-        volumes: [{ name: 'function-keys', secret: { secretName: KEYS_SECRET } }],
+        volumes: [{ name: 'function-keys', secret: { secretName: KEYS_SECRET, optional: true } }],
       },
     ),
     {

@@ -165,7 +165,8 @@ describe.each(OVERLAYS)('%s', (dir) => {
       expect(path.posix.basename(MASTER_KEY_FILE)).toBe('host.master');
       const volume = pod.volumes.find((v: { name: string }) => v.name === mount.name);
       expect(volume.secret.secretName).toBe(KEYS_SECRET);
-      expect(volume.secret.optional).toBeUndefined();
+      // optional: the API host creates the Secret; a worker must not wait for it to start
+      expect(volume.secret.optional).toBe(true);
       const env = Object.fromEntries(envOf(w).map((e) => [e.name, e.value]));
       expect(env.AzureWebJobsSecretStorageType).toBe('kubernetes');
       expect(env.AzureWebJobsKubernetesSecretName).toBeUndefined(); // read-only, from the mounted files
