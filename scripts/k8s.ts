@@ -30,6 +30,7 @@ import type { RegisteredFunction } from './local-host/functions-core';
 import { functionFiles, loadFunctions } from './local-host/loader';
 import { PROJECT_ROOT } from './paths';
 import { resourceNames } from '../shared/storage/names';
+import { readHostConfig } from './local-host/host-config';
 
 export const ROLES_FILE = path.join(PROJECT_ROOT, 'infra/k8s/base/roles.yaml');
 export const APP = 'image-pipeline';
@@ -40,6 +41,75 @@ export const HTTP_PORT = 8080;
 export const STORAGE_SECRET = `${APP}-storage`;
 export const CONFIG_MAP = `${APP}-config`;
 export const KEYS_SECRET = `${APP}-function-keys`;
+
+/**
+ * Workers read the host keys from the Secret mounted here (the API host creates and fills it).
+ * The real host reads this directory when AzureWebJobsSecretStorageType=kubernetes and no
+ * AzureWebJobsKubernetesSecretName is set: KubernetesSecretsDir in
+ * Azure/azure-functions-host src/WebJobs.Script.WebHost/Security/KeyManagement/SimpleKubernetesClient.cs
+ * (commit 89dc438d476542786f2fc4070f553423213a6223); the master key is the file `host.master`
+ * (KubernetesSecretsRepository.cs, same folder).
+ */
+export const KEYS_DIR = '/run/secrets/functions-keys';
+export const MASTER_KEY_FILE = `${KEYS_DIR}/host.master`;
+
+/**
+ * Scale-in timing for a worker pod. When Kubernetes stops it, the preStop hook puts the host in
+ * drain mode (its queue listeners stop fetching; invocations in flight run to the end) and waits
+ * until the host says the drain is complete; then the container gets SIGTERM and the host shuts
+ * down (stopping the Node worker, which runs appTerminate). The longest an invocation may run is
+ * host.json functionTimeout (10 min), whatever the capability, so:
+ * - the drain waits at most functionTimeout + DRAIN_SLACK_SECONDS (the drain request itself and
+ *   the listeners stopping);
+ * - the grace period adds SHUTDOWN_SECONDS for the host's own shutdown after SIGTERM (it gives the
+ *   language worker 10 s, ProcessShutdownTimeout in WorkerProcessCountOptions.cs, and the gRPC
+ *   server 5 s, RpcInitializationService.cs).
+ * A pod that is idle drains at once: the long grace period costs nothing unless a task is running.
+ *
+ * Why a preStop wait and not only SIGTERM: in a pod (KUBERNETES_SERVICE_HOST set) the host also
+ * starts drain mode when it is stopping (RegisterApplicationLifetimeEvents in
+ * src/WebJobs.Script.WebHost/WebJobsScriptHostService.cs, DrainOnApplicationStoppingEnabled in
+ * src/WebJobs.Script/Environment/EnvironmentExtensions.cs), but it does not wait for the drain: the
+ * shutdown is bounded by the .NET generic host's ShutdownTimeout, which the host leaves at its
+ * default (30 s), so a longer invocation would be cut off. SHUTDOWN_SECONDS covers those 30 s.
+ */
+export const FUNCTION_TIMEOUT_SECONDS = Math.ceil(readHostConfig(PROJECT_ROOT, {}).functionTimeoutMs / 1000);
+export const DRAIN_SLACK_SECONDS = 15;
+export const SHUTDOWN_SECONDS = 45;
+export const DRAIN_DEADLINE_SECONDS = FUNCTION_TIMEOUT_SECONDS + DRAIN_SLACK_SECONDS;
+export const WORKER_GRACE_SECONDS = DRAIN_DEADLINE_SECONDS + SHUTDOWN_SECONDS;
+
+/**
+ * The preStop drain, run with the image's Node (`node -e DRAIN_SCRIPT <port> <key file> <deadline s>`).
+ * Mirrors the real admin API in Azure/azure-functions-host
+ * src/WebJobs.Script.WebHost/Controllers/HostController.cs (commit 89dc438d):
+ * `POST /admin/host/drain` answers 202 and starts the drain; `GET /admin/host/drain/status`
+ * answers {"state": "Disabled" | "InProgress" | "Completed", ...} (Models/DrainModeStatus.cs,
+ * Models/DrainModeState.cs). Both need the admin level: the master key in x-functions-key.
+ * It exits 0 once the state is Completed and 1 on an error or at the deadline (Kubernetes then
+ * records a FailedPreStopHook event and sends SIGTERM anyway).
+ */
+export const DRAIN_SCRIPT = [
+  'const [port, keyFile, seconds] = process.argv.slice(1);',
+  'const url = `http://127.0.0.1:${port}/admin/host/drain`;',
+  "const headers = { 'x-functions-key': require('node:fs').readFileSync(keyFile, 'utf8').trim() };",
+  'const deadline = Date.now() + Number(seconds) * 1000;',
+  '(async () => {',
+  "  const started = await fetch(url, { method: 'POST', headers });",
+  '  if (started.status !== 202) throw new Error(`POST ${url} answered ${started.status}`);',
+  '  for (;;) {',
+  '    const status = await fetch(`${url}/status`, { headers })',
+  '      .then(async (r) => (r.ok ? r.json() : { state: `HTTP ${r.status}` }))',
+  '      .catch((err) => ({ state: String(err) }));',
+  "    if (status.state === 'Completed') return console.log('drain completed');",
+  '    if (Date.now() > deadline) throw new Error(`drain still ${status.state} after ${seconds} s`);',
+  '    await new Promise((resolve) => setTimeout(resolve, 1000));',
+  '  }',
+  '})().catch((err) => {',
+  '  console.error(`drain failed: ${err.message}`);',
+  '  process.exit(1);',
+  '});',
+].join('\n');
 
 export type RoleKind = 'api' | 'worker' | 'metrics';
 
@@ -111,6 +181,9 @@ function container(role: Role): IContainer {
       { name: 'AzureWebJobsSecretStorageType', value: 'kubernetes' },
       { name: 'AzureWebJobsKubernetesSecretName', value: `secrets/${KEYS_SECRET}` },
     );
+  } else if (kind === 'worker') {
+    // Read-only keys from the mounted Secret (see KEYS_DIR): the master key the drain hook uses.
+    env.push({ name: 'AzureWebJobsSecretStorageType', value: 'kubernetes' });
   }
   // The host answers /admin/host/ping as soon as it listens; / only once the functions are loaded.
   const ready = kind === 'api' ? '/api/health' : '/';
@@ -138,6 +211,16 @@ function container(role: Role): IContainer {
       failureThreshold: 3,
     },
     securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
+    ...(kind === 'worker' && {
+      volumeMounts: [{ name: 'function-keys', mountPath: KEYS_DIR, readOnly: true }],
+      lifecycle: {
+        preStop: {
+          exec: {
+            command: ['node', '-e', DRAIN_SCRIPT, String(HTTP_PORT), MASTER_KEY_FILE, String(DRAIN_DEADLINE_SECONDS)],
+          },
+        },
+      },
+    }),
   };
 }
 
@@ -202,8 +285,19 @@ function workerObjects(role: Role & { capability: Capability }): K8sObject[] {
   });
   return [
     // No `replicas`: KEDA owns the count (a fixed value would fight the autoscaler on every apply).
-    // A task finishes in seconds; the grace period also covers a 100-megapixel median.
-    deployment(role, {}, { automountServiceAccountToken: false, terminationGracePeriodSeconds: 120 }),
+    // The grace period covers the drain of the longest invocation and the host's shutdown (see
+    // WORKER_GRACE_SECONDS). The keys Secret is created by the API host, not by these manifests:
+    // `optional` lets a worker start before it exists (the kubelet fills the volume once it does).
+    // Without the key the preStop fails at once and the host only drains for its shutdown timeout.
+    deployment(
+      role,
+      {},
+      {
+        automountServiceAccountToken: false,
+        terminationGracePeriodSeconds: WORKER_GRACE_SECONDS,
+        volumes: [{ name: 'function-keys', secret: { secretName: KEYS_SECRET, optional: true } }],
+      },
+    ),
     {
       apiVersion: 'keda.sh/v1alpha1',
       kind: 'ScaledObject',

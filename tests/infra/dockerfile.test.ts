@@ -106,3 +106,23 @@ it('the function files and what they load lazily need production dependencies on
   );
   expect(outside).toEqual([]);
 }, 60000);
+
+it('starts the host under tini in exec form, so SIGTERM reaches it and a scale-in can shut down cleanly', () => {
+  // The base image's CMD runs the host from a bash script without `exec` (Azure/azure-functions-docker
+  // host/4/bookworm/node/node22/node22.Dockerfile and start_nonappservice.sh, commit 020dbf31):
+  // bash as PID 1 neither receives SIGTERM (no handler) nor forwards it. The runtime stage replaces it.
+  const entrypoint = steps(runtime, 'ENTRYPOINT');
+  const cmd = steps(runtime, 'CMD');
+  expect(entrypoint).toHaveLength(1);
+  expect(cmd).toHaveLength(1);
+  // exec form (JSON): no shell in between that would swallow the signal
+  expect(JSON.parse(entrypoint[0])).toEqual(['/usr/bin/tini', '--']);
+  expect(JSON.parse(cmd[0])).toEqual(['/azure-functions-host/Microsoft.Azure.WebJobs.Script.WebHost']);
+  // tini comes from Debian's package, installed while the stage still runs as root
+  const order = runtime.steps.map((s) => s.op);
+  const install = runtime.steps.findIndex((s) => s.op === 'RUN' && /apt-get install\b.*\btini\b/.test(s.args));
+  expect(install).toBeGreaterThanOrEqual(0);
+  expect(install).toBeLessThan(order.indexOf('USER'));
+  // SIGTERM is the signal Kubernetes and `docker stop` send; nothing changes it
+  expect(steps(runtime, 'STOPSIGNAL')).toEqual([]);
+});

@@ -7,7 +7,15 @@ import path from 'node:path';
 import { CAPABILITIES, poisonFunctionName, workerFunctionName } from '../../shared/capabilities';
 import { functionFiles, loadFunctions } from '../../scripts/local-host/loader';
 import type { RegisteredFunction } from '../../scripts/local-host/functions-core';
-import { HTTP_PORT, renderRoles, ROLES_FILE } from '../../scripts/k8s';
+import {
+  DRAIN_DEADLINE_SECONDS,
+  FUNCTION_TIMEOUT_SECONDS,
+  HTTP_PORT,
+  KEYS_SECRET,
+  MASTER_KEY_FILE,
+  renderRoles,
+  ROLES_FILE,
+} from '../../scripts/k8s';
 import { envOf, K8S_DIR, kustomize, selectedFunctionsOf, validateObject, type K8sObject } from '../helpers/k8s';
 import { resourceNames } from '../../shared/storage/names';
 
@@ -131,6 +139,40 @@ describe.each(OVERLAYS)('%s', (dir) => {
       for (const probe of [c.startupProbe, c.readinessProbe, c.livenessProbe]) expect(probe.httpGet.port).toBe('http');
       expect(c.resources.limits.memory).toBeDefined();
       expect(c.securityContext.runAsNonRoot).toBe(true);
+    }
+  });
+
+  it('drains every worker before it stops: preStop drain with the master key, a grace period past functionTimeout', () => {
+    const hostJson = JSON.parse(readFileSync(path.join(ROOT, 'host.json'), 'utf8')) as { functionTimeout: string };
+    const [h, m, sec] = hostJson.functionTimeout.split(':').map(Number);
+    expect(FUNCTION_TIMEOUT_SECONDS).toBe(h * 3600 + m * 60 + sec);
+    const workers = apps().filter((d) => d.metadata.labels!['app.kubernetes.io/component'].startsWith('worker-'));
+    expect(workers).toHaveLength(CAPABILITIES.length);
+    for (const w of workers) {
+      const pod = w.spec.template.spec;
+      const c = pod.containers[0];
+      const command: string[] = c.lifecycle.preStop.exec.command;
+      // node -e <script> <port> <key file> <deadline>: the script POSTs /admin/host/drain and polls its status
+      expect(command.slice(0, 2)).toEqual(['node', '-e']);
+      expect(command[2]).toContain('/admin/host/drain');
+      expect(command[2]).toContain('/status');
+      expect(command[2]).toContain("'x-functions-key'");
+      expect(command.slice(3)).toEqual([String(HTTP_PORT), MASTER_KEY_FILE, String(DRAIN_DEADLINE_SECONDS)]);
+      expect(c.ports[0].containerPort).toBe(HTTP_PORT);
+      // the key file is host.master of the function-keys Secret, mounted read-only where the host reads it
+      const mount = c.volumeMounts.find((v: { mountPath: string }) => MASTER_KEY_FILE.startsWith(`${v.mountPath}/`));
+      expect(mount?.readOnly).toBe(true);
+      expect(path.posix.basename(MASTER_KEY_FILE)).toBe('host.master');
+      const volume = pod.volumes.find((v: { name: string }) => v.name === mount.name);
+      expect(volume.secret.secretName).toBe(KEYS_SECRET);
+      // optional: the API host creates the Secret; a worker must not wait for it to start
+      expect(volume.secret.optional).toBe(true);
+      const env = Object.fromEntries(envOf(w).map((e) => [e.name, e.value]));
+      expect(env.AzureWebJobsSecretStorageType).toBe('kubernetes');
+      expect(env.AzureWebJobsKubernetesSecretName).toBeUndefined(); // read-only, from the mounted files
+      // the drain may wait for the longest invocation; the grace period adds the host's shutdown
+      expect(DRAIN_DEADLINE_SECONDS).toBeGreaterThan(FUNCTION_TIMEOUT_SECONDS);
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(DRAIN_DEADLINE_SECONDS + 30);
     }
   });
 
