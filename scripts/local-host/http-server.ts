@@ -167,6 +167,30 @@ function clientErrorStatus(err: NodeJS.ErrnoException): HttpFailure {
   return badRequest(`The request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
 }
 
+/**
+ * The host's own routes, before any function: `admin/host/ping` (GET or POST, anonymous, an empty 200
+ * that is never cached: Azure/azure-functions-host src/WebJobs.Script.WebHost/Controllers/HostController.cs
+ * Ping) and the homepage at `/` (src/WebJobs.Script.WebHost/Middleware/HomepageMiddleware.cs: an HTML
+ * page, or 204 when AzureWebJobsDisableHomepage is true).
+ */
+function answerHostRoute(req: http.IncomingMessage, res: http.ServerResponse, path: string): boolean {
+  const method = (req.method ?? 'GET').toUpperCase();
+  if (path.toLowerCase() === '/admin/host/ping' && (method === 'GET' || method === 'POST')) {
+    res.writeHead(200, { 'cache-control': 'no-store, no-cache', 'content-length': '0' }).end();
+    return true;
+  }
+  if (path !== '/') return false;
+  if (/^true$/i.test(process.env.AzureWebJobsDisableHomepage ?? '')) {
+    res.writeHead(204).end();
+    return true;
+  }
+  const page =
+    '<!DOCTYPE html><html><head><title>Your Functions app is up and running</title></head>' +
+    '<body><h1>Your Functions app is up and running</h1><p>Local Functions host (no Core Tools).</p></body></html>';
+  res.writeHead(200, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(page) }).end(page);
+  return true;
+}
+
 export async function startHttpServer(opts: {
   port: number;
   host?: string;
@@ -217,6 +241,7 @@ export async function startHttpServer(opts: {
 
   const invoke = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const { url, path } = requestTarget(req);
+    if (answerHostRoute(req, res, path)) return;
     const { fn, method, params } = route(req, res, path);
     if (keys) {
       const header = req.headers['x-functions-key'];

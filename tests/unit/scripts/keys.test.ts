@@ -76,6 +76,21 @@ describe('the local host with keys on', () => {
     return { status: res.status, body: await res.text() };
   };
 
+  it('answers the host ping (GET or POST, uncached, empty) and the homepage without a key', async () => {
+    // HostController.cs Ping is anonymous; HomepageMiddleware.cs serves `/` as HTML
+    for (const method of ['GET', 'POST']) {
+      const ping = await fetch(server.url.replace(/\/api$/, '/admin/host/ping'), { method });
+      expect([ping.status, await ping.text(), ping.headers.get('cache-control')]).toEqual([
+        200,
+        '',
+        'no-store, no-cache',
+      ]);
+    }
+    const home = await fetch(server.url.replace(/\/api$/, '/'));
+    expect([home.status, home.headers.get('content-type')]).toEqual([200, 'text/html']);
+    expect(await home.text()).toContain('Your Functions app is up and running');
+  });
+
   it('answers a keyless call to a keyed route 401 with no body, and runs it with the right key', async () => {
     expect(await status('open')).toEqual({ status: 200, body: '{"ran":"open"}' });
     expect(await status('data')).toEqual({ status: 401, body: '' });
