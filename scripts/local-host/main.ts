@@ -25,7 +25,24 @@ async function main(argv: string[]): Promise<number> {
   }
   loadLocalSettings(PROJECT_ROOT);
   const { graceMs, queueLeaseSeconds } = loadRunSettings();
-  const host = await startLocalHost({ root: PROJECT_ROOT, port, queueLeaseMs: queueLeaseSeconds * 1000 });
+  // A function's stray exception or rejection is logged and the host keeps serving: in the real host the function
+  // runs in the Node worker, which logs "Worker uncaught exception" and is restarted while the host stays up.
+  process.on('uncaughtException', (err) =>
+    console.error(`Worker uncaught exception (the host keeps running): ${err instanceof Error ? err.stack : err}`),
+  );
+  process.on('unhandledRejection', (reason) =>
+    console.error(
+      `Worker unhandled rejection (the host keeps running): ${reason instanceof Error ? reason.stack : String(reason)}`,
+    ),
+  );
+  let fatal: ((error: Error) => void) | undefined;
+  const failed = new Promise<Error>((resolve) => (fatal = resolve));
+  const host = await startLocalHost({
+    root: PROJECT_ROOT,
+    port,
+    queueLeaseMs: queueLeaseSeconds * 1000,
+    onFatal: (error) => fatal?.(error),
+  });
   console.log(`Local Functions host (no Core Tools found): ${host.functions.length} functions`);
   for (const fn of host.functions) {
     const t = fn.trigger;
@@ -38,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(`  ${fn.name}: ${where}`);
   }
   console.log(`Host listening on ${host.url}`);
-  await new Promise<void>((resolve) => {
+  const signalled = new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       console.log(`${signal}: stopping (waiting up to ${graceMs / 1000} s for running functions)`);
       resolve();
@@ -46,9 +63,12 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  const error = await Promise.race([signalled.then(() => undefined), failed]);
+  // as WebScriptHostExceptionHandler.OnUnhandledExceptionAsync (azure-functions-host src/WebJobs.Script.WebHost/)
+  if (error) console.error(`An unhandled exception has occurred. Host is shutting down. ${error.message}`);
   await host.stop(graceMs);
   console.log('Host stopped');
-  return 0;
+  return error ? 1 : 0;
 }
 
 main(process.argv.slice(2)).then(
