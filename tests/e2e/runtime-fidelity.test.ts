@@ -3,7 +3,12 @@
  * metadata as the worker delivers it, and host.json functionTimeout enforced with the host's message.
  */
 import path from 'node:path';
-import { QueueServiceClient } from '@azure/storage-queue';
+import {
+  AccountSASPermissions,
+  generateAccountSASQueryParameters,
+  QueueServiceClient,
+  StorageSharedKeyCredential,
+} from '@azure/storage-queue';
 import { enqueue, decodeMessageText } from '../../shared/storage/queue';
 import { startLocalHost, timeSpanText, type RunningLocalHost } from '../../scripts/local-host/host';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
@@ -94,3 +99,48 @@ it('writes time spans as .NET TimeSpan.ToString() does', () => {
   expect(timeSpanText(1500)).toBe('00:00:01.5000000');
   expect(timeSpanText(90_061_000)).toBe('1.01:01:01');
 });
+
+// QueueListener.ExecuteAsync (azure-sdk-for-net sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/
+// Listeners/QueueListener.cs) rethrows a 403; WebScriptHostExceptionHandler.OnUnhandledExceptionAsync
+// (azure-functions-host src/WebJobs.Script.WebHost/WebScriptHostExceptionHandler.cs) logs "Host is shutting down"
+// and stops the application. Here a SAS that expires while the host polls stands for a key revoked under it.
+it('reports a storage error it does not retry (403 while polling) so the host can shut down', async () => {
+  const parts = Object.fromEntries(
+    azurite.connectionString
+      .split(';')
+      .filter(Boolean)
+      .map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]),
+  );
+  const sas = generateAccountSASQueryParameters(
+    {
+      expiresOn: new Date(Date.now() + 3000),
+      permissions: AccountSASPermissions.parse('rwdlacup'),
+      services: 'q',
+      resourceTypes: 'sco',
+    },
+    new StorageSharedKeyCredential(parts.AccountName, parts.AccountKey),
+  ).toString();
+  const fatal: Error[] = [];
+  const previous = process.env.AzureWebJobsStorage;
+  process.env.AzureWebJobsStorage = `QueueEndpoint=${parts.QueueEndpoint};SharedAccessSignature=${sas}`;
+  let expiring: RunningLocalHost | undefined;
+  try {
+    expiring = await startLocalHost({
+      root: path.dirname(fixture),
+      port: 0,
+      files: [fixture],
+      log: () => undefined,
+      queueLeaseMs: 2000,
+      onFatal: (error) => void fatal.push(error),
+    });
+  } finally {
+    process.env.AzureWebJobsStorage = previous;
+  }
+  try {
+    const error = await waitFor('the fatal storage error', async () => fatal[0], 15000, 100);
+    expect(error.message).toContain(`queue ${queueName}`);
+    expect(error.message).toMatch(/ 403 /);
+  } finally {
+    await expiring.stop(0);
+  }
+}, 30000);
