@@ -160,6 +160,21 @@ async function startQueueFunction(
   });
 }
 
+/**
+ * A function's stray exception (thrown from a callback) or unhandled rejection is logged and the host keeps serving.
+ * In the real host a function runs in the Node worker process: a stray error ends that process, and the host
+ * outlives it, disposing and restarting the worker channel (RpcFunctionInvocationDispatcher.WorkerError in
+ * azure-functions-host src/WebJobs.Script/Workers/Rpc/FunctionRegistration/). The local host has no separate worker
+ * to restart, so it logs and carries on; the invocations that were running are not failed.
+ */
+export function keepRunningOnStrayErrors(log: (line: string) => void): void {
+  const text = (error: unknown) => (error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.on('uncaughtException', (error) => log(`Worker uncaught exception (the host keeps running): ${text(error)}`));
+  process.on('unhandledRejection', (reason) =>
+    log(`Worker unhandled rejection (the host keeps running): ${text(reason)}`),
+  );
+}
+
 /** Keeps the selected functions; a selected name that no file registers is an error, not a silent no-op. */
 export function selectFunctions(
   all: readonly RegisteredFunction[],

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../paths';
 import { loadLocalSettings } from '../local-settings';
 import { loadRunSettings } from '../run-settings';
-import { startLocalHost } from './host';
+import { keepRunningOnStrayErrors, startLocalHost } from './host';
 
 const USAGE =
   'usage: node dist/scripts/local-host/main.js [--port N] (default 7071, or FUNCTIONS_HTTPWORKER_PORT / PORT)';
@@ -25,16 +25,7 @@ async function main(argv: string[]): Promise<number> {
   }
   loadLocalSettings(PROJECT_ROOT);
   const { graceMs, queueLeaseSeconds } = loadRunSettings();
-  // A function's stray exception or rejection is logged and the host keeps serving: in the real host the function
-  // runs in the Node worker, which logs "Worker uncaught exception" and is restarted while the host stays up.
-  process.on('uncaughtException', (err) =>
-    console.error(`Worker uncaught exception (the host keeps running): ${err instanceof Error ? err.stack : err}`),
-  );
-  process.on('unhandledRejection', (reason) =>
-    console.error(
-      `Worker unhandled rejection (the host keeps running): ${reason instanceof Error ? reason.stack : String(reason)}`,
-    ),
-  );
+  keepRunningOnStrayErrors((line) => console.error(line));
   let fatal: ((error: Error) => void) | undefined;
   const failed = new Promise<Error>((resolve) => (fatal = resolve));
   const host = await startLocalHost({

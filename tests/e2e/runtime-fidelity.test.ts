@@ -2,6 +2,7 @@
  * The local host runs an invocation as the real host and Node worker do: invocation hooks around it, trigger
  * metadata as the worker delivers it, and host.json functionTimeout enforced with the host's message.
  */
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import {
   AccountSASPermissions,
@@ -13,7 +14,9 @@ import { enqueue, decodeMessageText } from '../../shared/storage/queue';
 import { startLocalHost, timeSpanText, type RunningLocalHost } from '../../scripts/local-host/host';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { uniqueNamespace } from '../helpers/storage';
-import { waitFor } from '../helpers/host';
+import { HOST_MAIN, waitFor } from '../helpers/host';
+
+const HOST_DIST = path.dirname(HOST_MAIN);
 
 jest.mock('@azure/functions-core', () => jest.requireActual('../../scripts/local-host/functions-core').functionsCore, {
   virtual: true,
@@ -144,3 +147,21 @@ it('reports a storage error it does not retry (403 while polling) so the host ca
     await expiring.stop(0);
   }
 }, 30000);
+
+// RpcFunctionInvocationDispatcher.WorkerError (azure-functions-host
+// src/WebJobs.Script/Workers/Rpc/FunctionRegistration/RpcFunctionInvocationDispatcher.cs): a worker that dies of a
+// stray error is restarted and the host stays up
+it('keeps the host process alive after a stray exception or unhandled rejection, and logs both', () => {
+  const script = `
+    const { keepRunningOnStrayErrors } = require(${JSON.stringify(path.join(HOST_DIST, 'host.js'))});
+    keepRunningOnStrayErrors((line) => console.log(line));
+    setTimeout(() => { throw new Error('thrown from a callback'); }, 10);
+    Promise.reject(new Error('never caught'));
+    setTimeout(() => console.log('still serving'), 200);
+  `;
+  const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000 });
+  expect(run.stdout).toContain('Worker uncaught exception (the host keeps running): Error: thrown from a callback');
+  expect(run.stdout).toContain('Worker unhandled rejection (the host keeps running): Error: never caught');
+  expect(run.stdout).toContain('still serving');
+  expect(run.status).toBe(0);
+});
