@@ -70,7 +70,7 @@ export function timeSpanText(ms: number): string {
  * local host runs functions in its own process, so it cannot kill the abandoned call: it fails the invocation and
  * logs what the real host logs.
  */
-async function invokeFunction(
+export async function invokeFunction(
   fn: RegisteredFunction,
   inputs: unknown[],
   triggerMetadata: Record<string, unknown>,
