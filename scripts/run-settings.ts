@@ -33,11 +33,12 @@ export const RUN_SETTINGS = {
   queueLeaseSeconds: {
     kind: 'integer',
     env: 'LOCAL_HOST_QUEUE_LEASE_SECONDS',
-    fallback: 30,
+    fallback: 600,
     min: 1,
     max: 3600,
     meaning: 'how long the local host keeps a message hidden while its function runs (renewed at half-time)',
-    reason: 'short enough that a killed host returns its messages quickly, renewed so long tasks keep theirs',
+    reason:
+      "the real host's queue listener hides a running message for 10 minutes, renewed at half-time (QueueListener.cs); tests set less so a killed host returns its messages quickly",
   },
 } as const satisfies Record<string, IntegerSetting>;
 

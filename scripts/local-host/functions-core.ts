@@ -69,6 +69,11 @@ export async function runAppHooks(name: 'appStart' | 'appTerminate', functionApp
   for (const callback of hooks.get(name) ?? []) await callback({ hookData: {}, appHookData: {}, functionAppDirectory });
 }
 
+/** The callbacks registered for a hook, in registration order (the host runs invocation hooks itself). */
+export function hookCallbacks(name: string): readonly CoreHandler[] {
+  return [...(hooks.get(name) ?? [])];
+}
+
 export function registeredFunctions(): readonly RegisteredFunction[] {
   return [...registered];
 }

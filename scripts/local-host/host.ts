@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { resolveConnectionString } from '../../shared/storage/connection';
-import { runAppHooks, type RegisteredFunction } from './functions-core';
+import { hookCallbacks, runAppHooks, type RegisteredFunction } from './functions-core';
 import { readHostConfig, type HostConfig } from './host-config';
 import { startHttpServer, type RunningHttpServer } from './http-server';
 import { functionFiles, loadFunctions } from './loader';
@@ -20,8 +20,13 @@ export interface LocalHostOptions {
   /** Function files to load; by default those package.json `main` names. */
   files?: readonly string[];
   log?: (line: string) => void;
-  /** How long a received queue message stays hidden while its function runs (renewed). */
+  /** How long a received queue message stays hidden while its function runs (renewed); default 10 min. */
   queueLeaseMs?: number;
+  /**
+   * The host must shut down (a storage error it does not retry, as WebScriptHostExceptionHandler
+   * .OnUnhandledExceptionAsync in azure-functions-host src/WebJobs.Script.WebHost/ stops the application).
+   */
+  onFatal?: (error: Error) => void;
 }
 
 export interface RunningLocalHost {
@@ -45,6 +50,76 @@ function invocationContext(
   });
 }
 
+/** A .NET TimeSpan as TimeSpan.ToString() writes it: `[d.]hh:mm:ss[.fffffff]`. */
+export function timeSpanText(ms: number): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const totalSeconds = Math.floor(ms / 1000);
+  const days = Math.floor(totalSeconds / 86400);
+  const hms = `${pad(Math.floor(totalSeconds / 3600) % 24)}:${pad(Math.floor(totalSeconds / 60) % 60)}:${pad(totalSeconds % 60)}`;
+  const fraction = ms % 1000 ? `.${String(ms % 1000).padStart(3, '0')}0000` : '';
+  return `${days ? `${days}.` : ''}${hms}${fraction}`;
+}
+
+/**
+ * One invocation as the Node worker runs it (InvocationHandler in azure-functions-nodejs-worker
+ * src/eventHandlers/InvocationHandler.ts): the app's preInvocation hooks may replace the inputs and the handler,
+ * the postInvocation hooks see (and may change) the result or the error, and an error left there fails the
+ * invocation. The host bounds it by host.json functionTimeout (FunctionExecutor in azure-webjobs-sdk): past it the
+ * invocation fails with "Timeout value of <functionTimeout> was exceeded by function: Functions.<name>" and, for an
+ * out-of-process worker, the host restarts the worker (WebScriptHostExceptionHandler.OnTimeoutExceptionAsync). The
+ * local host runs functions in its own process, so it cannot kill the abandoned call: it fails the invocation and
+ * logs what the real host logs.
+ */
+export async function invokeFunction(
+  fn: RegisteredFunction,
+  inputs: unknown[],
+  triggerMetadata: Record<string, unknown>,
+  config: HostConfig,
+  log: (line: string) => void,
+): Promise<unknown> {
+  const context = invocationContext(fn, triggerMetadata, log);
+  const hookData: Record<string, unknown> = {};
+  const pre = { hookData, appHookData, invocationContext: context, inputs, functionCallback: fn.handler };
+  for (const hook of hookCallbacks('preInvocation')) await hook(pre);
+  const post = {
+    hookData,
+    appHookData,
+    invocationContext: context,
+    inputs: pre.inputs,
+    result: null as unknown,
+    error: null as unknown,
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const limit = timeSpanText(config.functionTimeoutMs);
+      log(
+        `Timeout value of ${limit} exceeded by function 'Functions.${fn.name}' (Id: '${context.invocationId}'). Initiating cancellation.`,
+      );
+      log(
+        `A function timeout has occurred. Restarting worker process executing invocationId '${context.invocationId}'. (the local host runs functions in-process: the call is abandoned, not killed)`,
+      );
+      reject(new Error(`Timeout value of ${limit} was exceeded by function: Functions.${fn.name}`));
+    }, config.functionTimeoutMs);
+  });
+  try {
+    post.result = await Promise.race([
+      Promise.resolve().then(() => pre.functionCallback(...pre.inputs, context)),
+      timeout,
+    ]);
+  } catch (err) {
+    post.error = err;
+  } finally {
+    clearTimeout(timer);
+  }
+  for (const hook of hookCallbacks('postInvocation')) await hook(post);
+  if (post.error instanceof Error) throw post.error;
+  return post.result;
+}
+
+/** Shared by every invocation's hooks, as the worker's appHookData. */
+const appHookData: Record<string, unknown> = {};
+
 async function startQueueFunction(
   fn: RegisteredFunction,
   config: HostConfig,
@@ -58,18 +133,46 @@ async function startQueueFunction(
   // a poison queue has no poison queue of its own (QueueListenerFactory.CreatePoisonQueueReference)
   const poisonName = poisonQueueNameOf(queueName);
   const poisonQueue = poisonName ? service.getQueueClient(poisonName) : undefined;
-  await Promise.all([queue.createIfNotExists(), poisonQueue?.createIfNotExists()]);
+  await Promise.all(
+    (poisonQueue ? [queue, poisonQueue] : [queue]).map((q) =>
+      q.createIfNotExists().catch((err: unknown) => {
+        const e = err as { statusCode?: number; details?: { errorCode?: string }; message?: string };
+        throw new Error(
+          `queue ${q.name}: creating it failed with ${e.statusCode ?? 'no answer'} ${e.details?.errorCode ?? ''}`.trimEnd() +
+            ` (check ${setting} and its key): ${e.message ?? String(err)}`,
+        );
+      }),
+    ),
+  );
   return startQueueTrigger({
     queue,
     poisonQueue,
     options: config.queues,
     dataType: (fn.trigger as { dataType?: string }).dataType,
     leaseMs: opts.queueLeaseMs,
+    onFatal: opts.onFatal,
     log: (line) => log(`[${fn.name}] ${line}`),
     invoke: async (payload, metadata) => {
-      await fn.handler(payload, invocationContext(fn, { ...metadata }, log));
+      // the host adds `sys` to every trigger's binding data (the library camel-cases its keys)
+      const sys = { methodName: fn.name, utcNow: new Date().toISOString(), randGuid: randomUUID() };
+      await invokeFunction(fn, [payload], { ...metadata, sys }, config, log);
     },
   });
+}
+
+/**
+ * A function's stray exception (thrown from a callback) or unhandled rejection is logged and the host keeps serving.
+ * In the real host a function runs in the Node worker process: a stray error ends that process, and the host
+ * outlives it, disposing and restarting the worker channel (RpcFunctionInvocationDispatcher.WorkerError in
+ * azure-functions-host src/WebJobs.Script/Workers/Rpc/FunctionRegistration/). The local host has no separate worker
+ * to restart, so it logs and carries on; the invocations that were running are not failed.
+ */
+export function keepRunningOnStrayErrors(log: (line: string) => void): void {
+  const text = (error: unknown) => (error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.on('uncaughtException', (error) => log(`Worker uncaught exception (the host keeps running): ${text(error)}`));
+  process.on('unhandledRejection', (reason) =>
+    log(`Worker unhandled rejection (the host keeps running): ${text(reason)}`),
+  );
 }
 
 /** Keeps the selected functions; a selected name that no file registers is an error, not a silent no-op. */
@@ -108,7 +211,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
       runOnStartup: fn.trigger.runOnStartup,
       log: (line) => log(`[${fn.name}] ${line}`),
       invoke: async (timer) => {
-        await fn.handler(timer, invocationContext(fn, {}, log));
+        await invokeFunction(fn, [timer], {}, config, log);
       },
     }),
   );

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../paths';
 import { loadLocalSettings } from '../local-settings';
 import { loadRunSettings } from '../run-settings';
-import { startLocalHost } from './host';
+import { keepRunningOnStrayErrors, startLocalHost } from './host';
 
 const USAGE =
   'usage: node dist/scripts/local-host/main.js [--port N] (default 7071, or FUNCTIONS_HTTPWORKER_PORT / PORT)';
@@ -25,7 +25,15 @@ async function main(argv: string[]): Promise<number> {
   }
   loadLocalSettings(PROJECT_ROOT);
   const { graceMs, queueLeaseSeconds } = loadRunSettings();
-  const host = await startLocalHost({ root: PROJECT_ROOT, port, queueLeaseMs: queueLeaseSeconds * 1000 });
+  keepRunningOnStrayErrors((line) => console.error(line));
+  let fatal: ((error: Error) => void) | undefined;
+  const failed = new Promise<Error>((resolve) => (fatal = resolve));
+  const host = await startLocalHost({
+    root: PROJECT_ROOT,
+    port,
+    queueLeaseMs: queueLeaseSeconds * 1000,
+    onFatal: (error) => fatal?.(error),
+  });
   console.log(`Local Functions host (no Core Tools found): ${host.functions.length} functions`);
   for (const fn of host.functions) {
     const t = fn.trigger;
@@ -38,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(`  ${fn.name}: ${where}`);
   }
   console.log(`Host listening on ${host.url}`);
-  await new Promise<void>((resolve) => {
+  const signalled = new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       console.log(`${signal}: stopping (waiting up to ${graceMs / 1000} s for running functions)`);
       resolve();
@@ -46,9 +54,12 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  const error = await Promise.race([signalled.then(() => undefined), failed]);
+  // as WebScriptHostExceptionHandler.OnUnhandledExceptionAsync (azure-functions-host src/WebJobs.Script.WebHost/)
+  if (error) console.error(`An unhandled exception has occurred. Host is shutting down. ${error.message}`);
   await host.stop(graceMs);
   console.log('Host stopped');
-  return 0;
+  return error ? 1 : 0;
 }
 
 main(process.argv.slice(2)).then(

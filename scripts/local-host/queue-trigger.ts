@@ -12,12 +12,19 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { QueueClient, ReceivedMessageItem } from '@azure/storage-queue';
 import type { QueueOptions } from './host-config';
 
+/**
+ * The queue trigger's binding data as a Node function receives it in `context.triggerMetadata`: the host sends
+ * every value that is not a string as JSON (GrpcMessageConversionExtensions.ToRpcDefault in azure-functions-host
+ * src/WebJobs.Script.Grpc/MessageExtensions/), so the times are ISO strings ("2024-06-03T10:11:12+00:00", as
+ * Json.NET writes a DateTimeOffset) and the dequeue count a number; the library camel-cases the keys
+ * (fromRpcTriggerMetadata.ts).
+ */
 export interface QueueTriggerMetadata {
   id: string;
   dequeueCount: number;
-  insertionTime?: Date;
-  expirationTime?: Date;
-  nextVisibleTime?: Date;
+  insertionTime?: string;
+  expirationTime?: string;
+  nextVisibleTime?: string;
   popReceipt: string;
   /** The message as the Node library puts it in triggerMetadata: parsed when it is JSON, keys camel-cased. */
   queueTrigger: unknown;
@@ -38,9 +45,15 @@ export interface QueueTriggerOptions {
   log?: (line: string) => void;
   /**
    * How long a received message stays hidden while its function runs; renewed at half-life while running. Default
-   * 30000.
+   * 10 minutes, as the host's QueueListener (`_visibilityTimeout = TimeSpan.FromMinutes(10)`, renewed when halfway to
+   * expiring).
    */
   leaseMs?: number;
+  /**
+   * A storage error the host does not retry stopped the polling (see isTransient); the host shuts down, as the
+   * real one does when QueueListener rethrows it.
+   */
+  onFatal?: (error: Error) => void;
   /** First (and minimum) poll interval of the back-off; default 100. */
   minPollingIntervalMs?: number;
 }
@@ -67,6 +80,47 @@ interface Lease {
 const seconds = (ms: number): number => Math.ceil(ms / 1000);
 
 const reasonOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** The lease of a running message in the real host: QueueListener's `_visibilityTimeout`. */
+export const DEFAULT_LEASE_MS = 10 * 60 * 1000;
+
+/** A DateTimeOffset as Json.NET writes it: ISO 8601 with a `+00:00` offset, fraction only when there is one. */
+export function jsonNetDate(date: Date | undefined): string | undefined {
+  if (!date) return undefined;
+  return date
+    .toISOString()
+    .replace(/\.000Z$/, '+00:00')
+    .replace(/(\.\d+?)0*Z$/, '$1+00:00');
+}
+
+interface StorageError {
+  statusCode?: number;
+  code?: string;
+  details?: { errorCode?: string };
+}
+
+const errorCodeOf = (err: unknown): string | undefined => {
+  const e = err as StorageError;
+  return e.details?.errorCode ?? (typeof e.code === 'string' ? e.code : undefined);
+};
+
+/**
+ * Which polling errors the host backs off from: as QueueListener.ExecuteAsync (azure-sdk-for-net
+ * sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Listeners/QueueListener.cs) a missing queue
+ * (404 QueueNotFound), a queue being deleted or disabled (409) and server errors (5xx); every other
+ * RequestFailedException (403 AuthenticationFailed, a bad key, 400) is rethrown, reaches the host's exception
+ * handler and stops the host. Throttling (429, 408) and network errors, which the real host's storage client retries
+ * before they reach the listener, are backed off from here too.
+ */
+export function isTransient(err: unknown): boolean {
+  const status = (err as StorageError).statusCode;
+  if (status === undefined || status === 0) return true; // no answer: the network, not the request
+  if (status >= 500 || status === 429 || status === 408) return true;
+  const code = errorCodeOf(err);
+  if (status === 404) return code === 'QueueNotFound';
+  if (status === 409) return code === 'QueueBeingDeleted' || code === 'QueueDisabled';
+  return false;
+}
 
 /** The poison queue of a queue: `<queue>-poison`, or none when the queue is itself a poison queue (as the host). */
 export function poisonQueueNameOf(queueName: string): string | undefined {
@@ -106,7 +160,7 @@ function parsePayload(text: string): unknown {
 export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
   const { queue, poisonQueue, options } = o;
   const log = o.log ?? (() => undefined);
-  const leaseMs = o.leaseMs ?? 30000;
+  const leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
   const minPollMs = o.minPollingIntervalMs ?? 100;
   const stopping = new AbortController();
   const stopped = new Promise<void>((resolve) =>
@@ -167,9 +221,9 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
     const metadata: QueueTriggerMetadata = {
       id: message.messageId,
       dequeueCount: message.dequeueCount,
-      insertionTime: message.insertedOn,
-      expirationTime: message.expiresOn,
-      nextVisibleTime: message.nextVisibleOn,
+      insertionTime: jsonNetDate(message.insertedOn),
+      expirationTime: jsonNetDate(message.expiresOn),
+      nextVisibleTime: jsonNetDate(message.nextVisibleOn),
       popReceipt: message.popReceipt,
       // the Node library parses trigger metadata too (fromRpcTypedData tryJsonParse), so it is no raw text
       queueTrigger: camelCased(parsePayload(text)),
@@ -233,7 +287,19 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
       });
       return response.receivedMessageItems;
     } catch (err) {
-      if (!stopping.signal.aborted) log(`queue ${queue.name}: polling failed: ${reasonOf(err)}`);
+      if (stopping.signal.aborted) return [];
+      if (isTransient(err)) {
+        log(`queue ${queue.name}: polling failed, backing off: ${reasonOf(err)}`);
+        return [];
+      }
+      const status = (err as StorageError).statusCode;
+      const fatal = new Error(
+        `queue ${queue.name}: polling failed with ${status} ${errorCodeOf(err) ?? ''}`.trimEnd() +
+          `, which the host does not retry (check the connection setting and its key): ${reasonOf(err)}`,
+      );
+      log(fatal.message);
+      stopping.abort();
+      o.onFatal?.(fatal);
       return [];
     }
   }

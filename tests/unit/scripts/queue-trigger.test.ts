@@ -2,6 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import type { QueueOptions } from '../../../scripts/local-host/host-config';
 import {
+  DEFAULT_LEASE_MS,
+  isTransient,
   poisonQueueNameOf,
   startQueueTrigger,
   type QueueTriggerMetadata,
@@ -102,7 +104,15 @@ describe('local host queue trigger', () => {
       id: expect.any(String),
       popReceipt: expect.any(String),
     });
-    expect(json?.metadata.insertionTime).toBeInstanceOf(Date);
+    // the host sends a DateTimeOffset as JSON (GrpcMessageConversionExtensions.ToRpcDefault in azure-functions-host
+    // src/WebJobs.Script.Grpc/MessageExtensions/) and the library JSON-parses it: an ISO string, not a Date
+    const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$/;
+    expect(json?.metadata).toMatchObject({
+      insertionTime: expect.stringMatching(iso),
+      expirationTime: expect.stringMatching(iso),
+      nextVisibleTime: expect.stringMatching(iso),
+    });
+    expect(new Date(json!.metadata.insertionTime!).getTime()).toBeGreaterThan(Date.now() - 60000);
     expect(calls.find((c) => typeof c.payload === 'string')?.payload).toBe('just text');
     await sleep(300); // long enough for a wrong redelivery to show
     expect(calls).toHaveLength(2);
@@ -306,5 +316,60 @@ describe('local host queue trigger', () => {
     );
     expect(calls).toHaveLength(1);
     expect(calls[0].metadata.dequeueCount).toBe(1);
+  });
+
+  // QueueListener (azure-sdk-for-net sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Listeners/
+  // QueueListener.cs): `_visibilityTimeout = TimeSpan.FromMinutes(10)` for every received message, renewed when
+  // halfway to expiring (CreateUpdateMessageVisibilityTimer)
+  it('hides a received message for 10 minutes by default, as the real listener', async () => {
+    const queues = await freshQueues();
+    await enqueue(queues.queue, 'leased');
+    const receive = jest.spyOn(queues.queue, 'receiveMessages');
+    const trigger = startQueueTrigger({
+      queue: queues.queue,
+      poisonQueue: queues.poison,
+      options: OPTIONS,
+      minPollingIntervalMs: 50,
+      invoke: async () => undefined,
+    });
+    triggers.push(trigger);
+    await until(async () => (await messageCount(queues.queue)) === 0, 'the message processed');
+    expect(receive.mock.calls[0][0]).toMatchObject({ visibilityTimeout: 600 });
+    expect(DEFAULT_LEASE_MS).toBe(600_000);
+  });
+
+  // QueueListener.ExecuteAsync rethrows a RequestFailedException that is not 404 QueueNotFound, 409 being
+  // deleted/disabled or 5xx; WebScriptHostExceptionHandler.OnUnhandledExceptionAsync (azure-functions-host
+  // src/WebJobs.Script.WebHost/WebScriptHostExceptionHandler.cs) then logs "Host is shutting down" and stops it
+  it('stops polling and reports a 403 (a wrong key) instead of backing off silently', async () => {
+    const queues = await freshQueues();
+    const wrongKey = env
+      .azurite()
+      .connectionString.replace(/AccountKey=[^;]+/, `AccountKey=${Buffer.alloc(64, 1).toString('base64')}`);
+    const queue = QueueServiceClient.fromConnectionString(wrongKey).getQueueClient(queues.queue.name);
+    const fatal: Error[] = [];
+    const receive = jest.spyOn(queue, 'receiveMessages');
+    start({ queue, poison: undefined }, async () => undefined, { onFatal: (e) => void fatal.push(e) });
+    await until(() => fatal.length === 1, 'the fatal error');
+    expect(fatal[0].message).toContain(queues.queue.name);
+    expect(fatal[0].message).toMatch(/403 AuthenticationFailed/);
+    await sleep(300);
+    expect(receive).toHaveBeenCalledTimes(1); // no back-off and retry
+  });
+
+  it('keeps backing off from transient errors (5xx, 429, no answer) and from a missing queue', async () => {
+    for (const failure of [{ statusCode: 503 }, { statusCode: 429 }, {}, { statusCode: 404, code: 'QueueNotFound' }])
+      expect(isTransient(Object.assign(new Error('x'), failure))).toBe(true);
+    for (const failure of [{ statusCode: 403, code: 'AuthenticationFailed' }, { statusCode: 400 }, { statusCode: 404 }])
+      expect(isTransient(Object.assign(new Error('x'), failure))).toBe(false);
+    const queues = await freshQueues();
+    const fatal: Error[] = [];
+    const receive = jest
+      .spyOn(queues.queue, 'receiveMessages')
+      .mockRejectedValue(Object.assign(new Error('Server busy'), { statusCode: 503 }));
+    start(queues, async () => undefined, { onFatal: (e) => void fatal.push(e) });
+    await until(() => receive.mock.calls.length >= 3, 'three polls');
+    expect(fatal).toEqual([]);
+    expect(logs.some((l) => l.includes('backing off: Server busy'))).toBe(true);
   });
 });

@@ -2,14 +2,14 @@
 import { ConfigError } from '../../../shared/errors';
 import { loadRunSettings } from '../../../scripts/run-settings';
 
-it('defaults to the ports Core Tools and Azurite use, a 25 s grace and a 30 s lease', () => {
+it('defaults to the ports Core Tools and Azurite use, a 25 s grace and the real listener 10-minute lease (QueueListener.cs in azure-sdk-for-net)', () => {
   expect(loadRunSettings({})).toEqual({
     port: 7071,
     azuriteBlobPort: 10000,
     azuriteQueuePort: 10001,
     azuriteTablePort: 10002,
     graceMs: 25000,
-    queueLeaseSeconds: 30,
+    queueLeaseSeconds: 600,
   });
   expect(loadRunSettings({ PORT: '8080', LOCAL_HOST_GRACE_MS: '0' })).toMatchObject({ port: 8080, graceMs: 0 });
 });
