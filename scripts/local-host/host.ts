@@ -217,7 +217,13 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
   );
   let server: RunningHttpServer;
   try {
-    server = await startHttpServer({ port: opts.port, routePrefix: config.routePrefix, functions, log });
+    server = await startHttpServer({
+      port: opts.port,
+      routePrefix: config.routePrefix,
+      functions,
+      log,
+      invoke: (fn, inputs) => invokeFunction(fn, inputs, {}, config, log),
+    });
   } catch (err) {
     await Promise.all([...queues, ...timers].map((t) => t.stop(0)));
     throw err;

@@ -198,6 +198,11 @@ export async function startHttpServer(opts: {
   functions: readonly RegisteredFunction[];
   log: (line: string) => void;
   maxRequestBodyBytes?: number;
+  /**
+   * Runs a function as the host does (invocation hooks, functionTimeout); without it the handler is
+   * called directly.
+   */
+  invoke?: (fn: RegisteredFunction, inputs: unknown[]) => Promise<unknown>;
   /** Keys to check; undefined reads LOCAL_HOST_AUTH and its keys from the environment, null checks none. */
   keys?: HostKeys | null;
 }): Promise<RunningHttpServer> {
@@ -272,7 +277,7 @@ export async function startHttpServer(opts: {
     });
     const started = Date.now();
     try {
-      await writeResponse(res, await fn.handler(request, context));
+      await writeResponse(res, await (opts.invoke ? opts.invoke(fn, [request]) : fn.handler(request, context)));
       opts.log(`${method} ${path} → ${res.statusCode} (${fn.name}, ${Date.now() - started} ms)`);
     } catch (err) {
       opts.log(`${method} ${path} → 500 (${fn.name}): ${err instanceof Error ? err.stack : String(err)}`);

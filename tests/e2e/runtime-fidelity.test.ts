@@ -165,3 +165,16 @@ it('keeps the host process alive after a stray exception or unhandled rejection,
   expect(run.stdout).toContain('still serving');
   expect(run.status).toBe(0);
 });
+
+// The same hooks and functionTimeout apply to HTTP invocations: the host runs every invocation through the
+// worker's InvocationHandler, and FunctionExecutor bounds each one; a failed HTTP invocation answers 500.
+it('runs hooks around HTTP invocations and fails one that overruns functionTimeout', async () => {
+  const quick = await fetch(`${host.url}/slow`);
+  expect([quick.status, await quick.text()]).toEqual([200, 'done']);
+  await waitFor('the HTTP postInvocation hook', async () => events.includes('post:slow:true:ok') || undefined);
+  const overrun = await fetch(`${host.url}/slow?ms=2500`);
+  expect(overrun.status).toBe(500);
+  await waitFor('the timeout hook', async () =>
+    events.find((e) => e.startsWith('post:slow:true:error: Timeout value of')),
+  );
+});

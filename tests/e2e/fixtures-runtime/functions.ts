@@ -7,7 +7,8 @@ export const seen: { payload: unknown; metadata: unknown }[] = [];
 app.hook.preInvocation((context) => {
   events.push(`pre:${context.invocationContext.functionName}`);
   context.hookData.started = true;
-  // a preInvocation hook may replace the inputs the function receives
+  // a preInvocation hook may replace the inputs the function receives (here: the queue payload only)
+  if (context.invocationContext.functionName !== 'work') return;
   const [payload] = context.inputs as [Record<string, unknown>];
   context.inputs = [{ ...payload, hooked: true }];
 });
@@ -23,5 +24,16 @@ app.storageQueue('work', {
   handler: async (payload: unknown, context: InvocationContext) => {
     seen.push({ payload, metadata: context.triggerMetadata });
     if ((payload as { hang?: boolean }).hang) await new Promise((resolve) => setTimeout(resolve, 3000).unref());
+  },
+});
+
+app.http('slow', {
+  route: 'slow',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: async (request) => {
+    const ms = Number(request.query.get('ms') ?? 0);
+    if (ms) await new Promise((resolve) => setTimeout(resolve, ms).unref());
+    return { status: 200, body: 'done' };
   },
 });
