@@ -79,14 +79,19 @@ export function selectFunctions(
   log: (line: string) => void = () => undefined,
 ): readonly RegisteredFunction[] {
   if (!selected) return all;
-  const known = new Set(all.map((f) => f.name));
-  const missing = selected.filter((name) => !known.has(name));
+  // As FunctionMetadataManager.ApplyAllowList in azure-functions-host: names match case-insensitively and a
+  // name no function has is ignored (logged here as a warning), never an error.
+  const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+  const missing = selected.filter((name) => !all.some((f) => same(f.name, name)));
+  log(`a function allow list has been specified, excluding all but the following functions: [${selected.join(', ')}]`);
   if (missing.length)
-    throw new Error(
-      `function selection names ${missing.map((n) => `"${n}"`).join(', ')}, which no function file registers; registered: ${[...known].sort().join(', ')}`,
+    log(
+      `warning: the function allow list names ${missing.map((n) => `"${n}"`).join(', ')}, which no function file registers (ignored); registered: ${all
+        .map((f) => f.name)
+        .sort()
+        .join(', ')}`,
     );
-  log(`running only the selected functions: ${selected.join(', ')}`);
-  return all.filter((f) => selected.includes(f.name));
+  return all.filter((f) => selected.some((name) => same(f.name, name)));
 }
 
 export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLocalHost> {

@@ -27,11 +27,30 @@ it('takes AzureFunctionsJobHost__functions__N in index order, over host.json fun
   ]);
 });
 
-it('refuses a malformed host.json list and names that no file registers', () => {
+it('refuses a malformed host.json list', () => {
   expect(() => selectedFunctions('health', {})).toThrow(
     /host.json functions: expected an array of function names but received "health"/,
   );
-  expect(() => selectFunctions(all, ['processHeavvy'])).toThrow(
-    /"processHeavvy", which no function file registers; registered: collectMetrics, health, poisonHeavy, processHeavy/,
+});
+
+// Mirrors azure-functions-host src/WebJobs.Script/Host/FunctionMetadataManager.cs (ApplyAllowList): a function
+// runs when any allow-list name equals its name under StringComparison.CurrentCultureIgnoreCase; names no
+// function has are simply not matched (the host starts; the local host also logs a warning).
+it('matches names case-insensitively, as the real host does', () => {
+  const lines: string[] = [];
+  const picked = selectFunctions(all, ['PROCESSHEAVY', 'collectmetrics'], (l) => lines.push(l));
+  expect(picked.map((f) => f.name)).toEqual(['processHeavy', 'collectMetrics']);
+  expect(lines.join('\n')).toMatch(/allow list .*PROCESSHEAVY, collectmetrics/);
+  expect(lines.join('\n')).not.toMatch(/warning/);
+});
+
+it('ignores names no function file registers, with a warning, instead of refusing to start', () => {
+  const lines: string[] = [];
+  const picked = selectFunctions(all, ['processHeavvy', 'health'], (l) => lines.push(l));
+  expect(picked.map((f) => f.name)).toEqual(['health']);
+  expect(lines.join('\n')).toMatch(
+    /warning: .*"processHeavvy", which no function file registers \(ignored\); registered: collectMetrics, health, poisonHeavy, processHeavy/,
   );
+  // nothing matches: no function runs (the real host starts with none too)
+  expect(selectFunctions(all, ['nope'])).toEqual([]);
 });
