@@ -12,7 +12,9 @@ import { readHostConfig, type HostConfig } from './host-config';
 import { startHttpServer, type RunningHttpServer } from './http-server';
 import { functionFiles, loadFunctions } from './loader';
 import { poisonQueueNameOf, startQueueTrigger, type RunningQueueTrigger } from './queue-trigger';
-import { startTimerTrigger, type RunningTimerTrigger } from './timer-trigger';
+import { parseTimerSchedule, startTimerTrigger } from './timer-trigger';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { HOSTS_CONTAINER, hostIdOf, listenerLockPeriodMs, startTimerLock, type RunningTimerLock } from './timer-lock';
 
 export interface LocalHostOptions {
   root: string;
@@ -107,14 +109,30 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
 
   await runAppHooks('appStart', opts.root);
   const queues = await Promise.all(byType('queueTrigger').map((f) => startQueueFunction(f, config, opts, log)));
-  const timers: RunningTimerTrigger[] = byType('timerTrigger').map((fn) =>
-    startTimerTrigger({
-      schedule: fn.trigger.schedule!,
-      runOnStartup: fn.trigger.runOnStartup,
+  // each timer runs under the real host's singleton lock (a blob lease under the host id): see timer-lock.ts
+  const timerTriggers = byType('timerTrigger');
+  for (const fn of timerTriggers) parseTimerSchedule(fn.trigger.schedule!).next(new Date()); // a bad one stops start-up
+  const locks = timerTriggers.length
+    ? BlobServiceClient.fromConnectionString(
+        resolveConnectionString(process.env.AzureWebJobsStorage),
+      ).getContainerClient(HOSTS_CONTAINER)
+    : undefined;
+  const timers: RunningTimerLock[] = timerTriggers.map((fn) =>
+    startTimerLock({
+      container: locks!,
+      hostId: hostIdOf(opts.root),
+      functionName: fn.name,
+      leasePeriodMs: listenerLockPeriodMs(),
       log: (line) => log(`[${fn.name}] ${line}`),
-      invoke: async (timer) => {
-        await fn.handler(timer, invocationContext(fn, {}, log));
-      },
+      start: () =>
+        startTimerTrigger({
+          schedule: fn.trigger.schedule!,
+          runOnStartup: fn.trigger.runOnStartup,
+          log: (line) => log(`[${fn.name}] ${line}`),
+          invoke: async (timer) => {
+            await fn.handler(timer, invocationContext(fn, {}, log));
+          },
+        }),
     }),
   );
   let server: RunningHttpServer;
