@@ -2,6 +2,7 @@
 import { selectedFunctions } from '../../../scripts/local-host/host-config';
 import { selectFunctions } from '../../../scripts/local-host/host';
 import type { RegisteredFunction } from '../../../scripts/local-host/functions-core';
+import { servedCapabilities } from '../../../shared/metrics/worker-stats';
 
 const fn = (name: string) =>
   ({ name, trigger: { type: 'queueTrigger' }, handler: async () => undefined }) as unknown as RegisteredFunction;
@@ -53,4 +54,9 @@ it('ignores names no function file registers, with a warning, instead of refusin
   );
   // nothing matches: no function runs (the real host starts with none too)
   expect(selectFunctions(all, ['nope'])).toEqual([]);
+});
+
+it('the worker registry counts a capability as served under the same case-insensitive match', () => {
+  expect(servedCapabilities({ AzureFunctionsJobHost__functions__0: 'PROCESSHEAVY' })).toEqual(['heavy']);
+  expect(servedCapabilities({ AzureFunctionsJobHost__functions__0: 'nothing' })).toEqual([]);
 });
