@@ -74,7 +74,7 @@ async function startQueueFunction(
   });
 }
 
-/** Keeps the selected functions; a selected name that no file registers is an error, not a silent no-op. */
+/** Keeps the selected functions, matched as the real host matches its allow-list (see below). */
 export function selectFunctions(
   all: readonly RegisteredFunction[],
   selected: readonly string[] | null,
@@ -85,7 +85,7 @@ export function selectFunctions(
   // name no function has is ignored (logged here as a warning), never an error.
   const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
   const missing = selected.filter((name) => !all.some((f) => same(f.name, name)));
-  log(`a function allow list has been specified, excluding all but the following functions: [${selected.join(', ')}]`);
+  log(`running only the selected functions: ${selected.join(', ')}`);
   if (missing.length)
     log(
       `warning: the function allow list names ${missing.map((n) => `"${n}"`).join(', ')}, which no function file registers (ignored); registered: ${all
