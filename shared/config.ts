@@ -52,8 +52,12 @@ export type Setting = IntegerSetting | TextSetting;
 type ValueOf<S extends Setting> = S extends IntegerSetting ? number : string;
 export type SettingsOf<T extends Record<string, Setting>> = { readonly [K in keyof T]: ValueOf<T[K]> };
 
-/** NCRONTAB as the Functions timer trigger reads it: six fields, seconds first. */
-const NCRONTAB = /^\S+(\s+\S+){5}$/;
+/**
+ * A timer schedule in the shapes the Functions timer trigger accepts (TimerSchedule.Create and
+ * CronSchedule.TryCreate in azure-webjobs-sdk-extensions): NCRONTAB with 6 fields (seconds first) or 5
+ * (no seconds), else a TimeSpan (`[d.]hh:mm[:ss[.fffffff]]` or whole days), run as a constant interval.
+ */
+const TIMER_SCHEDULE = /^\s*(\S+(\s+\S+){4,5}|(\d{1,8}\.)?\d{1,2}:\d{1,2}(:\d{1,2}(\.\d{1,7})?)?|\d{1,8})\s*$/;
 
 export const SETTINGS = {
   maxInputPixels: {
@@ -145,9 +149,10 @@ export const SETTINGS = {
     kind: 'text',
     env: 'METRICS_SCHEDULE',
     fallback: '*/10 * * * * *',
-    pattern: NCRONTAB,
-    expected: 'a six-field NCRONTAB schedule ({second} {minute} {hour} {day} {month} {day-of-week})',
-    meaning: 'NCRONTAB schedule of the metrics timer',
+    pattern: TIMER_SCHEDULE,
+    expected:
+      'an NCRONTAB schedule of 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) or 5 (without {second}), or a TimeSpan such as 00:00:10',
+    meaning: 'schedule of the metrics timer: NCRONTAB (6 fields, or 5 without seconds) or a TimeSpan interval',
     reason: 'a snapshot every 10 s follows a scale-up as it happens',
   },
   metricsRetentionMinutes: {

@@ -12,7 +12,9 @@ import { readHostConfig, type HostConfig } from './host-config';
 import { startHttpServer, type RunningHttpServer } from './http-server';
 import { functionFiles, loadFunctions } from './loader';
 import { poisonQueueNameOf, startQueueTrigger, type RunningQueueTrigger } from './queue-trigger';
-import { startTimerTrigger, type RunningTimerTrigger } from './timer-trigger';
+import { parseTimerSchedule, startTimerTrigger } from './timer-trigger';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { HOSTS_CONTAINER, hostIdOf, listenerLockPeriodMs, startTimerLock, type RunningTimerLock } from './timer-lock';
 
 export interface LocalHostOptions {
   root: string;
@@ -175,21 +177,26 @@ export function keepRunningOnStrayErrors(log: (line: string) => void): void {
   );
 }
 
-/** Keeps the selected functions; a selected name that no file registers is an error, not a silent no-op. */
+/** Keeps the selected functions, matched as the real host matches its allow-list (see below). */
 export function selectFunctions(
   all: readonly RegisteredFunction[],
   selected: readonly string[] | null,
   log: (line: string) => void = () => undefined,
 ): readonly RegisteredFunction[] {
   if (!selected) return all;
-  const known = new Set(all.map((f) => f.name));
-  const missing = selected.filter((name) => !known.has(name));
-  if (missing.length)
-    throw new Error(
-      `function selection names ${missing.map((n) => `"${n}"`).join(', ')}, which no function file registers; registered: ${[...known].sort().join(', ')}`,
-    );
+  // As FunctionMetadataManager.ApplyAllowList in azure-functions-host: names match case-insensitively and a
+  // name no function has is ignored (logged here as a warning), never an error.
+  const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+  const missing = selected.filter((name) => !all.some((f) => same(f.name, name)));
   log(`running only the selected functions: ${selected.join(', ')}`);
-  return all.filter((f) => selected.includes(f.name));
+  if (missing.length)
+    log(
+      `warning: the function allow list names ${missing.map((n) => `"${n}"`).join(', ')}, which no function file registers (ignored); registered: ${all
+        .map((f) => f.name)
+        .sort()
+        .join(', ')}`,
+    );
+  return all.filter((f) => selected.some((name) => same(f.name, name)));
 }
 
 export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLocalHost> {
@@ -205,14 +212,30 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
 
   await runAppHooks('appStart', opts.root);
   const queues = await Promise.all(byType('queueTrigger').map((f) => startQueueFunction(f, config, opts, log)));
-  const timers: RunningTimerTrigger[] = byType('timerTrigger').map((fn) =>
-    startTimerTrigger({
-      schedule: fn.trigger.schedule!,
-      runOnStartup: fn.trigger.runOnStartup,
+  // each timer runs under the real host's singleton lock (a blob lease under the host id): see timer-lock.ts
+  const timerTriggers = byType('timerTrigger');
+  for (const fn of timerTriggers) parseTimerSchedule(fn.trigger.schedule!).next(new Date()); // a bad one stops start-up
+  const locks = timerTriggers.length
+    ? BlobServiceClient.fromConnectionString(
+        resolveConnectionString(process.env.AzureWebJobsStorage),
+      ).getContainerClient(HOSTS_CONTAINER)
+    : undefined;
+  const timers: RunningTimerLock[] = timerTriggers.map((fn) =>
+    startTimerLock({
+      container: locks!,
+      hostId: hostIdOf(opts.root),
+      functionName: fn.name,
+      leasePeriodMs: listenerLockPeriodMs(),
       log: (line) => log(`[${fn.name}] ${line}`),
-      invoke: async (timer) => {
-        await invokeFunction(fn, [timer], {}, config, log);
-      },
+      start: () =>
+        startTimerTrigger({
+          schedule: fn.trigger.schedule!,
+          runOnStartup: fn.trigger.runOnStartup,
+          log: (line) => log(`[${fn.name}] ${line}`),
+          invoke: async (timer) => {
+            await invokeFunction(fn, [timer], {}, config, log);
+          },
+        }),
     }),
   );
   let server: RunningHttpServer;

@@ -1,12 +1,21 @@
 /**
- * Timer triggers for the local host: Azure Functions' 6-field NCRONTAB schedules
- * (`{second} {minute} {hour} {day} {month} {day-of-week}`) and a setTimeout loop that invokes the function.
+ * Timer triggers for the local host, as the timer extension (Azure/azure-webjobs-sdk-extensions,
+ * src/WebJobs.Extensions/Extensions/Timers/) runs them: a schedule is NCRONTAB with 6 fields
+ * (`{second} {minute} {hour} {day} {month} {day-of-week}`) or 5 (no seconds: second 0), else a .NET TimeSpan
+ * (`hh:mm:ss`, a constant interval); and a setTimeout loop that invokes the function.
  * Schedules run in the local time of this Node process (its TZ). The real host uses UTC unless WEBSITE_TIME_ZONE
  * or TZ is set (which one depends on OS and plan), so run with TZ=UTC to match a default Azure deployment.
  */
 
-export interface CronSchedule {
+/** A schedule: NCRONTAB (CronSchedule.cs) or a constant TimeSpan interval (ConstantSchedule.cs). */
+export interface TimerSchedule {
   readonly expression: string;
+  /** TimerInfo.schedule.adjustForDST: true for NCRONTAB, false for a constant interval. */
+  readonly adjustForDST: boolean;
+  next(after: Date): Date;
+}
+
+export interface CronSchedule extends TimerSchedule {
   /** The first matching instant strictly after `after`, in whole seconds. */
   next(after: Date): Date;
   matches(at: Date): boolean;
@@ -148,15 +157,19 @@ function advance(f: readonly Field[], at: Date): Date | undefined {
   return first ? undefined : nextHour;
 }
 
+const CRON_FIELDS = '{second} {minute} {hour} {day} {month} {day-of-week}';
+
+/**
+ * NCRONTAB as CronSchedule.TryCreate parses it: 5 fields are read without seconds (IncludingSeconds is
+ * `fields != 5`), so `*\/5 * * * *` runs every 5 minutes at second 0.
+ */
 export function parseNcrontab(expression: string): CronSchedule {
-  const texts = expression.trim().split(/\s+/).filter(Boolean);
-  if (texts.length !== 6) {
-    const hint =
-      texts.length === 5 ? `; Azure Functions needs 6 fields with seconds first, e.g. "0 ${texts.join(' ')}"` : '';
+  const given = expression.trim().split(/\s+/).filter(Boolean);
+  if (given.length !== 6 && given.length !== 5)
     throw new Error(
-      `Invalid NCRONTAB schedule "${expression}": expected 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) but received ${texts.length}${hint}`,
+      `Invalid NCRONTAB schedule "${expression}": expected 6 fields (${CRON_FIELDS}) or 5 (without {second}) but received ${given.length}`,
     );
-  }
+  const texts = given.length === 5 ? ['0', ...given] : given;
   const fields = texts.map((text, i) => {
     const spec = SPECS[i];
     const fail: Fail = (expected, received) => {
@@ -168,6 +181,7 @@ export function parseNcrontab(expression: string): CronSchedule {
   });
   return {
     expression,
+    adjustForDST: true,
     matches: (at) => advance(fields, new Date(Math.floor(at.getTime() / 1000) * 1000)) === undefined,
     next(after) {
       const limit = new Date(after);
@@ -184,8 +198,50 @@ export function parseNcrontab(expression: string): CronSchedule {
   };
 }
 
+/**
+ * A .NET TimeSpan as TimeSpan.TryParse reads the common forms: `d` (whole days), `[d.]hh:mm[:ss[.fffffff]]`, in
+ * ms; undefined when it is not one. Hours 0-23, minutes and seconds 0-59, as .NET requires.
+ */
+export function parseTimeSpanMs(text: string): number | undefined {
+  const t = text.trim();
+  if (/^\d{1,8}$/.test(t)) return Number(t) * 86_400_000;
+  const m = /^(?:(\d{1,8})\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?$/.exec(t);
+  if (!m) return undefined;
+  const [d, h, mi, sec] = [m[1], m[2], m[3], m[4]].map((v) => Number(v ?? 0)) as [number, number, number, number];
+  if (h > 23 || mi > 59 || sec > 59) return undefined;
+  const fraction = Number(`0.${m[5] ?? '0'}`);
+  return (((d * 24 + h) * 60 + mi) * 60 + sec + fraction) * 1000;
+}
+
+/**
+ * The schedule of a timer trigger, as TimerSchedule.Create decides it: NCRONTAB first, else a TimeSpan (a
+ * ConstantSchedule: the next run is the previous run's start plus the interval), else an error.
+ */
+export function parseTimerSchedule(expression: string): TimerSchedule {
+  const fields = expression.trim().split(/\s+/).filter(Boolean).length;
+  if (fields === 5 || fields === 6) return parseNcrontab(expression);
+  const interval = parseTimeSpanMs(expression);
+  if (interval === undefined)
+    throw new Error(
+      `The schedule expression "${expression}" was not recognized as a valid cron expression or timespan string: expected NCRONTAB with 6 fields (${CRON_FIELDS}) or 5 (without {second}), or a TimeSpan such as "00:05:00" or "1.00:00:00"`,
+    );
+  // the real host would re-run such a schedule without pause; refusing it is the only local-only rule here
+  if (interval === 0)
+    throw new Error(`The schedule expression "${expression}": expected a TimeSpan longer than zero but received 0`);
+  return { expression, adjustForDST: false, next: (after) => new Date(after.getTime() + interval) };
+}
+
+/**
+ * Runs the schedule as TimerListener.cs does: one System.Timers.Timer without AutoReset, re-armed only when an
+ * invocation has finished, so invocations never overlap. The next occurrence is computed from the time the
+ * invocation started (or the occurrence it was due at, if the timer fired a hair early); when a run overruns
+ * that occurrence, the interval is negative and the next invocation starts at once, and then the schedule
+ * goes on from there: missed occurrences collapse into one. isPastDue is false for every scheduled invocation;
+ * the real host sets it only at start-up, when its schedule monitor (storage) shows an occurrence was missed
+ * while no host ran, which the local host does not record.
+ */
 export function startTimerTrigger(o: TimerTriggerOptions): RunningTimerTrigger {
-  const schedule = parseNcrontab(o.schedule);
+  const schedule = parseTimerSchedule(o.schedule);
   const now = o.now ?? (() => new Date());
   const log = (line: string): void => o.log?.(`[timer "${o.schedule}"] ${line}`);
   let nextAt = schedule.next(now());
@@ -195,43 +251,44 @@ export function startTimerTrigger(o: TimerTriggerOptions): RunningTimerTrigger {
   // As the host does, the status passed in is the one recorded by the previous run.
   let last = NEVER;
 
-  const invoke = (next: Date, isPastDue: boolean): void => {
+  const invoke = async (scheduled: boolean): Promise<void> => {
+    const invokedAt = now();
     const timer: TimerInfo = {
-      schedule: { adjustForDST: true },
-      scheduleStatus: { last, next: next.toISOString(), lastUpdated: last },
-      isPastDue,
+      schedule: { adjustForDST: schedule.adjustForDST },
+      scheduleStatus: { last, next: nextAt.toISOString(), lastUpdated: last },
+      isPastDue: false,
     };
-    const startedAt = now();
-    last = (startedAt > next ? startedAt : next).toISOString();
-    // a rejected (or throwing) invocation is logged and the schedule carries on, as in the host
-    running = Promise.resolve()
-      .then(() => o.invoke(timer))
-      .catch((err: unknown) =>
-        log(`invocation failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
-      )
-      .finally(() => (running = undefined));
+    try {
+      // a rejected (or throwing) invocation is logged and the schedule carries on, as in the host
+      await o.invoke(timer);
+    } catch (err) {
+      log(`invocation failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+    // fired early (clock skew): count from the occurrence, so it is not run twice
+    const adjusted = scheduled && nextAt > invokedAt ? nextAt : invokedAt;
+    last = adjusted.toISOString();
+    nextAt = schedule.next(adjusted);
   };
 
-  const fire = (): void => {
-    const [due, firedAt] = [nextAt, now()];
-    // from the later of the two: a timer firing a hair early must not hit the same occurrence twice,
-    // and one firing late skips occurrences already missed instead of running them back to back
-    nextAt = schedule.next(firedAt > due ? firedAt : due);
-    arm();
-    if (running) return log(`skipped the ${due.toISOString()} occurrence: the previous invocation is still running`);
-    invoke(due, firedAt.getTime() - due.getTime() > 1000);
+  const run = (scheduled: boolean): void => {
+    running = invoke(scheduled).finally(() => {
+      running = undefined;
+      const late = now().getTime() - nextAt.getTime();
+      if (late >= 0 && !stopped) log(`the run overran the ${nextAt.toISOString()} occurrence: running again now`);
+      arm();
+    });
   };
 
   // Re-armed in chunks: delays above MAX_DELAY_MS would overflow, and each chunk re-reads the clock.
   const arm = (): void => {
     if (stopped) return;
     const wait = nextAt.getTime() - now().getTime();
-    handle = setTimeout(wait > MAX_DELAY_MS ? arm : fire, Math.max(0, Math.min(wait, MAX_DELAY_MS)));
+    handle = setTimeout(wait > MAX_DELAY_MS ? arm : () => run(true), Math.max(0, Math.min(wait, MAX_DELAY_MS)));
   };
 
   log(`next run at ${nextAt.toISOString()}`);
-  if (o.runOnStartup) invoke(nextAt, false);
-  arm();
+  if (o.runOnStartup) run(false);
+  else arm();
 
   return {
     nextRun: () => new Date(nextAt),

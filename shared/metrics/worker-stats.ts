@@ -60,7 +60,9 @@ export const emptyCounters = (): CapabilityCounters => ({
  */
 export function servedCapabilities(env: NodeJS.ProcessEnv = process.env): CapabilityName[] {
   const selected = functionAllowList(env);
-  return CAPABILITIES.map((c) => c.name).filter((c) => !selected || selected.includes(workerFunctionName(c)));
+  // the host matches allow-list names case-insensitively (FunctionMetadataManager.ApplyAllowList)
+  const runs = (name: string): boolean => !selected || selected.some((s) => s.toLowerCase() === name.toLowerCase());
+  return CAPABILITIES.map((c) => c.name).filter((c) => runs(workerFunctionName(c)));
 }
 
 export class WorkerStats {

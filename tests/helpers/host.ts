@@ -1,4 +1,5 @@
 /** The built local host as a child process, the way `npm start` runs it, on a free port. */
+import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { freePort } from '../../scripts/azurite';
@@ -41,7 +42,9 @@ export async function spawnApp(
   const port = opts.port ?? (await freePort());
   const child = spawn(process.execPath, [script, '--port', String(port)], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), ...env },
+    // a host id of its own (as a separate app), so a host killed earlier does not keep this one's timers
+    // waiting for its singleton lock to expire; tests about the lock pass AzureFunctionsWebHost__hostid
+    env: { ...process.env, PORT: String(port), AzureFunctionsWebHost__hostid: `t${randomUUID().slice(0, 8)}`, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.detached ?? false,
   });

@@ -83,11 +83,22 @@ describe('settings from the environment', () => {
       "Expected an integer between 1 and 1073741824 for MAX_BODY_BYTES but received '10MB' of type string",
       "Expected an integer between 1 and 10000 for MAX_IMAGES_PER_JOB but received '-1' of type string",
       "Expected up to 20 lower-case letters or digits for STORAGE_NAMESPACE but received 'Bad-Name' of type string",
-      "Expected a six-field NCRONTAB schedule ({second} {minute} {hour} {day} {month} {day-of-week}) for METRICS_SCHEDULE but received 'every 10 seconds' of type string",
+      "Expected an NCRONTAB schedule of 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) or 5 (without {second}), or a TimeSpan such as 00:00:10 for METRICS_SCHEDULE but received 'every 10 seconds' of type string",
       "Expected an integer between 1 and 10080 for METRICS_RETENTION_MINUTES but received '1.5' of type string",
       "Expected an integer between 1 and 3600 for WORKER_HEARTBEAT_SECONDS but received 'often' of type string",
       "Expected an integer between 1 and 1000 for WORKER_SLOTS but received '0' of type string",
     ]);
+  });
+
+  // The shapes the real timer extension accepts: azure-webjobs-sdk-extensions
+  // src/WebJobs.Extensions/Extensions/Timers/Scheduling/TimerSchedule.cs (Create) and CronSchedule.cs (HasSeconds).
+  it('METRICS_SCHEDULE takes what the timer trigger takes: 6- or 5-field NCRONTAB, or a TimeSpan', () => {
+    for (const schedule of ['*/10 * * * * *', '*/5 * * * *', '00:00:10', '1.00:00:00', ' 0 */2 * * * * '])
+      expect(loadSettings({ METRICS_SCHEDULE: schedule }).metricsSchedule).toBe(schedule.trim());
+    for (const schedule of ['* * * *', '0 0 0 * * * 2024', '10 seconds', '00:00:10:00'])
+      expect(problemsOf({ METRICS_SCHEDULE: schedule })).toEqual([
+        expect.stringContaining(`for METRICS_SCHEDULE but received '${schedule}'`),
+      ]);
   });
 
   it('documents what each setting means and why each default is what it is', () => {

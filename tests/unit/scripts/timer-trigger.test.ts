@@ -7,7 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
-import { parseNcrontab, startTimerTrigger, type TimerInfo } from '../../../scripts/local-host/timer-trigger';
+import {
+  parseNcrontab,
+  parseTimerSchedule,
+  startTimerTrigger,
+  type TimerInfo,
+} from '../../../scripts/local-host/timer-trigger';
 
 const MODULE = path.join(__dirname, '../../../scripts/local-host/timer-trigger.ts');
 const NEVER = '0001-01-01T00:00:00.000Z';
@@ -233,13 +238,54 @@ describe('parseNcrontab: DST (child node with TZ set)', () => {
   });
 });
 
-describe('parseNcrontab: invalid schedules', () => {
-  it('rejects classic 5-field cron, pointing at the missing seconds', () => {
-    expect(errorOf('*/5 * * * *')).toBe(
-      'Invalid NCRONTAB schedule "*/5 * * * *": expected 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) but received 5; ' +
-        'Azure Functions needs 6 fields with seconds first, e.g. "0 */5 * * * *"',
+// Mirrors azure-webjobs-sdk-extensions src/WebJobs.Extensions/Extensions/Timers/Scheduling/CronSchedule.cs
+// (TryCreate / HasSeconds: IncludingSeconds only when the expression does not have 5 fields) and TimerSchedule.cs
+// (Create: NCRONTAB first, else TimeSpan.TryParse into a ConstantSchedule, else "not recognized").
+describe('5-field NCRONTAB and TimeSpan schedules, as the real timer extension', () => {
+  it('reads 5 fields without seconds: every 5 minutes at second 0', () => {
+    expect(nexts('*/5 * * * *', at(2024, 1, 1, 0, 0, 30), 3)).toEqual([
+      '2024-01-01 Mon 00:05:00',
+      '2024-01-01 Mon 00:10:00',
+      '2024-01-01 Mon 00:15:00',
+    ]);
+    expect(nexts('30 9 * * MON-FRI', at(2024, 1, 5, 10), 2)).toEqual([
+      '2024-01-08 Mon 09:30:00',
+      '2024-01-09 Tue 09:30:00',
+    ]);
+    expect(errorOf('*/5 * * 13 *')).toMatch(
+      /the month field expected a number 1-12 or a name JAN-DEC but received 13$/,
     );
-    expect(errorOf('0 0 0 * * * 2024')).toMatch(/expected 6 fields .* but received 7$/);
+  });
+
+  it('takes a TimeSpan as a constant interval from the previous run', () => {
+    const from = at(2024, 1, 1, 0, 0, 0, 250);
+    const every10s = parseTimerSchedule('00:00:10');
+    expect(every10s.adjustForDST).toBe(false);
+    expect(every10s.next(from).getTime() - from.getTime()).toBe(10_000);
+    const cases: [string, number][] = [
+      ['01:30', 90 * 60_000],
+      ['1.02:03:04.5', ((26 * 60 + 3) * 60 + 4.5) * 1000],
+      ['2', 2 * 86_400_000],
+    ];
+    for (const [text, ms] of cases) expect(parseTimerSchedule(text).next(from).getTime() - from.getTime()).toBe(ms);
+    expect(parseTimerSchedule('0 */5 * * * *').adjustForDST).toBe(true);
+  });
+
+  it('refuses what is neither, saying what it expected', () => {
+    for (const bad of ['every 10 seconds', '25:00:00', '00:61:00', '-00:00:10'])
+      expect(() => parseTimerSchedule(bad)).toThrow(
+        `The schedule expression "${bad}" was not recognized as a valid cron expression or timespan string: expected NCRONTAB with 6 fields`,
+      );
+    expect(() => parseTimerSchedule('00:00:00')).toThrow(/expected a TimeSpan longer than zero but received 0/);
+  });
+});
+
+describe('parseNcrontab: invalid schedules', () => {
+  it('rejects other field counts, naming both accepted forms', () => {
+    expect(errorOf('0 0 0 * * * 2024')).toBe(
+      'Invalid NCRONTAB schedule "0 0 0 * * * 2024": expected 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) or 5 (without {second}) but received 7',
+    );
+    expect(errorOf('0 0 *')).toMatch(/or 5 \(without \{second\}\) but received 3$/);
   });
 
   it('rejects an empty schedule', () => {
@@ -349,7 +395,10 @@ describe('startTimerTrigger (fake timers)', () => {
     await trigger.stop();
   });
 
-  it('marks an invocation more than 1 s late as past due', async () => {
+  // TimerListener.cs (azure-webjobs-sdk-extensions .../Timers/Listener/): HandleTimerEvent calls
+  // InvokeJobFunction(DateTime.Now, isPastDue: false) for every scheduled run; only a start-up check of the
+  // schedule monitor's stored status passes isPastDue: true.
+  it('never marks a scheduled invocation past due, however late it fires (as TimerListener)', async () => {
     let lag = 0;
     const calls: TimerInfo[] = [];
     const trigger = startTimerTrigger({
@@ -360,7 +409,7 @@ describe('startTimerTrigger (fake timers)', () => {
     await jest.advanceTimersByTimeAsync(500);
     lag = 3_000; // the clock jumps (a busy event loop, a laptop waking up): the next timer fires 3 s late
     await jest.advanceTimersByTimeAsync(1_000);
-    expect(calls.map((c) => c.isPastDue)).toEqual([false, true]);
+    expect(calls.map((c) => c.isPastDue)).toEqual([false, false]);
     await trigger.stop();
   });
 
@@ -382,21 +431,47 @@ describe('startTimerTrigger (fake timers)', () => {
     await trigger.stop();
   });
 
-  it('never overlaps: an occurrence during a running invocation is skipped and logged', async () => {
-    const started: string[] = [];
+  // TimerListener.cs: the timer has AutoReset = false and is re-armed in HandleTimerEvent's finally, after the
+  // invocation; InvokeJobFunction sets Next = GetNextOccurrence(invocation start), so an overrun leaves Next in
+  // the past and GetNextTimerInterval turns the negative interval into one tick: one catch-up run at once.
+  it('an overrun runs again at once, then follows the schedule; never overlaps (as TimerListener)', async () => {
+    const started: { next: string; at: number; isPastDue: boolean }[] = [];
+    let first = true;
     const invoke = (t: TimerInfo): Promise<void> => {
-      started.push(t.scheduleStatus.next);
-      return new Promise((resolve) => setTimeout(resolve, 2_500));
+      started.push({ next: t.scheduleStatus.next, at: Date.now(), isPastDue: t.isPastDue });
+      const ms = first ? 2_500 : 100;
+      first = false;
+      return new Promise((resolve) => setTimeout(resolve, ms));
     };
     const trigger = startTimerTrigger({ schedule: '* * * * * *', log, invoke });
-    await jest.advanceTimersByTimeAsync(4_000); // fires 00:00:01, busy until 00:00:03.5, fires 00:00:04
-    expect(started).toEqual([at(2024, 1, 1, 0, 0, 1).toISOString(), at(2024, 1, 1, 0, 0, 4).toISOString()]);
-    expect(logs.filter((l) => l.includes('skipped'))).toEqual([
-      `[timer "* * * * * *"] skipped the ${at(2024, 1, 1, 0, 0, 2).toISOString()} occurrence: the previous invocation is still running`,
-      `[timer "* * * * * *"] skipped the ${at(2024, 1, 1, 0, 0, 3).toISOString()} occurrence: the previous invocation is still running`,
+    await jest.advanceTimersByTimeAsync(4_000); // fires 00:00:01, busy until 00:00:03.5, again at once, then 00:00:04
+    expect(started).toEqual([
+      { next: at(2024, 1, 1, 0, 0, 1).toISOString(), at: at(2024, 1, 1, 0, 0, 1).getTime(), isPastDue: false },
+      // the status handed in is the one recorded: Next = the occurrence after the overrunning run's start
+      // (1 ms later: setTimeout's minimum delay, where the host's timer waits one tick)
+      { next: at(2024, 1, 1, 0, 0, 2).toISOString(), at: at(2024, 1, 1, 0, 0, 3, 501).getTime(), isPastDue: false },
+      { next: at(2024, 1, 1, 0, 0, 4).toISOString(), at: at(2024, 1, 1, 0, 0, 4).getTime(), isPastDue: false },
+    ]);
+    expect(logs.filter((l) => l.includes('overran'))).toEqual([
+      `[timer "* * * * * *"] the run overran the ${at(2024, 1, 1, 0, 0, 2).toISOString()} occurrence: running again now`,
     ]);
     const stopped = trigger.stop();
-    await jest.advanceTimersByTimeAsync(2_500);
+    await jest.advanceTimersByTimeAsync(100);
+    await stopped;
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('a TimeSpan schedule counts from the start of the previous run', async () => {
+    const starts: number[] = [];
+    const invoke = (): Promise<void> => {
+      starts.push(Date.now());
+      return new Promise((resolve) => setTimeout(resolve, 3_000));
+    };
+    const trigger = startTimerTrigger({ schedule: '00:00:10', invoke });
+    await jest.advanceTimersByTimeAsync(30_000);
+    expect(starts.map((t) => t - START.getTime())).toEqual([10_000, 20_000, 30_000]);
+    const stopped = trigger.stop();
+    await jest.advanceTimersByTimeAsync(3_000);
     await stopped;
     expect(jest.getTimerCount()).toBe(0);
   });
@@ -460,8 +535,8 @@ describe('startTimerTrigger (fake timers)', () => {
   });
 
   it('throws on an invalid schedule without arming a timer', () => {
-    expect(() => startTimerTrigger({ schedule: '*/5 * * * *', invoke: async () => undefined })).toThrow(
-      /needs 6 fields with seconds first/,
+    expect(() => startTimerTrigger({ schedule: '*/5 * * *', invoke: async () => undefined })).toThrow(
+      /not recognized as a valid cron expression or timespan string/,
     );
     expect(() => startTimerTrigger({ schedule: '0 0 0 30 2 *', invoke: async () => undefined })).toThrow(
       /no occurrence within 5 years/,
