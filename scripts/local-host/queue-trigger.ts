@@ -280,11 +280,19 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
   async function receiveBatch(): Promise<ReceivedMessageItem[]> {
     try {
       const numberOfMessages = Math.min(options.batchSize, MAX_RECEIVE);
-      const response = await queue.receiveMessages({
-        numberOfMessages,
-        visibilityTimeout: seconds(leaseMs),
-        abortSignal: stopping.signal,
-      });
+      // Not cancelled by stop(): a receive cut off after the service dequeued its messages would leave them
+      // hidden for a whole lease (10 minutes). One that returns after stop() hands them straight back.
+      const response = await queue.receiveMessages({ numberOfMessages, visibilityTimeout: seconds(leaseMs) });
+      if (stopping.signal.aborted) {
+        await Promise.all(
+          response.receivedMessageItems.map((m) =>
+            attempt(`handing message ${m.messageId} back at stop`, () =>
+              queue.updateMessage(m.messageId, m.popReceipt, undefined, 0),
+            ),
+          ),
+        );
+        return [];
+      }
       return response.receivedMessageItems;
     } catch (err) {
       if (stopping.signal.aborted) return [];

@@ -58,7 +58,7 @@ it('each Deployment runs only its functions; together they process jobs, and a c
 
   const namespace = uniqueNamespace();
   await seedSampleImages(new Storage(azurite.connectionString, resourceNames(namespace)));
-  const run = async (role: string) => {
+  const run = async (role: string, overrides: NodeJS.ProcessEnv = {}) => {
     const deployment: K8sObject = deployments.get(role)!;
     const env: NodeJS.ProcessEnv = {
       ...config,
@@ -75,6 +75,7 @@ it('each Deployment runs only its functions; together they process jobs, and a c
       // keys checked as the real host checks them (scripts/local-host/keys.ts cites its source)
       LOCAL_HOST_AUTH: 'keys',
       LOCAL_HOST_FUNCTION_KEY: FUNCTION_KEY,
+      ...overrides,
     });
     const host = await spawnApp(path.join(layout, 'dist/scripts/local-host/main.js'), env, /Host listening on/);
     hosts.push(host);
@@ -150,8 +151,36 @@ it('each Deployment runs only its functions; together they process jobs, and a c
   expect(metrics.output()).toMatch(/collectMetrics: schedule/);
 
   // a light worker arrives (KEDA's scale-up from zero) and the waiting job completes
-  await run('worker-light');
+  // (with the real host's 10-minute lease, so a message left hidden by a stop would stall the job below)
+  const production = { LOCAL_HOST_QUEUE_LEASE_SECONDS: '600' };
+  const light = await run('worker-light', production);
   expect((await jobDone(api.url, grey.job_id, 60000)).counts).toMatchObject({ succeeded: 1, failed: 0 });
+
+  // KEDA scales the light worker in while it runs tasks: SIGTERM lets the running ones finish, the rest stay
+  // on the queue for the next worker at once (none waits out a lease), each task runs once, and the
+  // registry says stopped, not dead
+  const TASKS = 24;
+  const busy = await postJson(`${api.url}/jobs?code=${FUNCTION_KEY}`, {
+    images: Array.from({ length: TASKS }, () => 'sample_4k.jpg'),
+    filters: [{ name: 'resize', width: 3000 }, 'grayscale'],
+  });
+  await waitFor(
+    'light tasks in flight',
+    async () => ((await getJson(`${api.url}/jobs/${busy.job_id}`)).counts.processing > 0 ? true : undefined),
+    30000,
+    50,
+  );
+  light.child.kill('SIGTERM');
+  expect(await light.exited).toBe(0);
+  const stopped = await getJson(`${api.url}/jobs/${busy.job_id}`);
+  expect(stopped.counts.processing).toBe(0);
+  expect(stopped.counts.queued).toBeGreaterThan(0);
+  await run('worker-light', production);
+  const drained = await jobDone(api.url, busy.job_id, 60000);
+  expect(drained.counts).toMatchObject({ succeeded: TASKS, failed: 0 });
+  expect(drained.tasks.map((t: { attempts: number }) => t.attempts)).toEqual(Array(TASKS).fill(1));
+  const registry = (await getJson(`${api.url}/workers`)).workers as { id: string; status: string }[];
+  expect(registry.find((w) => w.id.endsWith(`-${light.child.pid}`))?.status).toBe('stopped');
 
   // SIGTERM, as Kubernetes stops a pod: each role exits cleanly
   for (const h of hosts) h.child.kill('SIGTERM');
