@@ -239,6 +239,8 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
     }),
   );
   let server: RunningHttpServer;
+  let draining: Promise<void> | undefined;
+  let listenersStopped = false;
   try {
     server = await startHttpServer({
       port: opts.port,
@@ -246,6 +248,24 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
       functions,
       log,
       invoke: (fn, inputs) => invokeFunction(fn, inputs, {}, config, log),
+      drain: {
+        // Drain mode (azure-functions-host HostController.cs Drain/DrainStatus): the queue listeners stop
+        // fetching, running invocations finish; Completed once none is outstanding
+        start: () => {
+          if (draining) return;
+          log('drain mode: the queue listeners stop fetching messages; running invocations finish');
+          draining = Promise.all(queues.map((q) => q.stopPolling())).then(() => void (listenersStopped = true));
+        },
+        status: () => {
+          const outstandingInvocations = queues.reduce((sum, q) => sum + q.inFlight, 0);
+          const state = !draining
+            ? 'Disabled'
+            : outstandingInvocations > 0 || !listenersStopped
+              ? 'InProgress'
+              : 'Completed';
+          return { state, outstandingInvocations, outstandingRetries: 0 };
+        },
+      },
     });
   } catch (err) {
     await Promise.all([...queues, ...timers].map((t) => t.stop(0)));

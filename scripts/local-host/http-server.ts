@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
 import type { RegisteredFunction } from './functions-core';
-import { allows, grantedLevel, hostKeys, type HostKeys } from './keys';
+import { allows, grantedLevel, hostKeys, type AuthLevel, type HostKeys } from './keys';
 import { decodePath, isHostHeaderValid } from './kestrel';
 
 interface Route {
@@ -191,6 +191,48 @@ function answerHostRoute(req: http.IncomingMessage, res: http.ServerResponse, pa
   return true;
 }
 
+/** Drain mode as HostController.cs (azure-functions-host) exposes it; states from Models/DrainModeState.cs. */
+export interface HostDrain {
+  start(): void;
+  status(): {
+    state: 'Disabled' | 'InProgress' | 'Completed';
+    outstandingInvocations: number;
+    outstandingRetries: number;
+  };
+}
+
+/**
+ * POST admin/host/drain (202, starts the drain without waiting) and GET admin/host/drain/status, both of level
+ * admin (the master key) as in HostController.cs: when keys are checked, anything else gets an empty 401.
+ */
+function answerDrainRoute(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  path: string,
+  drain: HostDrain | undefined,
+  granted: () => AuthLevel | null,
+): boolean {
+  const route = path.toLowerCase();
+  const method = (req.method ?? 'GET').toUpperCase();
+  const isStart = route === '/admin/host/drain' && method === 'POST';
+  const isStatus = route === '/admin/host/drain/status' && method === 'GET';
+  if (!drain || (!isStart && !isStatus)) return false;
+  const level = granted();
+  if (level !== null && level !== 'admin') {
+    res.writeHead(401, { 'content-length': '0' }).end();
+    return true;
+  }
+  if (isStart) {
+    drain.start();
+    res.writeHead(202, { 'content-length': '0' }).end();
+    return true;
+  }
+  const body = JSON.stringify(drain.status());
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+  return true;
+}
+
 export async function startHttpServer(opts: {
   port: number;
   host?: string;
@@ -203,6 +245,8 @@ export async function startHttpServer(opts: {
    * called directly.
    */
   invoke?: (fn: RegisteredFunction, inputs: unknown[]) => Promise<unknown>;
+  /** The host's drain mode (POST admin/host/drain, GET admin/host/drain/status). */
+  drain?: HostDrain;
   /** Keys to check; undefined reads LOCAL_HOST_AUTH and its keys from the environment, null checks none. */
   keys?: HostKeys | null;
 }): Promise<RunningHttpServer> {
@@ -247,6 +291,12 @@ export async function startHttpServer(opts: {
   const invoke = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const { url, path } = requestTarget(req);
     if (answerHostRoute(req, res, path)) return;
+    const keyLevel = () => {
+      if (!keys) return null;
+      const header = req.headers['x-functions-key'];
+      return grantedLevel(Array.isArray(header) ? header[0] : header, new URL(url).searchParams.get('code'), keys);
+    };
+    if (answerDrainRoute(req, res, path, opts.drain, keyLevel)) return;
     const { fn, method, params } = route(req, res, path);
     if (keys) {
       const header = req.headers['x-functions-key'];

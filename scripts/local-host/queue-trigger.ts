@@ -60,6 +60,8 @@ export interface QueueTriggerOptions {
 
 export interface RunningQueueTrigger {
   stop(graceMs?: number): Promise<void>;
+  /** Stops fetching messages (drain mode); running invocations go on. */
+  stopPolling(): Promise<void>;
   readonly inFlight: number;
 }
 
@@ -353,6 +355,10 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
   return {
     get inFlight() {
       return inFlight.size;
+    },
+    async stopPolling() {
+      stopping.abort();
+      await polling;
     },
     async stop(graceMs = 30000) {
       stopping.abort();

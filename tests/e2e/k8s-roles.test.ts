@@ -3,7 +3,8 @@
  * once per rendered Deployment with that Deployment's settings (its function allow-list, the
  * ConfigMap), against one Azurite. Each role must do its part and nothing else.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Storage } from '../../shared/storage/clients';
@@ -47,6 +48,7 @@ afterAll(async () => {
 });
 
 const FUNCTION_KEY = 'k8s-roles-test-function-key';
+const MASTER_KEY = 'k8s-roles-test-master-key';
 
 it('each Deployment runs only its functions; together they process jobs, and a capability without workers waits', async () => {
   const { objects } = kustomize(path.join(K8S_DIR, 'overlays/azure'));
@@ -75,6 +77,7 @@ it('each Deployment runs only its functions; together they process jobs, and a c
       // keys checked as the real host checks them (scripts/local-host/keys.ts cites its source)
       LOCAL_HOST_AUTH: 'keys',
       LOCAL_HOST_FUNCTION_KEY: FUNCTION_KEY,
+      LOCAL_HOST_MASTER_KEY: MASTER_KEY,
       ...overrides,
     });
     const host = await spawnApp(path.join(layout, 'dist/scripts/local-host/main.js'), env, /Host listening on/);
@@ -170,6 +173,22 @@ it('each Deployment runs only its functions; together they process jobs, and a c
     30000,
     50,
   );
+  // as Kubernetes stops a pod: the Deployment's preStop hook (the exact command, aimed at this host and a
+  // file holding its master key) drains the host, then SIGTERM
+  const [program, ...hookArgs] = deployments.get('worker-light')!.spec.template.spec.containers[0].lifecycle.preStop
+    .exec.command as string[];
+  const keyFile = path.join(layout, 'host.master');
+  writeFileSync(keyFile, MASTER_KEY);
+  const hook = spawnSync(program === 'node' ? process.execPath : program, [
+    ...hookArgs.slice(0, -3),
+    String(light.port),
+    keyFile,
+    '60',
+  ]);
+  expect({ status: hook.status, output: `${hook.stdout.toString()}${hook.stderr.toString()}` }).toEqual({
+    status: 0,
+    output: expect.stringContaining('drain completed'),
+  });
   light.child.kill('SIGTERM');
   expect(await light.exited).toBe(0);
   const stopped = await getJson(`${api.url}/jobs/${busy.job_id}`);
