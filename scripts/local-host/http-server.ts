@@ -291,17 +291,16 @@ export async function startHttpServer(opts: {
   const invoke = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const { url, path } = requestTarget(req);
     if (answerHostRoute(req, res, path)) return;
-    const keyLevel = () => {
+    /** The level the request's key grants, or null when this host checks no keys. */
+    const keyLevel = (): AuthLevel | null => {
       if (!keys) return null;
       const header = req.headers['x-functions-key'];
       return grantedLevel(Array.isArray(header) ? header[0] : header, new URL(url).searchParams.get('code'), keys);
     };
     if (answerDrainRoute(req, res, path, opts.drain, keyLevel)) return;
     const { fn, method, params } = route(req, res, path);
-    if (keys) {
-      const header = req.headers['x-functions-key'];
-      const code = new URL(url).searchParams.get('code');
-      const granted = grantedLevel(Array.isArray(header) ? header[0] : header, code, keys);
+    const granted = keyLevel();
+    if (granted !== null) {
       if (!allows(fn.trigger.authLevel, granted)) {
         // FunctionInvocationMiddleware: UnauthorizedResult, an empty 401
         res.writeHead(401, { 'content-length': '0' }).end();

@@ -283,7 +283,9 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
     try {
       const numberOfMessages = Math.min(options.batchSize, MAX_RECEIVE);
       // Not cancelled by stop(): a receive cut off after the service dequeued its messages would leave them
-      // hidden for a whole lease (10 minutes). One that returns after stop() hands them straight back.
+      // hidden for a whole lease (10 minutes). One that returns after stop() hands them straight back. This
+      // is the local host's own choice for a clean drain (the "finish or go straight back"), not
+      // behaviour read in the real QueueListener.
       const response = await queue.receiveMessages({ numberOfMessages, visibilityTimeout: seconds(leaseMs) });
       if (stopping.signal.aborted) {
         await Promise.all(

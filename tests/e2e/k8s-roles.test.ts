@@ -174,7 +174,9 @@ it('each Deployment runs only its functions; together they process jobs, and a c
     50,
   );
   // as Kubernetes stops a pod: the Deployment's preStop hook (the exact command, aimed at this host and a
-  // file holding its master key) drains the host, then SIGTERM
+  // file holding its master key) drains the host, then SIGTERM. The local host's drain mode mirrors
+  // azure-functions-host src/WebJobs.Script.WebHost/Controllers/HostController.cs (Drain: 202, admin level;
+  // DrainStatus) and Models/DrainModeStatus.cs / DrainModeState.cs (Disabled, InProgress, Completed)
   const [program, ...hookArgs] = deployments.get('worker-light')!.spec.template.spec.containers[0].lifecycle.preStop
     .exec.command as string[];
   const keyFile = path.join(layout, 'host.master');
