@@ -17,6 +17,7 @@ export interface CoreBinding {
   readonly connection?: string;
   readonly schedule?: string;
   readonly runOnStartup?: boolean;
+  readonly useMonitor?: boolean;
 }
 
 export interface CoreFunctionMetadata {

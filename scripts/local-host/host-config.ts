@@ -20,9 +20,18 @@ export interface QueueOptions {
   readonly messageEncoding: 'base64' | 'none';
 }
 
+/** host.json `singleton` (azure-webjobs-sdk SingletonOptions.cs), the options the timers' listener lock uses. */
+export interface SingletonLockOptions {
+  /** ListenerLockPeriod: how long a listener's lease lasts (renewed at half-time); 15-60 s, a blob lease's range. */
+  readonly listenerLockPeriodMs: number;
+  /** ListenerLockRecoveryPollingInterval: how often a host without the lease tries again; at least 15 s. */
+  readonly listenerLockRecoveryPollingIntervalMs: number;
+}
+
 export interface HostConfig {
   readonly routePrefix: string;
   readonly queues: QueueOptions;
+  readonly singleton: SingletonLockOptions;
   readonly functionTimeoutMs: number;
   /** Only these functions run (host.json `functions`, or AzureFunctionsJobHost__functions__N settings); null: all. */
   readonly functions: readonly string[] | null;
@@ -39,20 +48,84 @@ export function parseTimeSpan(value: string, setting: string): number {
   );
 }
 
+/** Settings from host.json or from AzureFunctionsJobHost__* overrides (strings there, as all app settings are). */
+type Int = number | string;
 interface HostJson {
   extensions?: {
     http?: { routePrefix?: string };
     queues?: {
-      batchSize?: number;
-      newBatchThreshold?: number;
+      batchSize?: Int;
+      newBatchThreshold?: Int;
       maxPollingInterval?: string;
       visibilityTimeout?: string;
-      maxDequeueCount?: number;
+      maxDequeueCount?: Int;
       messageEncoding?: string;
     };
   };
+  singleton?: { listenerLockPeriod?: string; listenerLockRecoveryPollingInterval?: string };
   functionTimeout?: string;
   functions?: unknown;
+}
+
+/**
+ * host.json as the host's configuration sees it: HostJsonFileConfigurationSource.cs (azure-functions-host
+ * src/WebJobs.Script/Config/) loads host.json under the section `AzureFunctionsJobHost`, and environment
+ * variables come after it, so `AzureFunctionsJobHost__extensions__queues__batchSize=4` overrides
+ * host.json's extensions.queues.batchSize. Configuration keys are case-insensitive. The `functions` list is
+ * read by selectedFunctions.
+ */
+export function withEnvOverrides(json: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const copy = structuredClone(json);
+  for (const [key, value] of Object.entries(env)) {
+    const match = /^AzureFunctionsJobHost(?:__|:)(.+)$/i.exec(key);
+    if (!match || value === undefined) continue;
+    const parts = match[1].split(/__|:/).filter(Boolean);
+    if (parts.length === 0 || parts[0].toLowerCase() === 'functions') continue;
+    let node = copy;
+    parts.forEach((part, i) => {
+      const existing = Object.keys(node).find((k) => k.toLowerCase() === part.toLowerCase()) ?? part;
+      if (i === parts.length - 1) return void (node[existing] = value);
+      const child = node[existing];
+      node = (node[existing] = child && typeof child === 'object' ? child : {}) as Record<string, unknown>;
+    });
+  }
+  return copy;
+}
+
+function integer(value: Int | undefined, fallback: number, setting: string): number {
+  if (value === undefined) return fallback;
+  const n = typeof value === 'number' ? value : /^\s*-?\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n))
+    throw new Error(`host.json ${setting}: expected an integer but received ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** SingletonOptions.cs: lease periods must lie in a blob lease's range, the recovery interval not below it. */
+function singletonOptions(json: HostJson['singleton'], env: NodeJS.ProcessEnv): SingletonLockOptions {
+  const period = json?.listenerLockPeriod
+    ? parseTimeSpan(json.listenerLockPeriod, 'singleton.listenerLockPeriod')
+    : listenerLockPeriodDefaultMs(env);
+  if (period < 15_000 || period > 60_000)
+    throw new Error(
+      `host.json singleton.listenerLockPeriod: expected between 00:00:15 and 00:01:00 (a blob lease's range) but received "${json?.listenerLockPeriod}"`,
+    );
+  const recovery = json?.listenerLockRecoveryPollingInterval
+    ? parseTimeSpan(json.listenerLockRecoveryPollingInterval, 'singleton.listenerLockRecoveryPollingInterval')
+    : 60_000;
+  if (recovery < 15_000)
+    throw new Error(
+      `host.json singleton.listenerLockRecoveryPollingInterval: expected at least 00:00:15 but received "${json?.listenerLockRecoveryPollingInterval}"`,
+    );
+  return { listenerLockPeriodMs: period, listenerLockRecoveryPollingIntervalMs: recovery };
+}
+
+/**
+ * ListenerLockPeriod when host.json is silent: 60 s (SingletonOptions.cs), 15 s when the host runs in
+ * Development (azure-webjobs-sdk WebJobsServiceCollectionExtensions.cs). The local host stands in for
+ * `func start`, which runs the host in Development, so Development is the default here.
+ */
+export function listenerLockPeriodDefaultMs(env: NodeJS.ProcessEnv = process.env): number {
+  return (env.AZURE_FUNCTIONS_ENVIRONMENT ?? 'Development') === 'Development' ? 15_000 : 60_000;
 }
 
 /**
@@ -73,9 +146,9 @@ export function selectedFunctions(hostJson: unknown, env: NodeJS.ProcessEnv = pr
 
 export function readHostConfig(root: string, env: NodeJS.ProcessEnv = process.env): HostConfig {
   const file = path.join(root, 'host.json');
-  const json = JSON.parse(readFileSync(file, 'utf8')) as HostJson;
+  const json = withEnvOverrides(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>, env) as HostJson;
   const q = json.extensions?.queues ?? {};
-  const batchSize = q.batchSize ?? 16;
+  const batchSize = integer(q.batchSize, 16, 'extensions.queues.batchSize');
   const encoding = (q.messageEncoding ?? 'base64').toLowerCase();
   if (encoding !== 'base64' && encoding !== 'none')
     throw new Error(
@@ -85,17 +158,18 @@ export function readHostConfig(root: string, env: NodeJS.ProcessEnv = process.en
     routePrefix: (json.extensions?.http?.routePrefix ?? 'api').replace(/^\/+|\/+$/g, ''),
     functionTimeoutMs: json.functionTimeout ? parseTimeSpan(json.functionTimeout, 'functionTimeout') : 5 * 60 * 1000,
     functions: selectedFunctions(json.functions, env),
+    singleton: singletonOptions(json.singleton, env),
     queues: {
       batchSize,
       // the host's default is batchSize / 2 (per core in newer versions; one core's worth here)
-      newBatchThreshold: q.newBatchThreshold ?? Math.floor(batchSize / 2),
+      newBatchThreshold: integer(q.newBatchThreshold, Math.floor(batchSize / 2), 'extensions.queues.newBatchThreshold'),
       maxPollingIntervalMs: q.maxPollingInterval
         ? parseTimeSpan(q.maxPollingInterval, 'extensions.queues.maxPollingInterval')
         : 60_000,
       visibilityTimeoutMs: q.visibilityTimeout
         ? parseTimeSpan(q.visibilityTimeout, 'extensions.queues.visibilityTimeout')
         : 0,
-      maxDequeueCount: q.maxDequeueCount ?? 5,
+      maxDequeueCount: integer(q.maxDequeueCount, 5, 'extensions.queues.maxDequeueCount'),
       messageEncoding: encoding,
     },
   };

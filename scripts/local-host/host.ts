@@ -14,7 +14,8 @@ import { functionFiles, loadFunctions } from './loader';
 import { poisonQueueNameOf, startQueueTrigger, type RunningQueueTrigger } from './queue-trigger';
 import { parseTimerSchedule, startTimerTrigger } from './timer-trigger';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { HOSTS_CONTAINER, hostIdOf, listenerLockPeriodMs, startTimerLock, type RunningTimerLock } from './timer-lock';
+import { blobScheduleMonitor, shouldUseMonitor } from './schedule-monitor';
+import { HOSTS_CONTAINER, hostIdOf, startTimerLock, type RunningTimerLock } from './timer-lock';
 
 export interface LocalHostOptions {
   root: string;
@@ -220,17 +221,27 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
         resolveConnectionString(process.env.AzureWebJobsStorage),
       ).getContainerClient(HOSTS_CONTAINER)
     : undefined;
+  const hostId = hostIdOf(opts.root);
   const timers: RunningTimerLock[] = timerTriggers.map((fn) =>
     startTimerLock({
       container: locks!,
-      hostId: hostIdOf(opts.root),
+      hostId,
       functionName: fn.name,
-      leasePeriodMs: listenerLockPeriodMs(),
+      leasePeriodMs: config.singleton.listenerLockPeriodMs,
+      recoveryPollMs: config.singleton.listenerLockRecoveryPollingIntervalMs,
       log: (line) => log(`[${fn.name}] ${line}`),
       start: () =>
         startTimerTrigger({
           schedule: fn.trigger.schedule!,
           runOnStartup: fn.trigger.runOnStartup,
+          monitor: shouldUseMonitor(fn.trigger.schedule!, fn.trigger.useMonitor)
+            ? blobScheduleMonitor({
+                container: locks!,
+                hostId,
+                functionName: fn.name,
+                log: (line) => log(`[${fn.name}] ${line}`),
+              })
+            : undefined,
           log: (line) => log(`[${fn.name}] ${line}`),
           invoke: async (timer) => {
             await invokeFunction(fn, [timer], {}, config, log);

@@ -6,12 +6,13 @@
  * - the lock is a blob lease on `locks/{hostId}/Host.Functions.{name}.Listener` in the `azure-webjobs-hosts`
  *   container of AzureWebJobsStorage (BlobLeaseDistributedLockManager.cs, SingletonManager.FormatLockId,
  *   ScriptHost's generated type `Host.Functions`);
- * - the lease lasts ListenerLockPeriod: 60 s, 15 s when the host runs in Development (SingletonOptions.cs,
- *   WebJobsServiceCollectionExtensions.cs), renewed when half of it has passed (SingletonManager
- *   .CreateLeaseRenewalTimer);
+ * - the lease lasts ListenerLockPeriod (host.json singleton.listenerLockPeriod; 60 s, 15 s when the host runs in
+ *   Development: SingletonOptions.cs, WebJobsServiceCollectionExtensions.cs; see host-config.ts), renewed when
+ *   half of it has passed (SingletonManager.CreateLeaseRenewalTimer);
  * - a host that does not get the lease does not start the timer and tries again every
- *   ListenerLockRecoveryPollingInterval (1 minute); one that stops, stops the timer first (waiting for a running
- *   invocation), then releases the lease. A host that dies keeps it until the lease expires.
+ *   ListenerLockRecoveryPollingInterval (singleton.listenerLockRecoveryPollingInterval, 1 minute); one that
+ *   stops, stops the timer first (waiting for a running invocation), then releases the lease. A host that dies
+ *   keeps it until the lease expires.
  * So of all hosts with one host id against one storage account, one runs each timer.
  */
 import { hostname } from 'node:os';
@@ -53,14 +54,6 @@ export function hostIdOf(root: string, env: NodeJS.ProcessEnv = process.env): st
   for (const ch of root) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) | 0;
   const machine = hostname().replace(/[^a-zA-Z0-9]/g, '');
   return `${machine}-${Math.abs(hash)}`.slice(0, 32).toLowerCase();
-}
-
-/**
- * The lease period the real host uses: 15 s in Development, else 60 s. The local host stands in for
- * `func start`, which runs the host in Development, so Development is the default here.
- */
-export function listenerLockPeriodMs(env: NodeJS.ProcessEnv = process.env): number {
-  return (env.AZURE_FUNCTIONS_ENVIRONMENT ?? 'Development') === 'Development' ? 15_000 : 60_000;
 }
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number }).statusCode;

@@ -10,6 +10,8 @@
 /** A schedule: NCRONTAB (CronSchedule.cs) or a constant TimeSpan interval (ConstantSchedule.cs). */
 export interface TimerSchedule {
   readonly expression: string;
+  /** The interval of a constant (TimeSpan) schedule; undefined for NCRONTAB. */
+  readonly intervalMs?: number;
   /** TimerInfo.schedule.adjustForDST: true for NCRONTAB, false for a constant interval. */
   readonly adjustForDST: boolean;
   next(after: Date): Date;
@@ -21,16 +23,35 @@ export interface CronSchedule extends TimerSchedule {
   matches(at: Date): boolean;
 }
 
-/** What the Node.js worker hands a timer function (`Timer` in @azure/functions). */
+/** ScheduleStatus.cs: the last run, the next one expected and when that was computed (ISO strings). */
+export interface ScheduleStatus {
+  last: string;
+  next: string;
+  lastUpdated: string;
+}
+
+/**
+ * What the Node.js worker hands a timer function (`Timer` in @azure/functions). scheduleStatus is null when the
+ * timer runs without a schedule monitor: TimerListener.InvokeJobFunction passes the status only then.
+ */
 export interface TimerInfo {
   schedule: { adjustForDST: boolean };
-  scheduleStatus: { last: string; next: string; lastUpdated: string };
+  scheduleStatus: ScheduleStatus | null;
   isPastDue: boolean;
+}
+
+/** ScheduleMonitor.cs: where a timer's status survives the host (a blob in the real host's storage). */
+export interface ScheduleMonitor {
+  getStatus(): Promise<ScheduleStatus | null>;
+  /** Best effort, as StorageScheduleMonitor.UpdateStatusAsync: a failure is logged, not thrown. */
+  updateStatus(status: ScheduleStatus): Promise<void>;
 }
 
 export interface TimerTriggerOptions {
   schedule: string;
   runOnStartup?: boolean;
+  /** The schedule monitor when the timer uses one (see shouldUseMonitor in schedule-monitor.ts). */
+  monitor?: ScheduleMonitor;
   invoke(timer: TimerInfo): Promise<void>;
   log?: (line: string) => void;
   now?: () => Date;
@@ -82,7 +103,7 @@ const SEARCH_YEARS = 5;
 /** setTimeout overflows (and fires at once) above a signed 32-bit delay. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
 /** The host reports .NET's DateTime.MinValue while no run has been recorded yet. */
-const NEVER = new Date(-62135596800000).toISOString();
+export const NEVER = new Date(-62135596800000).toISOString();
 
 type Fail = (expected: string, received: string) => never;
 
@@ -228,7 +249,51 @@ export function parseTimerSchedule(expression: string): TimerSchedule {
   // the real host would re-run such a schedule without pause; refusing it is the only local-only rule here
   if (interval === 0)
     throw new Error(`The schedule expression "${expression}": expected a TimeSpan longer than zero but received 0`);
-  return { expression, adjustForDST: false, next: (after) => new Date(after.getTime() + interval) };
+  return {
+    expression,
+    intervalMs: interval,
+    adjustForDST: false,
+    next: (after) => new Date(after.getTime() + interval),
+  };
+}
+
+const ms = (iso: string): number => Date.parse(iso);
+const NEVER_MS = ms(NEVER);
+
+/**
+ * ScheduleMonitor.CheckPastDueAsync (azure-webjobs-sdk-extensions src/WebJobs.Extensions/Extensions/Timers/
+ * Scheduling/ScheduleMonitor.cs): whether an occurrence was missed while no host ran, from the stored status.
+ * A timer with no status yet records one (its next occurrence from now); a stored Next that the schedule
+ * would not have produced (the schedule changed) is recomputed, from now if it already passed, so a changed
+ * schedule is never past due. Returns the status to run with (the stored one, corrected) or null if none was
+ * stored.
+ */
+export async function checkPastDue(
+  monitor: ScheduleMonitor,
+  schedule: TimerSchedule,
+  now: Date,
+): Promise<{ status: ScheduleStatus | null; pastDue: boolean }> {
+  let status = await monitor.getStatus();
+  let recordedNext: number;
+  if (!status) {
+    const next = schedule.next(now);
+    await monitor.updateStatus({ last: NEVER, next: next.toISOString(), lastUpdated: now.toISOString() });
+    recordedNext = next.getTime();
+  } else {
+    let [expected, lastUpdated] =
+      ms(status.last) !== NEVER_MS
+        ? [schedule.next(new Date(status.last)), ms(status.last)]
+        : ms(status.lastUpdated) !== NEVER_MS
+          ? [schedule.next(new Date(status.lastUpdated)), ms(status.lastUpdated)]
+          : [schedule.next(now), now.getTime()];
+    if (ms(status.next) !== expected.getTime()) {
+      if (now > expected) [expected, lastUpdated] = [schedule.next(now), now.getTime()];
+      status = { last: NEVER, next: expected.toISOString(), lastUpdated: new Date(lastUpdated).toISOString() };
+      await monitor.updateStatus(status);
+    }
+    recordedNext = ms(status.next);
+  }
+  return { status, pastDue: now.getTime() > recordedNext };
 }
 
 /**
@@ -236,28 +301,29 @@ export function parseTimerSchedule(expression: string): TimerSchedule {
  * invocation has finished, so invocations never overlap. The next occurrence is computed from the time the
  * invocation started (or the occurrence it was due at, if the timer fired a hair early); when a run overruns
  * that occurrence, the interval is negative and the next invocation starts at once, and then the schedule
- * goes on from there: missed occurrences collapse into one. isPastDue is false for every scheduled invocation;
- * the real host sets it only at start-up, when its schedule monitor (storage) shows an occurrence was missed
- * while no host ran, which the local host does not record.
+ * goes on from there: missed occurrences collapse into one. isPastDue is false for every scheduled invocation.
+ * With a schedule monitor (StartAsync), the stored status decides the start: an occurrence missed while no host
+ * ran is invoked at once with isPastDue true; else the first run is at the stored Next; after each run the
+ * status is stored.
  */
 export function startTimerTrigger(o: TimerTriggerOptions): RunningTimerTrigger {
   const schedule = parseTimerSchedule(o.schedule);
   const now = o.now ?? (() => new Date());
   const log = (line: string): void => o.log?.(`[timer "${o.schedule}"] ${line}`);
-  let nextAt = schedule.next(now());
+  // As the host does, the status passed in is the one recorded by the previous run.
+  let status: ScheduleStatus = { last: NEVER, next: schedule.next(now()).toISOString(), lastUpdated: NEVER };
   let handle: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
-  // As the host does, the status passed in is the one recorded by the previous run.
-  let last = NEVER;
 
-  const invoke = async (scheduled: boolean): Promise<void> => {
+  const invoke = async (kind: 'scheduled' | 'startup' | 'pastDue'): Promise<void> => {
     const invokedAt = now();
     const timer: TimerInfo = {
       schedule: { adjustForDST: schedule.adjustForDST },
-      scheduleStatus: { last, next: nextAt.toISOString(), lastUpdated: last },
-      isPastDue: false,
+      scheduleStatus: o.monitor ? { ...status } : null,
+      isPastDue: kind === 'pastDue',
     };
+    if (kind === 'pastDue') log(`past due: the ${status.next} occurrence was missed; running now`);
     try {
       // a rejected (or throwing) invocation is logged and the schedule carries on, as in the host
       await o.invoke(timer);
@@ -265,16 +331,21 @@ export function startTimerTrigger(o: TimerTriggerOptions): RunningTimerTrigger {
       log(`invocation failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     }
     // fired early (clock skew): count from the occurrence, so it is not run twice
-    const adjusted = scheduled && nextAt > invokedAt ? nextAt : invokedAt;
-    last = adjusted.toISOString();
-    nextAt = schedule.next(adjusted);
+    const nextAt = new Date(status.next);
+    const adjusted = kind === 'scheduled' && nextAt > invokedAt ? nextAt : invokedAt;
+    status = {
+      last: adjusted.toISOString(),
+      next: schedule.next(adjusted).toISOString(),
+      lastUpdated: adjusted.toISOString(),
+    };
+    await o.monitor?.updateStatus(status);
   };
 
-  const run = (scheduled: boolean): void => {
-    running = invoke(scheduled).finally(() => {
+  const run = (kind: 'scheduled' | 'startup' | 'pastDue'): void => {
+    running = invoke(kind).finally(() => {
       running = undefined;
-      const late = now().getTime() - nextAt.getTime();
-      if (late >= 0 && !stopped) log(`the run overran the ${nextAt.toISOString()} occurrence: running again now`);
+      const late = now().getTime() - ms(status.next);
+      if (late >= 0 && !stopped) log(`the run overran the ${status.next} occurrence: running again now`);
       arm();
     });
   };
@@ -282,18 +353,38 @@ export function startTimerTrigger(o: TimerTriggerOptions): RunningTimerTrigger {
   // Re-armed in chunks: delays above MAX_DELAY_MS would overflow, and each chunk re-reads the clock.
   const arm = (): void => {
     if (stopped) return;
-    const wait = nextAt.getTime() - now().getTime();
-    handle = setTimeout(wait > MAX_DELAY_MS ? arm : () => run(true), Math.max(0, Math.min(wait, MAX_DELAY_MS)));
+    const wait = ms(status.next) - now().getTime();
+    handle = setTimeout(wait > MAX_DELAY_MS ? arm : () => run('scheduled'), Math.max(0, Math.min(wait, MAX_DELAY_MS)));
   };
 
-  log(`next run at ${nextAt.toISOString()}`);
-  if (o.runOnStartup) run(false);
-  else arm();
+  const begin = (pastDue: boolean): void => {
+    if (stopped) return;
+    log(`next run at ${status.next}`);
+    if (pastDue) run('pastDue');
+    else if (o.runOnStartup) run('startup');
+    else arm();
+  };
+
+  // the start-up check reads storage: until it is done, stop() waits for it
+  let starting: Promise<void> | undefined;
+  if (o.monitor) {
+    starting = checkPastDue(o.monitor, schedule, now()).then(
+      (checked) => {
+        if (checked.status) status = checked.status;
+        begin(checked.pastDue);
+      },
+      (err: unknown) => {
+        log(`could not read the schedule status: ${err instanceof Error ? err.message : String(err)}`);
+        begin(false);
+      },
+    );
+  } else begin(false);
 
   return {
-    nextRun: () => new Date(nextAt),
+    nextRun: () => new Date(status.next),
     async stop(graceMs = 30_000) {
       stopped = true;
+      await starting;
       clearTimeout(handle);
       if (!running) return;
       let grace: NodeJS.Timeout | undefined;

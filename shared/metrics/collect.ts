@@ -13,6 +13,8 @@ export async function collectAndStore(
   now = new Date(),
   telemetry: Telemetry = appTelemetry(),
 ): Promise<Snapshot> {
+  // the metrics role may be the first to touch a fresh storage account: the table must exist before it is read
+  await storage.ensureResources();
   const previous = await latestSnapshot(storage);
   const snapshot = await collectSnapshot(storage, previous, now);
   await saveSnapshot(storage, snapshot);

@@ -30,10 +30,55 @@ describe('local.settings.json and host.json, read as func reads them', () => {
         maxDequeueCount: 5,
         messageEncoding: 'base64',
       },
+      // SingletonOptions.cs: ListenerLockPeriod 15 s in Development (func start), recovery polling 1 minute
+      singleton: { listenerLockPeriodMs: 15_000, listenerLockRecoveryPollingIntervalMs: 60_000 },
     });
     expect(parseTimeSpan('1.02:03:04.5', 'x')).toBe(((26 * 60 + 3) * 60 + 4) * 1000 + 500);
     expect(() => parseTimeSpan('10s', 'extensions.queues.visibilityTimeout')).toThrow(
       'host.json extensions.queues.visibilityTimeout: expected a time span like "00:00:30" but received "10s"',
+    );
+  });
+
+  // HostJsonFileConfigurationSource.cs (azure-functions-host src/WebJobs.Script/Config/): host.json is the
+  // configuration section AzureFunctionsJobHost, and environment variables override it, keys case-insensitive;
+  // SingletonOptions.cs (azure-webjobs-sdk) bounds the lock periods.
+  it('AzureFunctionsJobHost__* settings override host.json, and singleton options are bounded as the host bounds them', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hostjson-'));
+    writeFileSync(
+      path.join(dir, 'host.json'),
+      JSON.stringify({
+        version: '2.0',
+        extensions: { queues: { batchSize: 16 } },
+        singleton: { listenerLockPeriod: '00:00:30' },
+      }),
+    );
+    const config = readHostConfig(dir, {
+      AzureFunctionsJobHost__extensions__queues__BATCHSIZE: '3',
+      AzureFunctionsJobHost__extensions__http__routePrefix: 'v1',
+      AzureFunctionsJobHost__singleton__listenerLockRecoveryPollingInterval: '00:00:15',
+      AZURE_FUNCTIONS_ENVIRONMENT: 'Production',
+    });
+    expect(config.queues.batchSize).toBe(3);
+    expect(config.queues.newBatchThreshold).toBe(1);
+    expect(config.routePrefix).toBe('v1');
+    expect(config.singleton).toEqual({ listenerLockPeriodMs: 30_000, listenerLockRecoveryPollingIntervalMs: 15_000 });
+    expect(
+      readHostConfig(dir, { AzureFunctionsJobHost__singleton__listenerLockPeriod: '' }).singleton.listenerLockPeriodMs,
+    ).toBe(15_000);
+    expect(
+      readHostConfig(dir, {
+        AzureFunctionsJobHost__singleton__listenerLockPeriod: '',
+        AZURE_FUNCTIONS_ENVIRONMENT: 'Production',
+      }).singleton.listenerLockPeriodMs,
+    ).toBe(60_000);
+    expect(() => readHostConfig(dir, { AzureFunctionsJobHost__singleton__listenerLockPeriod: '00:00:05' })).toThrow(
+      `host.json singleton.listenerLockPeriod: expected between 00:00:15 and 00:01:00 (a blob lease's range) but received "00:00:05"`,
+    );
+    expect(() =>
+      readHostConfig(dir, { AzureFunctionsJobHost__singleton__listenerLockRecoveryPollingInterval: '00:00:02' }),
+    ).toThrow('singleton.listenerLockRecoveryPollingInterval: expected at least 00:00:15 but received "00:00:02"');
+    expect(() => readHostConfig(dir, { AzureFunctionsJobHost__extensions__queues__batchSize: 'many' })).toThrow(
+      'host.json extensions.queues.batchSize: expected an integer but received "many"',
     );
   });
 });

@@ -7,15 +7,20 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
+import { shouldUseMonitor } from '../../../scripts/local-host/schedule-monitor';
 import {
+  checkPastDue,
   parseNcrontab,
   parseTimerSchedule,
   startTimerTrigger,
+  type ScheduleMonitor,
+  type ScheduleStatus,
   type TimerInfo,
 } from '../../../scripts/local-host/timer-trigger';
 
 const MODULE = path.join(__dirname, '../../../scripts/local-host/timer-trigger.ts');
 const NEVER = '0001-01-01T00:00:00.000Z';
+const NEVER_ISO = NEVER;
 
 /** A local time; months are 1-based here to read like the schedules. */
 const at = (y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0): Date =>
@@ -45,6 +50,19 @@ function nextsInZone(tz: string, expression: string, fromIso: string, count: num
   return JSON.parse(
     execFileSync(process.execPath, ['-e', script], { env: { ...process.env, TZ: tz }, encoding: 'utf8' }),
   ) as string[];
+}
+
+/** A schedule monitor kept in memory, with every status it was given. */
+function memoryMonitor(stored: ScheduleStatus | null = null): ScheduleMonitor & { writes: ScheduleStatus[] } {
+  const writes: ScheduleStatus[] = [];
+  return {
+    writes,
+    getStatus: async () => (stored ? { ...stored } : null),
+    updateStatus: async (status) => {
+      stored = { ...status };
+      writes.push(stored);
+    },
+  };
 }
 
 const errorOf = (expression: string): string => {
@@ -350,7 +368,12 @@ describe('startTimerTrigger (fake timers)', () => {
 
   it('invokes at each occurrence with the host-style schedule status', async () => {
     const calls: TimerInfo[] = [];
-    const trigger = startTimerTrigger({ schedule: '*/10 * * * * *', log, invoke: async (t) => void calls.push(t) });
+    const trigger = startTimerTrigger({
+      schedule: '*/10 * * * * *',
+      monitor: memoryMonitor(),
+      log,
+      invoke: async (t) => void calls.push(t),
+    });
     expect(local(trigger.nextRun())).toBe('2024-01-01 Mon 00:00:10');
     await jest.advanceTimersByTimeAsync(9_499);
     expect(calls).toHaveLength(0);
@@ -381,6 +404,7 @@ describe('startTimerTrigger (fake timers)', () => {
     const trigger = startTimerTrigger({
       schedule: '0 0 * * * *',
       runOnStartup: true,
+      monitor: memoryMonitor(),
       log,
       invoke: async (t) => void calls.push(t),
     });
@@ -438,12 +462,12 @@ describe('startTimerTrigger (fake timers)', () => {
     const started: { next: string; at: number; isPastDue: boolean }[] = [];
     let first = true;
     const invoke = (t: TimerInfo): Promise<void> => {
-      started.push({ next: t.scheduleStatus.next, at: Date.now(), isPastDue: t.isPastDue });
+      started.push({ next: t.scheduleStatus!.next, at: Date.now(), isPastDue: t.isPastDue });
       const ms = first ? 2_500 : 100;
       first = false;
       return new Promise((resolve) => setTimeout(resolve, ms));
     };
-    const trigger = startTimerTrigger({ schedule: '* * * * * *', log, invoke });
+    const trigger = startTimerTrigger({ schedule: '* * * * * *', monitor: memoryMonitor(), log, invoke });
     await jest.advanceTimersByTimeAsync(4_000); // fires 00:00:01, busy until 00:00:03.5, again at once, then 00:00:04
     expect(started).toEqual([
       { next: at(2024, 1, 1, 0, 0, 1).toISOString(), at: at(2024, 1, 1, 0, 0, 1).getTime(), isPastDue: false },
@@ -521,12 +545,16 @@ describe('startTimerTrigger (fake timers)', () => {
       return real(fn, ms);
     });
     const calls: TimerInfo[] = [];
-    const trigger = startTimerTrigger({ schedule: '0 0 0 1 1 *', invoke: async (t) => void calls.push(t) });
+    const trigger = startTimerTrigger({
+      schedule: '0 0 0 1 1 *',
+      monitor: memoryMonitor(),
+      invoke: async (t) => void calls.push(t),
+    });
     const wait = at(2025, 1, 1).getTime() - START.getTime();
     await jest.advanceTimersByTimeAsync(wait - 1);
     expect(calls).toHaveLength(0);
     await jest.advanceTimersByTimeAsync(1);
-    expect(calls.map((c) => c.scheduleStatus.next)).toEqual([at(2025, 1, 1).toISOString()]);
+    expect(calls.map((c) => c.scheduleStatus?.next)).toEqual([at(2025, 1, 1).toISOString()]);
     expect(delays.length).toBeGreaterThan(wait / (2 ** 31 - 1));
     expect(Math.max(...delays)).toBeLessThanOrEqual(2 ** 31 - 1);
     await trigger.stop();
@@ -545,6 +573,96 @@ describe('startTimerTrigger (fake timers)', () => {
   });
 });
 
+// The schedule monitor, as azure-webjobs-sdk-extensions keeps it: TimerListener.StartAsync
+// (src/WebJobs.Extensions/Extensions/Timers/Listener/TimerListener.cs) asks ScheduleMonitor.CheckPastDueAsync
+// (.../Timers/Scheduling/ScheduleMonitor.cs) whether an occurrence was missed while no host ran, and if so
+// invokes at once with IsPastDue; InvokeJobFunction passes the status only when the timer has a monitor and
+// stores the new one after each run; TimerSchedule.Create (.../Scheduling/TimerSchedule.cs) turns the monitor
+// off for schedules more frequent than a minute.
+describe('schedule monitor and isPastDue at start-up (as TimerListener / ScheduleMonitor)', () => {
+  const START = at(2024, 1, 1, 0, 0, 30);
+  const iso = (d: Date): string => d.toISOString();
+  beforeEach(() => jest.useFakeTimers({ now: START }));
+  afterEach(() => jest.useRealTimers());
+
+  it('without a monitor the function gets scheduleStatus null (InvokeJobFunction passes it only with one)', async () => {
+    const calls: TimerInfo[] = [];
+    const trigger = startTimerTrigger({ schedule: '*/10 * * * * *', invoke: async (t) => void calls.push(t) });
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(calls).toEqual([{ schedule: { adjustForDST: true }, scheduleStatus: null, isPastDue: false }]);
+    await trigger.stop();
+  });
+
+  it('a first start records the next occurrence and is not past due', async () => {
+    const monitor = memoryMonitor();
+    const checked = await checkPastDue(monitor, parseTimerSchedule('0 */5 * * * *'), START);
+    expect(checked).toEqual({ status: null, pastDue: false });
+    expect(monitor.writes).toEqual([{ last: NEVER_ISO, next: iso(at(2024, 1, 1, 0, 5)), lastUpdated: iso(START) }]);
+  });
+
+  it('a host that starts after a missed occurrence runs at once with isPastDue, then stores the new status', async () => {
+    const stored = { last: iso(at(2023, 12, 31, 23, 50)), next: iso(at(2023, 12, 31, 23, 55)), lastUpdated: '' };
+    stored.lastUpdated = stored.last;
+    const monitor = memoryMonitor(stored);
+    const calls: TimerInfo[] = [];
+    const trigger = startTimerTrigger({
+      schedule: '0 */5 * * * *',
+      monitor,
+      invoke: async (t) => void calls.push(t),
+    });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(calls).toEqual([{ schedule: { adjustForDST: true }, scheduleStatus: stored, isPastDue: true }]);
+    // the next run counts from the past-due run's start, not from the missed occurrence
+    expect(monitor.writes).toEqual([{ last: iso(START), next: iso(at(2024, 1, 1, 0, 5)), lastUpdated: iso(START) }]);
+    await jest.advanceTimersByTimeAsync(270_000);
+    expect(calls.map((c) => c.isPastDue)).toEqual([true, false]);
+    await trigger.stop();
+  });
+
+  it('a restart before the stored next occurrence waits for it and is not past due', async () => {
+    const stored = { last: iso(at(2023, 12, 31, 23, 55)), next: iso(at(2024, 1, 1)), lastUpdated: '' };
+    stored.lastUpdated = stored.last;
+    const early = at(2023, 12, 31, 23, 57);
+    jest.setSystemTime(early);
+    const calls: TimerInfo[] = [];
+    const trigger = startTimerTrigger({
+      schedule: '0 */5 * * * *',
+      monitor: memoryMonitor(stored),
+      invoke: async (t) => void calls.push(t),
+    });
+    await jest.advanceTimersByTimeAsync(at(2024, 1, 1).getTime() - early.getTime() - 1);
+    expect(calls).toHaveLength(0);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(calls.map((c) => [c.isPastDue, c.scheduleStatus?.next])).toEqual([[false, iso(at(2024, 1, 1))]]);
+    await trigger.stop();
+  });
+
+  it('a changed schedule is never past due: its Next is recomputed from now and stored', async () => {
+    // stored by an hourly schedule whose 00:00 run was missed; the schedule is now every 5 minutes
+    const stored = { last: iso(at(2023, 12, 31, 23)), next: iso(at(2024, 1, 1)), lastUpdated: '' };
+    stored.lastUpdated = stored.last;
+    const monitor = memoryMonitor(stored);
+    const checked = await checkPastDue(monitor, parseTimerSchedule('0 */5 * * * *'), START);
+    const fixed = { last: NEVER_ISO, next: iso(at(2024, 1, 1, 0, 5)), lastUpdated: iso(START) };
+    expect(checked).toEqual({ status: fixed, pastDue: false });
+    expect(monitor.writes).toEqual([fixed]);
+  });
+
+  it('the monitor is on by default and off for schedules more frequent than a minute (TimerSchedule.Create)', () => {
+    expect(shouldUseMonitor('0 */5 * * * *', undefined)).toBe(true);
+    expect(shouldUseMonitor('0 * * * * *', undefined)).toBe(true); // once a minute
+    expect(shouldUseMonitor('*/5 * * * *', undefined)).toBe(true); // 5 fields: at most once a minute
+    expect(shouldUseMonitor('00:05:00', undefined)).toBe(true);
+    expect(shouldUseMonitor('00:01:00', undefined)).toBe(true);
+    expect(shouldUseMonitor('*/10 * * * * *', undefined)).toBe(false);
+    // two occurrences strictly inside the next minute (NCrontab GetNextOccurrences excludes its end)
+    expect(shouldUseMonitor('0,30 * * * * *', undefined, at(2024, 1, 1, 0, 0, 31))).toBe(false);
+    expect(shouldUseMonitor('0,30 * * * * *', undefined, at(2024, 1, 1, 0, 0, 30))).toBe(true);
+    expect(shouldUseMonitor('00:00:10', undefined)).toBe(false);
+    expect(shouldUseMonitor('0 */5 * * * *', false)).toBe(false); // useMonitor: false on the function
+  });
+});
+
 describe('startTimerTrigger (real clock)', () => {
   it('fires every second on time and stops cleanly', async () => {
     const timeouts = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
@@ -552,13 +670,14 @@ describe('startTimerTrigger (real clock)', () => {
     const calls: { timer: TimerInfo; at: number }[] = [];
     const trigger = startTimerTrigger({
       schedule: '* * * * * *',
+      monitor: memoryMonitor(),
       invoke: async (timer) => void calls.push({ timer, at: Date.now() }),
     });
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     await trigger.stop();
     expect(calls.length).toBeGreaterThanOrEqual(2);
     for (const { timer, at: calledAt } of calls) {
-      const due = Date.parse(timer.scheduleStatus.next);
+      const due = Date.parse(timer.scheduleStatus!.next);
       expect(due % 1000).toBe(0);
       expect(calledAt - due).toBeGreaterThanOrEqual(-50);
       expect(calledAt - due).toBeLessThan(1000);
