@@ -3,7 +3,7 @@
  * (free ports, in memory) and by the one-command local run (fixed ports, data on disk).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -106,6 +106,8 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
     await exited;
     clearTimeout(timer);
+    // the scratch directory is ours; a --location is the caller's data
+    if (!options.location) rmSync(cwd, { recursive: true, force: true });
   };
   try {
     await waitForPorts(child, ports, options.startTimeoutMs ?? 20000, () => output.slice(-2000));
