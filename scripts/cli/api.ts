@@ -17,7 +17,10 @@ export interface Problem {
   readonly errors?: readonly { readonly field?: string; readonly message: string }[];
 }
 
-/** Problems the app raises carry this type prefix; a 404 without it came from the host: no route there. */
+/**
+ * Problems the app raises carry this type prefix; a 404 without it came from the host: no route there (the
+ * Functions host answers a request no function route matches with an empty 404).
+ */
 const APP_PROBLEM = 'urn:image-pipeline:problem:';
 const ROUTE_PREFIX = '/api';
 
@@ -26,9 +29,12 @@ export function missingRouteHint(baseUrl: string): string {
   const base = new URL(baseUrl);
   if (!base.pathname.replace(/\/+$/, '').endsWith(ROUTE_PREFIX)) {
     const suggested = `${baseUrl.replace(/\/+$/, '')}${ROUTE_PREFIX}`;
-    return `no function of the app is there: is the URL missing ${ROUTE_PREFIX}? try --url ${suggested}`;
+    return `no function has this route: is the URL missing ${ROUTE_PREFIX}? try --url ${suggested}`;
   }
-  return `no function of the app is there: is ${baseUrl} the image pipeline's API, and is the app as new as this CLI?`;
+  return (
+    `no function has this route: is ${baseUrl} the image pipeline's API (--url should end in ${ROUTE_PREFIX}), ` +
+    'and is the app as new as this CLI?'
+  );
 }
 
 /**
@@ -89,7 +95,8 @@ export class ApiError extends Error {
   private static describe(status: number, url: string, body: unknown, hint?: string): string {
     const problem = typeof body === 'object' && body !== null ? (body as Problem) : undefined;
     if (hint) {
-      return `${url} answered HTTP ${status}${problem?.detail ? ` (${problem.detail})` : ''}: ${hint}`;
+      const said = problem?.detail ? ` (${problem.detail})` : body === '' ? ' with an empty body' : '';
+      return `${url} answered HTTP ${status}${said}: ${hint}`;
     }
     if (problem?.detail) return `${problem.detail} (HTTP ${status})`;
     if (status === 401)

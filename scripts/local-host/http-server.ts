@@ -1,11 +1,14 @@
 /**
- * The HTTP side of the local host: routes under host.json `routePrefix` with `{param}`
- * templates, methods, query, headers, binary bodies and streamed responses, calling the
- * registered handlers with the library's own HttpRequest and InvocationContext. Function keys
- * are not checked, as with `func start`. Every request is answered: what Kestrel refuses before
- * routing (a bad Host header, `%00` in the path, a body over the host's limit, bytes node's parser
- * cannot read) is a 4xx problem+json, a throw before the response a 500, and a failure after the
- * response started closes the connection. Paths are decoded as Kestrel does (see kestrel.ts).
+ * The HTTP side of the local host: routes under host.json `routePrefix` matched as the Functions host matches
+ * them (routes.ts: ASP.NET Core templates and inline constraints, function-name order, methods as a route
+ * constraint), methods, query, headers, binary bodies and streamed responses, calling the registered handlers
+ * with the library's own HttpRequest and InvocationContext. Function keys are checked only with
+ * LOCAL_HOST_AUTH=keys, as `func start` checks none. Every request is answered, and what the host answers
+ * itself carries no body, as in production: a request no route matches (or whose method no route takes) an
+ * empty 404; what Kestrel refuses before routing (a bad Host header, `%00` in the path, bytes node's parser
+ * cannot read, a request line over 8 KB, headers over 32 KB) its status with `Content-Length: 0` and
+ * `Connection: close`; a body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT or a throw in the function an empty 500.
+ * A failure after the response started closes the connection. Paths are decoded as Kestrel does (kestrel.ts).
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -15,14 +18,12 @@ import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
 import type { RegisteredFunction } from './functions-core';
 import { allows, grantedLevel, hostKeys, type AuthLevel, type HostKeys } from './keys';
 import { decodePath, isHostHeaderValid } from './kestrel';
+import { allowsMethod, byNameIgnoringCase, compileRoute, type CompiledRoute } from './routes';
 
 interface Route {
   readonly fn: RegisteredFunction;
-  readonly pattern: RegExp;
-  readonly params: readonly string[];
-  readonly methods: readonly string[];
-  /** Literal segments win over parameters, as in ASP.NET routing. */
-  readonly literals: number;
+  readonly compiled: CompiledRoute;
+  readonly methods: readonly string[] | undefined;
 }
 
 export interface RunningHttpServer {
@@ -30,59 +31,64 @@ export interface RunningHttpServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-function compileRoute(fn: RegisteredFunction, prefix: string): Route {
-  const template = [prefix, fn.trigger.route ?? fn.name].filter(Boolean).join('/');
-  const params: string[] = [];
-  let literals = 0;
-  const source = template
-    .split('/')
-    .map((segment) => {
-      const param = /^\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\??)\}$/.exec(segment);
-      if (!param) {
-        literals += 1;
-        return `/${segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`;
-      }
-      params.push(param[2]);
-      const value = param[1] ? '(.+)' : '([^/]+)';
-      return param[3] ? `(?:/${value})?` : `/${value}`;
-    })
-    .join('');
-  return {
-    fn,
-    pattern: new RegExp(`^${source}/?$`, 'i'),
-    params,
-    methods: (fn.trigger.methods ?? ['GET', 'POST']).map((m) => m.toUpperCase()),
-    literals,
-  };
+/**
+ * The Functions host sets Kestrel's MaxRequestBodySize to 100 MB (Azure/azure-functions-host
+ * src/WebJobs.Script.WebHost/Program.cs, ScriptConstants.DefaultMaxRequestBodySize = 104857600), or to
+ * FUNCTIONS_REQUEST_BODY_SIZE_LIMIT when that parses as a long (Middleware/HttpRequestBodySizeMiddleware.cs).
+ */
+export const HOST_MAX_REQUEST_BODY_BYTES = 104_857_600;
+
+/** FUNCTIONS_REQUEST_BODY_SIZE_LIMIT as HttpRequestBodySizeMiddleware reads it (long.TryParse), else undefined. */
+export function requestBodySizeLimit(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const m = /^[\t\n\v\f\r ]*([+-]?\d+)[\t\n\v\f\r ]*$/.exec(env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT ?? '');
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return n >= 0 && Number.isSafeInteger(n) ? n : undefined;
 }
 
 /**
- * The Functions host buffers a request body up to FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (100 MB by
- * default) and answers 413 above it; the bytes are counted as they arrive, so a chunked body with no
- * Content-Length is stopped at the limit too.
+ * An answer of the host itself, never a function's: the status with an empty body (`Content-Length: 0`).
+ * What Kestrel refuses before routing (a bad Host header, `%00`, a malformed request line or header) it answers
+ * in HttpProtocol.SetBadRequestState / SetErrorResponseHeaders (dotnet/aspnetcore
+ * src/Servers/Kestrel/Core/src/Internal/Http/HttpProtocol.cs): status, `Content-Length: 0`, keep-alive off, so
+ * `Connection: close`. `close` says whether the connection ends after it.
  */
-export const HOST_MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024;
-
-/**
- * An answer of the host itself, before or around a function: RFC 9457 problem+json with type
- * `about:blank` (the status says it all), so a client can tell it from the app's own problems
- * (`urn:image-pipeline:problem:*`): the CLI, for one, reads a host 404 as "wrong URL".
- */
-class HttpFailure extends Error {
+class HostAnswer extends Error {
   constructor(
     readonly status: number,
     detail: string,
+    readonly close = true,
   ) {
     super(detail);
   }
 }
 
-const badRequest = (detail: string) => new HttpFailure(400, detail);
+const badRequest = (detail: string) => new HostAnswer(400, detail);
 
+/**
+ * A body the client stopped sending (it closed its side first): Kestrel closes the connection without
+ * a response (Http1MessageBody.ThrowUnexpectedEndOfRequestContent calls OnInputOrOutputCompleted first).
+ */
+class ConnectionDropped extends Error {}
+
+/**
+ * The body, read whole before the function runs, as the real host does for a worker without HTTP streaming: it
+ * copies the body into a byte array (src/WebJobs.Script/Extensions/HttpRequestExtensions.cs GetRequestBodyAsBytesAsync,
+ * called from src/WebJobs.Script.Grpc/MessageExtensions/GrpcMessageConversionExtensions.cs PopulateBody). Kestrel
+ * refuses a declared Content-Length over the limit on the first read and counts the bytes of a chunked body as they
+ * arrive (Http1ContentLengthMessageBody.OnReadStarting, Http1MessageBody.OnObservedBytesExceedMaxRequestBodySize),
+ * so nothing over the limit is ever held. Its BadHttpRequestException (413, keep-alive off) is thrown into the host
+ * while it binds the function's `req`; the host's ExceptionMiddleware turns any exception into an empty 500
+ * (src/WebJobs.Script.WebHost/Middleware/ExceptionMiddleware.cs; Azure/azure-functions-host#10519), and the
+ * handler never runs. A body Kestrel cannot read (broken chunking, cut short) takes the same path.
+ */
 async function readRequestBody(req: http.IncomingMessage, max: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   const tooLarge = (bytes: string) =>
-    new HttpFailure(413, `The body is ${bytes} bytes: the host accepts at most ${max}`);
+    new HostAnswer(
+      500,
+      `The body is ${bytes} bytes: the host accepts at most ${max} (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT)`,
+    );
   if (Number.isFinite(declared) && declared > max) throw tooLarge(String(declared));
   const chunks: Buffer[] = [];
   let total = 0;
@@ -93,28 +99,23 @@ async function readRequestBody(req: http.IncomingMessage, max: number): Promise<
       chunks.push(chunk as Buffer);
     }
   } catch (err) {
-    if (err instanceof HttpFailure) throw err;
-    throw badRequest(`The request body could not be read: ${err instanceof Error ? err.message : String(err)}`);
+    if (err instanceof HostAnswer) throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ECONNRESET') throw new ConnectionDropped('The client closed mid-body');
+    throw new HostAnswer(
+      500,
+      `The request body could not be read: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   return Buffer.concat(chunks, total);
 }
 
-const problemBody = (failure: HttpFailure) =>
-  JSON.stringify({
-    type: 'about:blank',
-    title: http.STATUS_CODES[failure.status] ?? 'Error',
-    status: failure.status,
-    detail: failure.message,
-  });
+const emptyHead = (answer: HostAnswer) =>
+  `HTTP/1.1 ${answer.status} ${http.STATUS_CODES[answer.status] ?? 'Error'}\r\ncontent-length: 0\r\n` +
+  `${answer.close ? 'connection: close\r\n' : ''}\r\n`;
 
-function sendProblem(res: http.ServerResponse, failure: HttpFailure, close = false): void {
-  const body = problemBody(failure);
-  res.writeHead(failure.status, {
-    'content-type': 'application/problem+json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    ...(close ? { connection: 'close' } : {}),
-  });
-  res.end(body);
+function sendEmpty(res: http.ServerResponse, answer: HostAnswer): void {
+  res.writeHead(answer.status, { 'content-length': '0', ...(answer.close ? { connection: 'close' } : {}) });
+  res.end();
 }
 
 /** The request target split into its path (decoded as Kestrel does) and its raw query. */
@@ -160,11 +161,33 @@ async function writeResponse(res: http.ServerResponse, result: unknown): Promise
   res.end();
 }
 
-/** What Kestrel answers for a request node's parser refused (it never reaches routing). */
-function clientErrorStatus(err: NodeJS.ErrnoException): HttpFailure {
-  if (err.code === 'HPE_HEADER_OVERFLOW') return new HttpFailure(431, 'The request line or headers are too large');
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new HttpFailure(408, 'The request was not received in time');
+/** Kestrel's request line and header limits (KestrelServerLimits: MaxRequestLineSize, MaxRequestHeadersTotalSize). */
+const MAX_REQUEST_LINE_BYTES = 8 * 1024;
+const MAX_REQUEST_HEADERS_BYTES = 32 * 1024;
+
+/**
+ * What Kestrel answers for a request node's parser refused (it never reaches routing): the status of its
+ * RequestRejectionReason (src/Servers/Kestrel/Core/src/KestrelBadHttpRequestException.cs), an empty body.
+ */
+function clientErrorAnswer(err: NodeJS.ErrnoException): HostAnswer {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new HostAnswer(431, 'The request line or headers are too large');
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return new HostAnswer(408, 'The request headers were not received in time');
+  if (err.code === 'HPE_INVALID_VERSION') return new HostAnswer(505, 'Unrecognized HTTP version');
   return badRequest(`The request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+}
+
+/** RequestLineTooLong (414) and HeadersExceedMaxTotalSize (431), checked as Kestrel counts them. */
+function checkRequestSize(req: http.IncomingMessage): void {
+  const line = `${req.method ?? ''} ${req.url ?? ''} HTTP/${req.httpVersion}\r\n`;
+  if (Buffer.byteLength(line, 'latin1') > MAX_REQUEST_LINE_BYTES)
+    throw new HostAnswer(414, `The request line is longer than ${MAX_REQUEST_LINE_BYTES} bytes`);
+  let headerBytes = 0;
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2)
+    headerBytes +=
+      Buffer.byteLength(req.rawHeaders[i], 'latin1') + Buffer.byteLength(req.rawHeaders[i + 1], 'latin1') + 4;
+  if (headerBytes > MAX_REQUEST_HEADERS_BYTES)
+    throw new HostAnswer(431, `The request headers are longer than ${MAX_REQUEST_HEADERS_BYTES} bytes`);
 }
 
 /**
@@ -262,33 +285,35 @@ export async function startHttpServer(opts: {
       }
     }
   }
-  const routes = opts.functions
+  // tried in function-name order, the first match wins (see routes.ts); a template ASP.NET Core refuses, such
+  // as an unknown constraint, stops the start as it stops the real host's
+  const routes: Route[] = opts.functions
     .filter((f) => f.trigger.type === 'httpTrigger')
-    .map((f) => compileRoute(f, opts.routePrefix))
-    .sort((a, b) => b.literals - a.literals);
-  const maxBody = opts.maxRequestBodyBytes ?? HOST_MAX_REQUEST_BODY_BYTES;
+    .sort((a, b) => byNameIgnoringCase(a.name, b.name))
+    .map((fn) => {
+      try {
+        const template = [opts.routePrefix, fn.trigger.route ?? fn.name].filter(Boolean).join('/');
+        return { fn, compiled: compileRoute(template), methods: fn.trigger.methods };
+      } catch (err) {
+        throw new Error(`Function ${fn.name}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+  const maxBody = opts.maxRequestBodyBytes ?? requestBodySizeLimit() ?? HOST_MAX_REQUEST_BODY_BYTES;
   const inFlight = new Set<Promise<void>>();
 
-  const route = (req: http.IncomingMessage, res: http.ServerResponse, path: string) => {
-    const matches = routes.map((r) => ({ route: r, match: r.pattern.exec(path) })).filter((m) => m.match);
-    const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
-    if (matches.length === 0) throw new HttpFailure(404, `No function is registered for ${shown}`);
+  /** The first route whose template, constraints and methods match, or undefined. */
+  const route = (req: http.IncomingMessage, path: string) => {
     const method = (req.method ?? 'GET').toUpperCase();
-    const hit = matches.find((m) => m.route.methods.includes(method));
-    if (!hit) {
-      res.setHeader('allow', [...new Set(matches.flatMap((m) => m.route.methods))].join(', '));
-      throw new HttpFailure(405, `${method} is not allowed on ${shown}`);
+    for (const r of routes) {
+      if (!allowsMethod(r.methods, method)) continue;
+      const params = r.compiled.match(path);
+      if (params) return { fn: r.fn, method, params };
     }
-    const params: Record<string, string> = Object.fromEntries(
-      hit.route.params.flatMap((name, i) => {
-        const value: string | undefined = hit.match![i + 1];
-        return value === undefined ? [] : [[name, value] as const];
-      }),
-    );
-    return { fn: hit.route.fn, method, params };
+    return undefined;
   };
 
   const invoke = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    checkRequestSize(req);
     const { url, path } = requestTarget(req);
     if (answerHostRoute(req, res, path)) return;
     /** The level the request's key grants, or null when this host checks no keys. */
@@ -298,7 +323,15 @@ export async function startHttpServer(opts: {
       return grantedLevel(Array.isArray(header) ? header[0] : header, new URL(url).searchParams.get('code'), keys);
     };
     if (answerDrainRoute(req, res, path, opts.drain, keyLevel)) return;
-    const { fn, method, params } = route(req, res, path);
+    const hit = route(req, path);
+    if (!hit) {
+      // no route matched: nothing in the pipeline writes (FunctionInvocationMiddleware finds no
+      // IFunctionExecutionFeature), so ASP.NET Core's default 404 goes out with an empty body
+      res.writeHead(404, { 'content-length': '0' }).end();
+      opts.log(`${req.method} ${path.length > 200 ? `${path.slice(0, 200)}…` : path} → 404 (no route)`);
+      return;
+    }
+    const { fn, method, params } = hit;
     const granted = keyLevel();
     if (granted !== null) {
       if (!allows(fn.trigger.authLevel, granted)) {
@@ -330,56 +363,61 @@ export async function startHttpServer(opts: {
       opts.log(`${method} ${path} → ${res.statusCode} (${fn.name}, ${Date.now() - started} ms)`);
     } catch (err) {
       opts.log(`${method} ${path} → 500 (${fn.name}): ${err instanceof Error ? err.stack : String(err)}`);
-      throw new HttpFailure(500, `Function ${fn.name} failed`);
+      // the invocation's exception reaches ExceptionMiddleware: an empty 500, the connection kept
+      throw new HostAnswer(500, `Function ${fn.name} failed`, false);
     }
   };
 
-  /** Every request is answered: a refusal as problem+json, a failure after the headers went out by closing. */
+  /** Every request is answered: a refusal with its empty host answer; a failure after the headers went out closes. */
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     try {
       await invoke(req, res);
     } catch (err) {
-      const failure = err instanceof HttpFailure ? err : new HttpFailure(500, 'The host failed to handle the request');
-      if (!(err instanceof HttpFailure)) opts.log(`request failed: ${err instanceof Error ? err.stack : String(err)}`);
+      if (err instanceof ConnectionDropped) return void req.socket?.destroy();
+      const answer =
+        err instanceof HostAnswer ? err : new HostAnswer(500, 'The host failed to handle the request', false);
+      if (err instanceof HostAnswer)
+        opts.log(`${req.method} ${req.url?.slice(0, 200)} → ${answer.status}: ${answer.message}`);
+      else opts.log(`request failed: ${err instanceof Error ? err.stack : String(err)}`);
       if (res.writableEnded) return; // answered already (a framing error in its body)
       if (res.headersSent || res.destroyed) return void res.destroy();
-      // a request refused before its body was read closes the connection rather than reading on
-      sendProblem(res, failure, !req.complete);
-      if (!req.complete) res.once('finish', () => req.socket.destroySoon());
+      // a request answered before its body was read closes the connection rather than reading on
+      const closing = answer.close || !req.complete ? new HostAnswer(answer.status, answer.message, true) : answer;
+      const socket = req.socket;
+      sendEmpty(res, closing);
+      // node ends a `Connection: close` response's socket once the request is read; one still sending is cut off
+      if (closing.close) res.once('finish', () => socket?.destroySoon());
     }
   };
 
   /** The response being written on a connection, so an error in a pipelined request is answered after it. */
   const responding = new WeakMap<object, http.ServerResponse>();
-  // the Host header is checked in requestTarget, so that a missing one is answered as problem+json too
-  const server = http.createServer({ requireHostHeader: false }, (req, res) => {
-    responding.set(req.socket, res);
-    res.once('close', () => {
-      if (responding.get(req.socket) === res) responding.delete(req.socket);
-    });
-    const done = handle(req, res);
-    inFlight.add(done);
-    void done.finally(() => inFlight.delete(done));
-  });
+  // the Host header is checked in requestTarget, so that a missing one is answered as Kestrel answers it; node
+  // parses up to Kestrel's line and header limits together, checkRequestSize tells which one a request broke
+  const server = http.createServer(
+    { requireHostHeader: false, maxHeaderSize: MAX_REQUEST_LINE_BYTES + MAX_REQUEST_HEADERS_BYTES },
+    (req, res) => {
+      responding.set(req.socket, res);
+      res.once('close', () => {
+        if (responding.get(req.socket) === res) responding.delete(req.socket);
+      });
+      const done = handle(req, res);
+      inFlight.add(done);
+      void done.finally(() => inFlight.delete(done));
+    },
+  );
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    const failure = clientErrorStatus(err);
-    const body = problemBody(failure);
-    const answer = () =>
-      socket.writable
-        ? socket.end(
-            `HTTP/1.1 ${failure.status} ${http.STATUS_CODES[failure.status] ?? 'Bad Request'}\r\n` +
-              `content-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-              `connection: close\r\n\r\n${body}`,
-          )
-        : socket.destroy();
+    const failure = clientErrorAnswer(err);
+    const answer = () => (socket.writable ? socket.end(emptyHead(failure)) : socket.destroy());
     const pending = responding.get(socket);
     if (!pending) return answer();
     // an error after a whole request (pipelining) is answered after that request's response;
     // an error in the body of the request being handled is that request's answer
     if (pending.req.complete) return void pending.once('close', answer);
-    if (pending.headersSent) return void socket.destroy();
-    sendProblem(pending, failure, true);
+    if (pending.headersSent || err.code === 'HPE_INVALID_EOF_STATE') return void socket.destroy();
+    // in a body Kestrel reads while the host binds `req`: the exception ends as ExceptionMiddleware's empty 500
+    sendEmpty(pending, new HostAnswer(500, `The request body could not be read (${err.code ?? 'parse error'})`));
   });
   server.keepAliveTimeout = 5000;
   // Kestrel's RequestHeadersTimeout (KestrelServerLimits, default 30 s): headers never finished → 408

@@ -223,8 +223,8 @@ describe('the CLI against the running app', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe(
-      `error: ${origin}/health answered HTTP 404 (No function is registered for /health): ` +
-        `no function of the app is there: is the URL missing /api? try --url ${origin}/api\n`,
+      `error: ${origin}/health answered HTTP 404 with an empty body: ` +
+        `no function has this route: is the URL missing /api? try --url ${origin}/api\n`,
     );
   });
 

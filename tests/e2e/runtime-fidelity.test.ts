@@ -3,6 +3,7 @@
  * metadata as the worker delivers it, and host.json functionTimeout enforced with the host's message.
  */
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import {
   AccountSASPermissions,
@@ -23,17 +24,22 @@ jest.mock('@azure/functions-core', () => jest.requireActual('../../scripts/local
 });
 
 const queueName = `${uniqueNamespace()}-runtime`;
+const BODY_LIMIT = 1000;
 const fixture = path.join(__dirname, 'fixtures-runtime/functions.ts');
 let azurite: RunningAzurite;
 let host: RunningLocalHost;
 const logs: string[] = [];
 let events: string[];
 let seen: { payload: unknown; metadata: unknown }[];
+let uploads: number[];
 
 beforeAll(async () => {
   azurite = await startAzurite();
   process.env.AzureWebJobsStorage = azurite.connectionString;
   process.env.RUNTIME_QUEUE = queueName;
+  // read once at start-up, as HttpRequestBodySizeMiddleware.cs reads it
+  // (azure-functions-host src/WebJobs.Script.WebHost/Middleware/)
+  process.env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT = String(BODY_LIMIT);
   host = await startLocalHost({
     root: path.dirname(fixture),
     port: 0,
@@ -41,10 +47,11 @@ beforeAll(async () => {
     log: (line) => void logs.push(line),
     queueLeaseMs: 2000,
   });
-  ({ events, seen } = jest.requireActual<{ events: string[]; seen: typeof seen }>(fixture));
+  ({ events, seen, uploads } = jest.requireActual<{ events: string[]; seen: typeof seen; uploads: number[] }>(fixture));
 }, 30000);
 
 afterAll(async () => {
+  delete process.env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT;
   await host?.stop(0);
   await azurite?.stop();
 });
@@ -177,4 +184,91 @@ it('runs hooks around HTTP invocations and fails one that overruns functionTimeo
   await waitFor('the timeout hook', async () =>
     events.find((e) => e.startsWith('post:slow:true:error: Timeout value of')),
   );
+});
+
+/** Writes raw request bytes and returns everything the host sent until it closed the connection (or 5 s). */
+function rawExchange(parts: readonly (string | Buffer)[]): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(new URL(host.url).port), '127.0.0.1');
+    let received = '';
+    const done = () => resolve(received);
+    const timer = setTimeout(() => socket.destroy(), 5000);
+    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      done();
+    });
+    socket.on('connect', () => {
+      for (const part of parts) socket.write(part);
+    });
+  });
+}
+
+// The host sets Kestrel's MaxRequestBodySize from FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (HttpRequestBodySizeMiddleware.cs);
+// Kestrel refuses a declared length over it on the first read (Http1ContentLengthMessageBody.OnReadStarting) and
+// stops a chunked body once the count passes it (Http1MessageBody.OnObservedBytesExceedMaxRequestBodySize), keep-alive
+// off. That exception surfaces while the host binds `req`, so ExceptionMiddleware.cs answers an empty 500
+// (Azure/azure-functions-host#10519) and the function never runs.
+it('refuses a body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT before the function runs, as the Functions host does', async () => {
+  const chunk = (data: Buffer) => [Buffer.from(`${data.length.toString(16)}\r\n`), data, Buffer.from('\r\n')];
+  const head = (extra: string) =>
+    `POST ${new URL(host.url).pathname}/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n${extra}\r\n`;
+  const chunked = await rawExchange([
+    head('Transfer-Encoding: chunked\r\n'),
+    ...chunk(Buffer.alloc(600, 1)),
+    ...chunk(Buffer.alloc(600, 2)),
+    ...chunk(Buffer.alloc(600, 3)),
+    '0\r\n\r\n',
+  ]);
+  const declared = await rawExchange([head(`Content-Length: ${BODY_LIMIT + 1}\r\n`)]);
+  for (const answer of [chunked, declared]) {
+    expect(answer).toMatch(/^HTTP\/1\.1 500 /);
+    expect(answer).toMatch(/\r\ncontent-length: 0\r\n/i);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(answer.endsWith('\r\n\r\n')).toBe(true);
+  }
+  expect(uploads).toEqual([]);
+  const fits = await fetch(`${host.url}/upload`, { method: 'POST', body: Buffer.alloc(BODY_LIMIT, 7) });
+  expect([fits.status, await fits.text()]).toEqual([200, 'stored']);
+  expect(uploads).toEqual([BODY_LIMIT]);
+});
+
+// Routes as the Functions host maps them: each an ASP.NET Core Route with inline constraints (dotnet/aspnetcore
+// src/Http/Routing/src/Constraints/*.cs) and an HttpMethodRouteConstraint (azure-functions-host
+// src/WebJobs.Script.WebHost/WebScriptHostHttpRoutesManager.cs), tried in function-name order
+// (src/WebJobs.Script/Host/FunctionMetadataManager.cs) in one RouteCollection, first match wins
+// (azure-webjobs-sdk-extensions src/WebJobs.Extensions.Http/Routing/WebJobsRouteBuilder.cs); no match is an empty 404.
+it('matches routes with inline constraints, optional, default and catch-all parameters, in function-name order', async () => {
+  const call = async (route: string, method = 'GET') => {
+    const res = await fetch(`${host.url}/${route}`, { method });
+    const text = await res.text();
+    return res.status === 200 ? (JSON.parse(text) as unknown) : { status: res.status, body: text };
+  };
+  const hit = (fn: string, params: Record<string, string> = {}) => ({ fn, params });
+  const miss = { status: 404, body: '' };
+  expect(await call('items/5')).toEqual(hit('routeA_item', { id: '5' }));
+  expect(await call('items/0')).toEqual(hit('routeC_itemAny', { any: '0' })); // int, but not min(1)
+  expect(await call('items/ab')).toEqual(hit('routeB_itemName', { name: 'ab' }));
+  expect(await call('items/AB')).toEqual(hit('routeB_itemName', { name: 'AB' })); // alpha ignores case
+  expect(await call('items/a')).toEqual(hit('routeC_itemAny', { any: 'a' })); // alpha, but not minlength(2)
+  // the literal route of a function named later never sees what an earlier function's parameter takes
+  expect(await call('items/special')).toEqual(hit('routeB_itemName', { name: 'special' }));
+  expect(await call('things/6F9619FF-8B86-D011-B42D-00CF4FC964FF')).toEqual(
+    hit('routeD_guid', { id: '6F9619FF-8B86-D011-B42D-00CF4FC964FF' }),
+  );
+  expect(await call('things/not-a-guid')).toEqual(miss);
+  expect(await call('pages')).toEqual(hit('routeE_optional'));
+  expect(await call('pages/3')).toEqual(hit('routeE_optional', { page: '3' }));
+  expect(await call('pages/three')).toEqual(miss);
+  expect(await call('sizes')).toEqual(hit('routeF_default', { size: 'medium' }));
+  expect(await call('sizes/large')).toEqual(hit('routeF_default', { size: 'large' }));
+  expect(await call('files/a/b/c.txt')).toEqual(hit('routeG_catchAll', { path: 'a/b/c.txt' }));
+  expect(await call('files')).toEqual(hit('routeG_catchAll'));
+  expect(await call('codes/ab123')).toEqual(hit('routeH_regex', { code: 'ab123' }));
+  expect(await call('codes/AB123')).toEqual(hit('routeH_regex', { code: 'AB123' })); // regex ignores case
+  expect(await call('codes/abc12')).toEqual(miss);
+  expect(await call('scores/5', 'POST')).toEqual(hit('routeI_range', { n: '5' }));
+  expect(await call('scores/5')).toEqual(miss); // GET: the method constraint does not match
+  expect(await call('scores/11', 'POST')).toEqual(miss);
 });

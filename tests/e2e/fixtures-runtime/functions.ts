@@ -37,3 +37,37 @@ app.http('slow', {
     return { status: 200, body: 'done' };
   },
 });
+
+/** Bodies the `upload` function received (its length each): one over the host's limit must never arrive. */
+export const uploads: number[] = [];
+
+app.http('upload', {
+  route: 'upload',
+  methods: ['POST'],
+  authLevel: 'anonymous',
+  handler: async (request) => {
+    uploads.push((await request.arrayBuffer()).byteLength);
+    return { status: 200, body: 'stored' };
+  },
+});
+
+/** Answers with the function's name and its route values, so a test sees which route matched. */
+const echoRoute = (name: string, route: string, methods: ('GET' | 'POST')[] = ['GET']) =>
+  app.http(name, {
+    route,
+    methods,
+    authLevel: 'anonymous',
+    handler: async (request) => ({ status: 200, jsonBody: { fn: name, params: request.params } }),
+  });
+
+// Names chosen so the function-name order (FunctionMetadataManager sorts by name) is the order listed here.
+echoRoute('routeA_item', 'items/{id:int:min(1)}');
+echoRoute('routeB_itemName', 'items/{name:alpha:minlength(2)}');
+echoRoute('routeC_itemAny', 'items/{any}');
+echoRoute('routeD_guid', 'things/{id:guid}');
+echoRoute('routeE_optional', 'pages/{page:int?}');
+echoRoute('routeF_default', 'sizes/{size=medium}');
+echoRoute('routeG_catchAll', 'files/{*path}');
+echoRoute('routeH_regex', 'codes/{code:regex(^[a-z]{{2}}\\d{{3}}$)}');
+echoRoute('routeI_range', 'scores/{n:range(1,10)}', ['POST']);
+echoRoute('routeZ_literal', 'items/special');

@@ -164,11 +164,15 @@ describe('talking to the API', () => {
           res.end();
           return;
         }
-        res.writeHead(route?.status ?? 404, { 'content-type': route?.type ?? 'application/json' });
-        if (Buffer.isBuffer(route?.body)) return void res.end(route.body);
-        // No route: what the local host answers (scripts/local-host/http-server.ts), no app problem type.
-        const noRoute = { status: 404, title: 'Not found', detail: `No function is registered for ${req.url}` };
-        res.end(JSON.stringify(route?.body ?? noRoute));
+        if (!route) {
+          // No route: what the Functions host answers (an empty 404, as FunctionInvocationMiddleware.cs of
+          // Azure/azure-functions-host writes nothing when no function route matched), so the local host too.
+          res.writeHead(404, { 'content-length': '0' });
+          return void res.end();
+        }
+        res.writeHead(route.status, { 'content-type': route.type ?? 'application/json' });
+        if (Buffer.isBuffer(route.body)) return void res.end(route.body);
+        res.end(JSON.stringify(route.body));
       });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -184,8 +188,8 @@ describe('talking to the API', () => {
       const r = await run(['check', '--url', origin]);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe(
-        `error: ${origin}/health answered HTTP 404 (No function is registered for /health): ` +
-          `no function of the app is there: is the URL missing /api? try --url ${origin}/api\n`,
+        `error: ${origin}/health answered HTTP 404 with an empty body: ` +
+          `no function has this route: is the URL missing /api? try --url ${origin}/api\n`,
       );
       const requeue = await run(['requeue', 'light', '--url', `${origin}/`]);
       expect(requeue.code).toBe(1); // not "nothing to requeue": the host, not the app, said 404
@@ -196,7 +200,7 @@ describe('talking to the API', () => {
       const r = await run(['check', '--url', url]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(
-        /no function of the app is there: is http:\/\/127\.0\.0\.1:\d+\/api the image pipeline's API/,
+        /HTTP 404 with an empty body: no function has this route: is http:\/\/127\.0\.0\.1:\d+\/api the image pipeline's API \(--url should end in \/api\)/,
       );
     });
 
