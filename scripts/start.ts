@@ -63,7 +63,9 @@ function keyLines(env: NodeJS.ProcessEnv, func: string | undefined, port: number
   env[KEY_SETTINGS.masterKey.env] = configured.keys.masterKey;
   return [
     '  Keys:       LOCAL_HOST_AUTH=keys: data routes need the function key, requeue and purge the master key;',
-    '              send it as the x-functions-key header (the CLI reads them from local.settings.json). Paste:',
+    configured.generated.length
+      ? '              send it as the x-functions-key header (generated: give it to the CLI with --key). Paste:'
+      : '              send it as the x-functions-key header (the CLI reads them from local.settings.json). Paste:',
     `              export KEY=${configured.keys.functionKey} MASTER_KEY=${configured.keys.masterKey}`,
     `              curl -H "x-functions-key: $KEY" http://localhost:${port}/api/workers`,
   ];
