@@ -46,6 +46,7 @@ interface PageElement {
   getAttribute(name: string): string | null;
 }
 declare const document: {
+  readonly activeElement: PageElement | null;
   querySelector(selector: string): PageElement | null;
   querySelectorAll(selector: string): Iterable<PageElement>;
 };
@@ -456,6 +457,12 @@ describe('the dashboard with keys (LOCAL_HOST_AUTH=keys)', () => {
     await page.click('button.requeue[data-capability="light"]', { timeout: 15000 });
     await page.waitForSelector('#admin-key-form', { timeout: 10000 });
     expect(await page.locator('#admin .key-message').textContent()).toBe('Requeue light needs the admin (master) key.');
+    // the dead-letter list is redrawn on every refresh: the key being typed keeps its focus
+    const updated = await page.locator('#status-text').textContent();
+    await page.waitForFunction((before) => document.querySelector('#status-text')?.textContent !== before, updated, {
+      timeout: 10000,
+    });
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('id'))).toBe('admin-key-input');
     await page.fill('#admin-key-input', FUNCTION_KEY);
     await page.click('#admin-key-form button[type=submit]');
     await page.waitForFunction(() => document.querySelector('#admin')?.textContent?.includes('That key was refused'));

@@ -612,7 +612,7 @@
   }
 
   function renderDead() {
-    const box = byId('dead');
+    const box = deadBody;
     if (!state.dead) {
       if (state.deadError) box.replaceChildren(empty(`Not available: ${state.deadError.message}`));
       return;
@@ -694,13 +694,18 @@
           ),
         )
       : null;
-    box.replaceChildren(counts, list, ...(actions ? [actions] : []), adminBox);
+    box.replaceChildren(counts, list, ...(actions ? [actions] : []));
   }
 
   // ---------- requeue (the admin key) ----------
 
-  /** Where requeue says what happened, or asks for the admin key; kept across renders. */
+  /**
+   * The card's list is redrawn on every refresh; where requeue says what happened, or asks for the admin key,
+   * sits beside it, so a key being typed keeps its focus.
+   */
+  const deadBody = el('div', {}, empty('Loading…'));
   const adminBox = el('div', { id: 'admin', class: 'admin-form' });
+  byId('dead').replaceChildren(deadBody, adminBox);
 
   function adminForm(capability, message) {
     const input = el('input', {
