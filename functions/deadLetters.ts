@@ -1,7 +1,8 @@
 /**
  * GET /api/dead-letters (function key): dead letters and poison-queue backlog per capability.
- * POST /api/dead-letters/{capability}/requeue (function key): failed tasks back to queued and
- * their messages back on the capability queue.
+ * POST /api/dead-letters/{capability}/requeue (admin: the master key): failed tasks back to queued
+ * and their messages back on the capability queue. It changes what every worker runs next, so it
+ * takes the operator's key, not the key handed to clients that submit jobs.
  */
 import { app } from '@azure/functions';
 import { deadLetterRoutes } from '../shared/http/dead-letters';
@@ -18,6 +19,6 @@ app.http('deadLetters', {
 app.http('requeueDeadLetters', {
   route: 'dead-letters/{capability}/requeue',
   methods: ['POST'],
-  authLevel: 'function',
+  authLevel: 'admin',
   handler: routes.requeue,
 });

@@ -1,6 +1,9 @@
 /**
  * GET /api/health (anonymous): 200 {status, checks: {blob, queue, table}, version}, or 503 when
- * storage does not answer. GET /api/filters (anonymous): the filter catalog and capability table.
+ * storage does not answer (probes and load balancers call it without a key). GET /api/filters
+ * (anonymous): the filter catalog and capability table. It is public on purpose: it is the same for
+ * every deployment of this code, carries no user data, and a client
+ * needs it before it has a key (the CLI checks a pipeline against it before anything is sent).
  */
 import { app } from '@azure/functions';
 import { healthRoutes } from '../shared/http/health';

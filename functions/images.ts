@@ -9,12 +9,12 @@ import { httpStorage } from '../shared/storage/clients';
 
 const routes = imageRoutes(httpStorage);
 
-app.http('listImages', { route: 'images', methods: ['GET'], authLevel: 'anonymous', handler: routes.listImages });
+app.http('listImages', { route: 'images', methods: ['GET'], authLevel: 'function', handler: routes.listImages });
 app.http('putImage', { route: 'images/{name}', methods: ['PUT'], authLevel: 'function', handler: routes.putImage });
-app.http('getImage', { route: 'images/{name}', methods: ['GET'], authLevel: 'anonymous', handler: routes.getImage });
+app.http('getImage', { route: 'images/{name}', methods: ['GET'], authLevel: 'function', handler: routes.getImage });
 app.http('getImageInfo', {
   route: 'images/{name}/info',
   methods: ['GET'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   handler: routes.getImageInfo,
 });

@@ -12,4 +12,4 @@ import { httpStorage } from '../shared/storage/clients';
 const routes = jobRoutes(httpStorage);
 
 app.http('submitJob', { route: 'jobs', methods: ['POST'], authLevel: 'function', handler: routes.submitJob });
-app.http('getJob', { route: 'jobs/{job_id}', methods: ['GET'], authLevel: 'anonymous', handler: routes.getJob });
+app.http('getJob', { route: 'jobs/{job_id}', methods: ['GET'], authLevel: 'function', handler: routes.getJob });

@@ -1,8 +1,9 @@
 /**
  * collectMetrics (timer, METRICS_SCHEDULE, default every 10 s): a snapshot of queues, workers,
  * task figures and scaling recommendations into Table `metrics`.
- * GET /api/metrics (?format=prometheus), GET /api/metrics/history?minutes=N, GET /api/workers:
- * anonymous reads.
+ * GET /api/metrics (?format=prometheus), GET /api/metrics/history?minutes=N, GET /api/workers
+ * (function key): queue names, task figures and worker ids describe the app's traffic, so they are
+ * not for strangers; a Prometheus scraper sends the key as the x-functions-key header.
  */
 import { app } from '@azure/functions';
 import { appSettings } from '../shared/config';
@@ -22,11 +23,11 @@ app.timer('collectMetrics', {
     context.log(`metrics snapshot: ${summary.join('; ')}`);
   },
 });
-app.http('metrics', { route: 'metrics', methods: ['GET'], authLevel: 'anonymous', handler: routes.metrics });
+app.http('metrics', { route: 'metrics', methods: ['GET'], authLevel: 'function', handler: routes.metrics });
 app.http('metricsHistory', {
   route: 'metrics/history',
   methods: ['GET'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   handler: routes.metricsHistory,
 });
-app.http('workers', { route: 'workers', methods: ['GET'], authLevel: 'anonymous', handler: routes.workers });
+app.http('workers', { route: 'workers', methods: ['GET'], authLevel: 'function', handler: routes.workers });

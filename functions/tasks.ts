@@ -8,10 +8,10 @@ import { httpStorage } from '../shared/storage/clients';
 
 const routes = taskRoutes(httpStorage);
 
-app.http('getTask', { route: 'tasks/{task_id}', methods: ['GET'], authLevel: 'anonymous', handler: routes.getTask });
+app.http('getTask', { route: 'tasks/{task_id}', methods: ['GET'], authLevel: 'function', handler: routes.getTask });
 app.http('getTaskResult', {
   route: 'tasks/{task_id}/result',
   methods: ['GET'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   handler: routes.getTaskResult,
 });

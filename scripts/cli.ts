@@ -11,6 +11,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { AppError } from '../shared/errors';
 import { ApiClient, ApiError, DEFAULT_URL, KEY_ENV, normalizeBaseUrl, problemLines, URL_ENV } from './cli/api';
 import type { CliContext } from './cli/context';
+import { chooseKey } from './cli/keys';
 import { processIo, UsageError, writeLine, type CliIo } from './cli/io';
 import { registerCheck } from './cli/commands/check';
 import { registerCompare } from './cli/commands/compare';
@@ -46,7 +47,11 @@ function buildProgram(ctx: CliContext, io: CliIo): Command {
     )
     .version(version)
     .option('--url <url>', `the API base URL (env ${URL_ENV}, default ${DEFAULT_URL})`, urlOption)
-    .option('--key <key>', `a function key for routes that need one (env ${KEY_ENV}); not needed locally`)
+    .option(
+      '--key <key>',
+      `the app's key, sent as x-functions-key (env ${KEY_ENV}); purge and requeue need the master key. ` +
+        'For a localhost URL the default is the local host key in local.settings.json',
+    )
     // Set before the commands are added: commander copies these settings into each of them.
     .exitOverride()
     .showHelpAfterError()
@@ -73,9 +78,11 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
   let code: number = EXIT.ok;
   const ctx: CliContext = {
     io,
-    api(command) {
+    api(command, level = 'function') {
       const { url: given, key } = command.optsWithGlobals<{ url?: string; key?: string }>();
-      return new ApiClient(given ?? urlFromEnv(io.env), key ?? (io.env[KEY_ENV]?.trim() || undefined));
+      const baseUrl = given ?? urlFromEnv(io.env);
+      const chosen = chooseKey(level, baseUrl, key, io.env);
+      return new ApiClient(baseUrl, chosen.key, chosen.source);
     },
     exit(c) {
       code = c;

@@ -17,6 +17,8 @@
  *
  * Things a reader's run would not have are set up here and said in the README's prose: a message that names no
  * task is put on `tasks-light` first, so the dead-letter examples have one; the metrics timer runs every 2 s.
+ * The host checks keys as `npm start` runs it (LOCAL_HOST_AUTH=keys with local.settings.json's development
+ * keys), so every command has to send the key the README tells the reader to export.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -27,6 +29,7 @@ import { Storage } from '../shared/storage/clients';
 import { resourceNames } from '../shared/storage/names';
 import { enqueue } from '../shared/storage/queue';
 import { isListening, startAzurite } from './azurite';
+import { KEY_SETTINGS } from './local-host/keys';
 import { PROJECT_ROOT, SAMPLES_DIR } from './paths';
 import { seedSampleImages } from './seed';
 
@@ -35,6 +38,20 @@ const HOST_MAIN = path.join(PROJECT_ROOT, 'dist/scripts/local-host/main.js');
 /** The address the README's commands use; the run points it at the host's port. */
 export const README_ORIGIN = 'localhost:7071';
 export const METRICS_SCHEDULE = '*/2 * * * * *';
+
+/** The development keys `npm start` gives the local host: local.settings.json's, which the README exports. */
+export function developmentKeys(root = PROJECT_ROOT): { functionKey: string; masterKey: string } {
+  const values = (
+    JSON.parse(readFileSync(path.join(root, 'local.settings.json'), 'utf8')) as {
+      Values: Record<string, string>;
+    }
+  ).Values;
+  const functionKey = values[KEY_SETTINGS.functionKey.env];
+  const masterKey = values[KEY_SETTINGS.masterKey.env];
+  if (values[KEY_SETTINGS.auth.env] !== 'keys' || !functionKey || !masterKey)
+    throw new Error('local.settings.json should set LOCAL_HOST_AUTH=keys and both development keys');
+  return { functionKey, masterKey };
+}
 
 export interface Example {
   readonly name: string;
@@ -209,6 +226,7 @@ export async function withApp<T>(use: (port: number) => Promise<T>): Promise<T> 
     await seedSampleImages(storage);
     await enqueue(storage.queue('light'), { task: 'a message that names no task' });
     const port = await fourDigitPort();
+    const keys = developmentKeys();
     host = spawn(process.execPath, [HOST_MAIN, '--port', String(port)], {
       cwd: PROJECT_ROOT,
       env: {
@@ -217,6 +235,9 @@ export async function withApp<T>(use: (port: number) => Promise<T>): Promise<T> 
         STORAGE_NAMESPACE: '',
         METRICS_SCHEDULE,
         WORKER_HEARTBEAT_SECONDS: '2',
+        [KEY_SETTINGS.auth.env]: 'keys',
+        [KEY_SETTINGS.functionKey.env]: keys.functionKey,
+        [KEY_SETTINGS.masterKey.env]: keys.masterKey,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -226,7 +247,9 @@ export async function withApp<T>(use: (port: number) => Promise<T>): Promise<T> 
     const exited = new Promise((resolve) => host!.once('exit', resolve));
     const deadline = Date.now() + 60000;
     for (;;) {
-      const dead = (await fetch(`http://localhost:${port}/api/dead-letters`).then(
+      const dead = (await fetch(`http://localhost:${port}/api/dead-letters`, {
+        headers: { 'x-functions-key': keys.functionKey },
+      }).then(
         (r) => r.json() as Promise<{ capabilities: { count: number }[] }>,
         () => undefined,
       )) ?? { capabilities: [] };

@@ -11,6 +11,7 @@ import { STORAGE_CONNECTION } from '../shared/config';
 import { Storage } from '../shared/storage/clients';
 import { azuriteConnectionString, type AzuritePorts } from '../shared/storage/connection';
 import { isListening, startAzurite, type RunningAzurite } from './azurite';
+import { hostKeys, KEY_SETTINGS } from './local-host/keys';
 import { loadLocalSettings } from './local-settings';
 import { azuriteLocation, PROJECT_ROOT } from './paths';
 import { loadRunSettings } from './run-settings';
@@ -42,8 +43,35 @@ function onPath(command: string): string | undefined {
   return undefined;
 }
 
-function startHost(port: number, env: NodeJS.ProcessEnv): ChildProcess {
-  const func = process.env.LOCAL_HOST_ONLY === '1' ? undefined : onPath('func');
+/** Core Tools' `func`, unless LOCAL_HOST_ONLY=1 asks for the local host. */
+const coreTools = (): string | undefined => (process.env.LOCAL_HOST_ONLY === '1' ? undefined : onPath('func'));
+
+/**
+ * With LOCAL_HOST_AUTH=keys (local.settings.json sets it, with development keys), the keys the local host
+ * will check, made up here when unset so they can be printed ready to paste. `func start` checks no keys:
+ * said so instead.
+ */
+function keyLines(env: NodeJS.ProcessEnv, func: string | undefined, port: number): string[] {
+  const configured = hostKeys(env);
+  if (!configured) return ['  Keys:       none checked (LOCAL_HOST_AUTH=none): every route answers without a key'];
+  if (func)
+    return [
+      '  Keys:       func start checks no keys (LOCAL_HOST_AUTH applies to the local host only): every route',
+      '              answers without one; LOCAL_HOST_ONLY=1 npm start runs the local host, which checks them',
+    ];
+  env[KEY_SETTINGS.functionKey.env] = configured.keys.functionKey;
+  env[KEY_SETTINGS.masterKey.env] = configured.keys.masterKey;
+  return [
+    '  Keys:       LOCAL_HOST_AUTH=keys: data routes need the function key, requeue and purge the master key;',
+    configured.generated.length
+      ? '              send it as the x-functions-key header (generated: give it to the CLI with --key). Paste:'
+      : '              send it as the x-functions-key header (the CLI reads them from local.settings.json). Paste:',
+    `              export KEY=${configured.keys.functionKey} MASTER_KEY=${configured.keys.masterKey}`,
+    `              curl -H "x-functions-key: $KEY" http://localhost:${port}/api/workers`,
+  ];
+}
+
+function startHost(port: number, env: NodeJS.ProcessEnv, func: string | undefined): ChildProcess {
   const [command, args] = func
     ? [func, ['start', '--port', String(port)]]
     : [process.execPath, [path.join(PROJECT_ROOT, 'dist/scripts/local-host/main.js'), '--port', String(port)]];
@@ -74,12 +102,16 @@ async function main(): Promise<number> {
   if (uploaded.length)
     console.log(`Uploaded ${uploaded.length} sample images to the ${storage.names.images} container`);
 
-  const host = startHost(port, env);
+  const func = coreTools();
+  const keys = keyLines(env, func, port);
+  const keysChecked = !func && hostKeys(env) !== null;
+  const host = startHost(port, env, func);
   console.log(
     [
       '',
       `  API:        http://localhost:${port}/api   (try: curl http://localhost:${port}/api/health)`,
-      `  Dashboard:  http://localhost:${port}/api/dashboard`,
+      `  Dashboard:  http://localhost:${port}/api/dashboard${keysChecked ? '   (asks for the function key)' : ''}`,
+      ...keys,
       `  Azurite:    blob http://127.0.0.1:${ports.blob}, queue http://127.0.0.1:${ports.queue}, table http://127.0.0.1:${ports.table}${azurite ? `, data in ${path.relative(PROJECT_ROOT, location)}/` : ''}`,
       `  Storage Explorer connection string: ${connectionString}`,
       '  Ctrl-C stops everything.',

@@ -71,8 +71,10 @@ export class ApiError extends Error {
     readonly body: unknown,
     /** Added to the message when the answer alone does not say what to do. */
     readonly hint?: string,
+    /** Where the key sent came from (see cli/keys.ts), for a 401. */
+    readonly keySource?: string,
   ) {
-    super(ApiError.describe(status, url, body, hint));
+    super(ApiError.describe(status, url, body, hint, keySource));
   }
 
   get problem(): Problem | undefined {
@@ -92,13 +94,15 @@ export class ApiError extends Error {
     return problemLines(problem.detail, errors, problem.title ?? 'The request was refused', ` (HTTP ${this.status})`);
   }
 
-  private static describe(status: number, url: string, body: unknown, hint?: string): string {
+  private static describe(status: number, url: string, body: unknown, hint?: string, keySource?: string): string {
     const problem = typeof body === 'object' && body !== null ? (body as Problem) : undefined;
     if (hint) {
       const said = problem?.detail ? ` (${problem.detail})` : body === '' ? ' with an empty body' : '';
       return `${url} answered HTTP ${status}${said}: ${hint}`;
     }
     if (problem?.detail) return `${problem.detail} (HTTP ${status})`;
+    if (status === 401 && keySource)
+      return `${url} answered HTTP 401: the key from ${keySource} was refused; pass the app's key with --key or set ${KEY_ENV}`;
     if (status === 401)
       return `${url} answered HTTP 401: this route needs a function key; pass --key or set ${KEY_ENV}`;
     const text = typeof body === 'string' && body.trim() ? `: ${body.trim().slice(0, 200)}` : '';
@@ -168,6 +172,8 @@ export class ApiClient {
   constructor(
     readonly baseUrl: string,
     private readonly key?: string,
+    /** Where the key came from (see cli/keys.ts), named when the app refuses it. */
+    readonly keySource?: string,
   ) {}
 
   url(path: string): string {
@@ -225,7 +231,13 @@ export class ApiClient {
       // not JSON (a proxy's HTML page, say): keep the text for the message
     }
     const noRoute = res.status === 404 && !isAppProblem(body);
-    throw new ApiError(res.status, url, body, noRoute ? missingRouteHint(this.baseUrl) : undefined);
+    throw new ApiError(
+      res.status,
+      url,
+      body,
+      noRoute ? missingRouteHint(this.baseUrl) : undefined,
+      this.key ? this.keySource : undefined,
+    );
   }
 
   /** A success that is not JSON is not this API (a web server's page, say): said so, not a SyntaxError. */

@@ -4,7 +4,7 @@
  * its full minute. Needs the build (npm test builds first).
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Storage } from '../../shared/storage/clients';
@@ -17,6 +17,16 @@ import { resourceNames } from '../../shared/storage/names';
 import { enqueue } from '../../shared/storage/queue';
 
 const CLI = path.resolve(__dirname, '../../dist/scripts/cli.js');
+/**
+ * Keys on, with the development keys local.settings.json gives `npm start`: the CLI finds them there itself for a
+ * localhost URL (scripts/cli/keys.ts), as a user's CLI does, so no command below passes --key.
+ */
+const DEV_KEYS = (
+  JSON.parse(readFileSync(path.resolve(__dirname, '../../local.settings.json'), 'utf8')) as {
+    Values: Record<string, string>;
+  }
+).Values;
+const KEYED = { 'x-functions-key': DEV_KEYS.LOCAL_HOST_FUNCTION_KEY };
 
 interface CliRun {
   code: number | null;
@@ -31,9 +41,12 @@ let env: NodeJS.ProcessEnv;
 let elsewhere: Storage;
 
 /** stdin is /dev/null, so nothing can wait for typing. */
-function cli(args: string[], timeoutMs = 60000): Promise<CliRun> {
+function cli(args: string[], timeoutMs = 60000, extraEnv: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -60,6 +73,9 @@ beforeAll(async () => {
       AzureWebJobsStorage: azurite.connectionString,
       STORAGE_NAMESPACE: namespace,
       LOCAL_HOST_QUEUE_LEASE_SECONDS: '3',
+      LOCAL_HOST_AUTH: 'keys',
+      LOCAL_HOST_FUNCTION_KEY: DEV_KEYS.LOCAL_HOST_FUNCTION_KEY,
+      LOCAL_HOST_MASTER_KEY: DEV_KEYS.LOCAL_HOST_MASTER_KEY,
     },
     /Host listening on/,
   );
@@ -71,8 +87,10 @@ beforeAll(async () => {
   await elsewhere.tasks.createEntity({ partitionKey: 'job', rowKey: 'task', status: 'succeeded' });
   await elsewhere.processed.getBlockBlobClient('job_0000.jpg').uploadData(Buffer.from('result'));
   await enqueue(elsewhere.queue('light'), {});
+  env = { ...process.env };
+  for (const name of ['IMAGE_PIPELINE_KEY', 'LOCAL_HOST_FUNCTION_KEY', 'LOCAL_HOST_MASTER_KEY']) delete env[name];
   env = {
-    ...process.env,
+    ...env,
     IMAGE_PIPELINE_URL: host.url,
     AzureWebJobsStorage: azurite.connectionString,
     STORAGE_NAMESPACE: elsewhereNamespace,
@@ -122,7 +140,9 @@ describe('the CLI against the running app', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^error: the pipeline is not valid; nothing was uploaded:$/m);
     expect(r.stderr).toMatch(/'blurr'.*did you mean 'blur'/);
-    const images = (await (await fetch(`${host.url}/images`)).json()) as { images: { name: string }[] };
+    const images = (await (await fetch(`${host.url}/images`, { headers: KEYED })).json()) as {
+      images: { name: string }[];
+    };
     expect(images.images.map((i) => i.name)).not.toContain('typo_check.jpg');
   });
 
@@ -202,7 +222,7 @@ describe('the CLI against the running app', () => {
   it('purge: refuses without --yes on a non-terminal stdin; with --yes the app at the URL is purged through its API', async () => {
     const refused = await cli(['purge']);
     expect(refused.code).toBe(2);
-    expect((await fetch(`${host.url}/jobs/${jobId}`)).status).toBe(200);
+    expect((await fetch(`${host.url}/jobs/${jobId}`, { headers: KEYED })).status).toBe(200);
     const r = await cli(['purge', '--yes']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -210,12 +230,24 @@ describe('the CLI against the running app', () => {
     expect(r.stdout).toMatch(/^ {2}124 task record\(s\) from table t[0-9a-f]+tasks$/m); // submit 2 + stress 120 + compare 2
     expect(r.stdout).toMatch(/^ {2}\d+ processed result\(s\) from container t[0-9a-f]+-processed$/m);
     expect(host.output()).toMatch(/DELETE \/api\/tasks → 200 \(purgeTasks/);
-    expect((await fetch(`${host.url}/jobs/${jobId}`)).status).toBe(404);
+    expect((await fetch(`${host.url}/jobs/${jobId}`, { headers: KEYED })).status).toBe(404);
     // The storage the CLI's environment named is untouched.
     expect(await elsewhere.tasks.getEntity('job', 'task')).toMatchObject({ status: 'succeeded' });
     expect(await elsewhere.processed.getBlockBlobClient('job_0000.jpg').exists()).toBe(true);
     expect((await elsewhere.queue('light').getProperties()).approximateMessagesCount).toBe(1);
   }, 60000);
+
+  it('keys: a refused key says where it came from; admin commands take the master key', async () => {
+    const wrong = await cli(['dead-letters'], 60000, { IMAGE_PIPELINE_KEY: 'not-the-key-0000000000' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toBe(
+      `error: ${host.url}/dead-letters answered HTTP 401: the key from IMAGE_PIPELINE_KEY was refused; pass the app's key with --key or set IMAGE_PIPELINE_KEY\n`,
+    );
+    const functionKeyOnly = await cli(['requeue', 'light', '--key', DEV_KEYS.LOCAL_HOST_FUNCTION_KEY]);
+    expect(functionKeyOnly.stderr).toMatch(/requeue needs the app's master key/);
+    const requeue = await cli(['requeue', 'light']);
+    expect([requeue.code, requeue.stdout]).toEqual([0, expect.stringMatching(/^light: /)]);
+  });
 
   it('a URL without /api: the hint names the URL to use', async () => {
     const origin = host.url.replace(/\/api$/, '');

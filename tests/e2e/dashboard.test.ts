@@ -2,7 +2,8 @@
  * The dashboard as a person sees it: the local host on Azurite after real jobs, opened in
  * headless Chromium (playwright-core, Debian's /usr/bin/chromium). Needs the build (npm test
  * builds first). UPDATE_SCREENSHOT=1 writes the README's docs/dashboard.png; otherwise the
- * screenshot goes to the temp folder, so a test run never changes tracked files.
+ * screenshot goes to the temp folder, so a test run never changes tracked files. The host checks keys
+ * (LOCAL_HOST_AUTH=keys, as `npm start` runs it): the page opens locked and the tests type the key into its form.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,7 @@ import { PROBLEM_TYPE_PREFIX } from '../../shared/http/respond';
 import { Storage } from '../../shared/storage/clients';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { seedSampleImages } from '../../scripts/seed';
-import { getJson, HOST_MAIN, jobDone, postJson, spawnApp, type HostProcess } from '../helpers/host';
+import { getJson, HOST_MAIN, jobDone, keyed, postJson, spawnApp, type HostProcess } from '../helpers/host';
 import { call } from '../helpers/http';
 import { uniqueNamespace } from '../helpers/storage';
 import { resourceNames } from '../../shared/storage/names';
@@ -32,7 +33,11 @@ const UPDATE_SCREENSHOT = process.env.UPDATE_SCREENSHOT === '1';
 const SCREENSHOT = UPDATE_SCREENSHOT
   ? path.resolve(__dirname, '../../docs/dashboard.png')
   : path.join(os.tmpdir(), 'dashboard.png');
+const SHOTS = os.tmpdir();
 const VIEWPORT = { width: 1280, height: 900 };
+const FUNCTION_KEY = 'dashboard-function-key-000000';
+const MASTER_KEY = 'dashboard-master-key-0000000000';
+const KEY = keyed(FUNCTION_KEY);
 
 /** The few browser globals the page-side predicates use (tests compile without the DOM library). */
 interface PageElement {
@@ -41,10 +46,13 @@ interface PageElement {
   getAttribute(name: string): string | null;
 }
 declare const document: {
+  readonly activeElement: PageElement | null;
   querySelector(selector: string): PageElement | null;
   querySelectorAll(selector: string): Iterable<PageElement>;
 };
 declare const window: { Chart?: { instances: Record<string, { data: { datasets: { data: unknown[] }[] } }> } };
+declare const sessionStorage: { getItem(name: string): string | null; readonly length: number };
+declare const localStorage: { readonly length: number };
 
 let azurite: RunningAzurite | undefined;
 let host: HostProcess | undefined;
@@ -52,13 +60,28 @@ let browser: Browser | undefined;
 let url: string;
 let taskIds: string[];
 
-/** Console errors and uncaught exceptions of a page, collected from its first request on. */
+/** Types a key into the locked page's form. */
+async function unlock(page: Page, key = FUNCTION_KEY): Promise<void> {
+  await page.waitForSelector('#lock:not([hidden])', { timeout: 10000 });
+  await page.fill('#key-input', key);
+  await page.click('#key-form button[type=submit]');
+}
+
+/**
+ * Console errors and uncaught exceptions of a page, collected from its first request on; the page is unlocked
+ * with the function key. The browser logs each keyless call's 401 as a console error before the key is typed:
+ * those are the locked state working, not faults, so errors are collected from the unlock on.
+ */
 async function openPage(route = '/dashboard'): Promise<{ page: Page; errors: string[] }> {
   const page = await browser!.newPage({ viewport: VIEWPORT });
   const errors: string[] = [];
-  page.on('console', (m) => m.type() === 'error' && errors.push(`console: ${m.text()}`));
+  let unlocked = false;
+  page.on('console', (m) => unlocked && m.type() === 'error' && errors.push(`console: ${m.text()}`));
   page.on('pageerror', (e) => errors.push(`page: ${e.message}`));
   await page.goto(`${url}${route}`);
+  await unlock(page);
+  await page.waitForSelector('#content:not([hidden])', { timeout: 10000 });
+  unlocked = true;
   return { page, errors };
 }
 
@@ -84,13 +107,16 @@ beforeAll(async () => {
       LOCAL_HOST_QUEUE_LEASE_SECONDS: '3',
       METRICS_SCHEDULE: '*/2 * * * * *',
       WORKER_HEARTBEAT_SECONDS: '2',
+      LOCAL_HOST_AUTH: 'keys',
+      LOCAL_HOST_FUNCTION_KEY: FUNCTION_KEY,
+      LOCAL_HOST_MASTER_KEY: MASTER_KEY,
     },
     /Host listening on/,
   );
   url = host.url;
-  const heavy = await postJson(`${url}/jobs`, { filters: ['blur'] });
-  const light = await postJson(`${url}/jobs`, { images: ['sample_640x480.jpg'], filters: ['grayscale'] });
-  const done = await Promise.all([jobDone(url, heavy.job_id, 40000), jobDone(url, light.job_id, 40000)]);
+  const heavy = await postJson(`${url}/jobs`, { filters: ['blur'] }, KEY);
+  const light = await postJson(`${url}/jobs`, { images: ['sample_640x480.jpg'], filters: ['grayscale'] }, KEY);
+  const done = await Promise.all([jobDone(url, heavy.job_id, 40000, KEY), jobDone(url, light.job_id, 40000, KEY)]);
   expect(done.map((j) => j.status)).toEqual(['succeeded', 'succeeded']);
   taskIds = done.flatMap((j) => j.tasks.map((t: { task_id: string }) => t.task_id));
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -180,7 +206,7 @@ describe('GET /api/dashboard and its assets', () => {
 describe('the dashboard in a browser', () => {
   it('draws live charts, advice per capability, recent tasks and workers without console errors', async () => {
     const { page, errors } = await openPage();
-    const capabilities = Object.keys((await getJson(`${url}/metrics`)).capabilities);
+    const capabilities = Object.keys((await getJson(`${url}/metrics`, KEY)).capabilities);
     expect(capabilities.length).toBeGreaterThan(0);
 
     await page.waitForFunction(
@@ -208,8 +234,8 @@ describe('the dashboard in a browser', () => {
         { name: 'blur', radius: 6 },
       ],
     };
-    const [more, extra] = [await postJson(`${url}/jobs`, pipeline), await postJson(`${url}/jobs`, pipeline)];
-    const moreDone = await Promise.all([jobDone(url, more.job_id, 30000), jobDone(url, extra.job_id, 30000)]);
+    const [more, extra] = [await postJson(`${url}/jobs`, pipeline, KEY), await postJson(`${url}/jobs`, pipeline, KEY)];
+    const moreDone = await Promise.all([jobDone(url, more.job_id, 30000, KEY), jobDone(url, extra.job_id, 30000, KEY)]);
     taskIds.push(...moreDone.flatMap((j) => j.tasks.map((t: { task_id: string }) => t.task_id)));
     await page.waitForFunction(
       ([before, jobId]) =>
@@ -236,8 +262,13 @@ describe('the dashboard in a browser', () => {
       .locator('a.task-record')
       .evaluateAll((links) => links.map((a) => (a as unknown as PageElement).href));
     expect(records.every((href) => /\/tasks\/[^/]+$/.test(href))).toBe(true);
-    const image = await fetch(results[0]);
+    expect((await fetch(results[0])).status).toBe(401);
+    const image = await fetch(results[0], { headers: KEY });
     expect([image.status, image.headers.get('content-type')]).toEqual([200, 'image/jpeg']);
+    // A click fetches the result with the key (a plain link could not send it) and shows it from a blob: URL.
+    const [popup] = await Promise.all([page.waitForEvent('popup'), page.locator('a.task-result').first().click()]);
+    await popup.waitForURL(/^blob:/, { timeout: 10000 });
+    await popup.close();
 
     expect(await page.locator('#workers tbody tr').count()).toBeGreaterThan(0);
     expect(await page.locator('#host .meter').count()).toBe(2);
@@ -253,11 +284,11 @@ describe('the dashboard in a browser', () => {
   it('renders empty states when nothing has run yet', async () => {
     const page = await browser!.newPage({ viewport: VIEWPORT });
     const errors: string[] = [];
-    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
     page.on('pageerror', (e) => errors.push(e.message));
     await page.route('**/api/metrics/history*', (r) => r.fulfill({ json: { minutes: 15, count: 0, snapshots: [] } }));
     await page.route('**/api/workers', (r) => r.fulfill({ json: { count: 0, workers: [] } }));
     await page.goto(`${url}/dashboard`);
+    await unlock(page);
     await page.waitForSelector('.capability .rec-action:not(:empty)');
     await page.waitForFunction(() =>
       document.querySelector('#workers')?.textContent?.includes('No worker has registered yet'),
@@ -335,6 +366,114 @@ describe('the dashboard in a browser', () => {
     await page.waitForSelector('#banner[hidden]', { state: 'attached', timeout: 10000 });
     expect(await page.getAttribute('html', 'data-state')).toBe('live');
     // The refused requests log network errors; the page itself must not throw.
+    expect(errors.filter((e) => e.startsWith('page:'))).toEqual([]);
+    await page.close();
+  }, 30000);
+});
+
+describe('the dashboard with keys (LOCAL_HOST_AUTH=keys)', () => {
+  /** Where a key could leak in the page: its URL, its document, localStorage; and every request URL. */
+  async function leaks(page: Page, requested: string[], key: string): Promise<string[]> {
+    const found: string[] = [];
+    if (page.url().includes(key)) found.push('the page URL');
+    if ((await page.content()).includes(key)) found.push('the document HTML');
+    if (await page.evaluate(() => localStorage.length)) found.push('localStorage');
+    if (requested.some((u) => u.includes(key) || u.includes('code='))) found.push('a request URL');
+    return found;
+  }
+
+  it('opens locked, refuses a wrong key, unlocks with the function key, and Lock forgets it', async () => {
+    const page = await browser!.newPage({ viewport: VIEWPORT });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const requested: string[] = [];
+    const keyedCalls: string[] = [];
+    page.on('request', (r) => {
+      requested.push(r.url());
+      if (r.headers()['x-functions-key'] === FUNCTION_KEY) keyedCalls.push(new URL(r.url()).pathname);
+    });
+    // an old bookmark with ?code=: the key is neither used nor left in the address bar
+    await page.goto(`${url}/dashboard?code=${FUNCTION_KEY}`);
+
+    await page.waitForSelector('#lock:not([hidden])', { timeout: 10000 });
+    expect(await page.getAttribute('html', 'data-state')).toBe('locked');
+    expect(await page.locator('#content').isHidden()).toBe(true);
+    expect(await page.locator('#lock-button').isHidden()).toBe(true);
+    expect(await page.getAttribute('#key-input', 'type')).toBe('password');
+    expect(await page.locator('.capability').count()).toBe(0);
+    expect(page.url()).toBe(`${url}/dashboard`);
+    requested.length = 0; // the bookmark itself; from here on no request may carry the key in its URL
+    await page.screenshot({ path: path.join(SHOTS, 'dashboard-locked.png') });
+
+    await unlock(page, 'not-the-key-000000000000');
+    await page.waitForFunction(() => document.querySelector('#key-message')?.textContent?.includes('refused'));
+    expect(await page.locator('#lock').isVisible()).toBe(true);
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+
+    await unlock(page);
+    await page.waitForSelector('#content:not([hidden]) .capability .rec-action:not(:empty)', { timeout: 15000 });
+    await page.waitForSelector('a.task-result', { timeout: 15000 });
+    expect(await page.getAttribute('html', 'data-state')).toBe('live');
+    expect(await page.locator('#lock').isHidden()).toBe(true);
+    expect(await page.locator('#lock-button').isVisible()).toBe(true);
+    expect(await page.evaluate(() => sessionStorage.getItem('image-pipeline.function-key'))).toBe(FUNCTION_KEY);
+    expect(keyedCalls).toEqual(
+      expect.arrayContaining(['/api/metrics', '/api/metrics/history', '/api/workers', '/api/dead-letters']),
+    );
+    expect(await leaks(page, requested, FUNCTION_KEY)).toEqual([]);
+    await page.screenshot({ path: path.join(SHOTS, 'dashboard-unlocked.png'), fullPage: true });
+
+    await page.click('#lock-button');
+    await page.waitForSelector('#lock:not([hidden])', { timeout: 10000 });
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.locator('.capability').count()).toBe(0);
+    expect(await leaks(page, requested, FUNCTION_KEY)).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 30000);
+
+  it('requeue asks for the admin (master) key when the function key gets 401, and keeps it apart', async () => {
+    const { page, errors } = await openPage();
+    const requested: string[] = [];
+    page.on('request', (r) => requested.push(r.url()));
+    // One dead letter for light, so the card offers a requeue; the requeue itself goes to the real host.
+    await page.route('**/api/dead-letters', (r) =>
+      r.fulfill({
+        json: {
+          capabilities: ['light', 'heavy'].map((name) => ({
+            capability: name,
+            poison_queue: `tasks-${name}-poison`,
+            waiting_in_poison_queue: 0,
+            poison_messages: [],
+            count: name === 'light' ? 1 : 0,
+            dead_letters:
+              name === 'light'
+                ? [{ capability: 'light', id: 'a1', task_id: null, reason: 'exhausted_retries', failed_at: null }]
+                : [],
+          })),
+        },
+      }),
+    );
+    await page.click('button.requeue[data-capability="light"]', { timeout: 15000 });
+    await page.waitForSelector('#admin-key-form', { timeout: 10000 });
+    expect(await page.locator('#admin .key-message').textContent()).toBe('Requeue light needs the admin (master) key.');
+    // the dead-letter list is redrawn on every refresh: the key being typed keeps its focus
+    const updated = await page.locator('#status-text').textContent();
+    await page.waitForFunction((before) => document.querySelector('#status-text')?.textContent !== before, updated, {
+      timeout: 10000,
+    });
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('id'))).toBe('admin-key-input');
+    await page.fill('#admin-key-input', FUNCTION_KEY);
+    await page.click('#admin-key-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#admin')?.textContent?.includes('That key was refused'));
+
+    await page.fill('#admin-key-input', MASTER_KEY);
+    await page.click('#admin-key-form button[type=submit]');
+    // the host let it through: this test's app has no dead letters, so the app itself says so
+    await page.waitForFunction(() => document.querySelector('#admin')?.textContent?.includes('No dead letters'));
+    expect(await page.evaluate(() => sessionStorage.getItem('image-pipeline.admin-key'))).toBe(MASTER_KEY);
+    expect(await page.evaluate(() => sessionStorage.getItem('image-pipeline.function-key'))).toBe(FUNCTION_KEY);
+    expect(await leaks(page, requested, MASTER_KEY)).toEqual([]);
     expect(errors.filter((e) => e.startsWith('page:'))).toEqual([]);
     await page.close();
   }, 30000);

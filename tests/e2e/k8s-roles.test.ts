@@ -11,7 +11,7 @@ import { Storage } from '../../shared/storage/clients';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { seedSampleImages } from '../../scripts/seed';
 import { copies, parseDockerfile } from '../helpers/dockerfile';
-import { getJson, jobDone, postJson, spawnApp, waitFor, type HostProcess } from '../helpers/host';
+import { getJson, jobDone, keyed, postJson, spawnApp, waitFor, type HostProcess } from '../helpers/host';
 import { K8S_DIR, kustomize, selectedFunctionsOf, envOf, type K8sObject } from '../helpers/k8s';
 import { uniqueNamespace } from '../helpers/storage';
 import { resourceNames } from '../../shared/storage/names';
@@ -111,13 +111,16 @@ it('each Deployment runs only its functions; together they process jobs, and a c
     images: ['sample_640x480.jpg'],
     filters: ['grayscale'],
   });
-  expect((await jobDone(api.url, blurred.job_id, 60000)).counts).toMatchObject({ succeeded: 2, failed: 0 });
+  expect((await jobDone(api.url, blurred.job_id, 60000, keyed(FUNCTION_KEY))).counts).toMatchObject({
+    succeeded: 2,
+    failed: 0,
+  });
 
   // nobody serves light yet: the task says so
   const waiting = await waitFor(
     'the light task to report its missing worker',
     async () => {
-      const task = await getJson(`${api.url}/tasks/${grey.tasks[0].task_id}`);
+      const task = await getJson(`${api.url}/tasks/${grey.tasks[0].task_id}`, keyed(FUNCTION_KEY));
       return task.queue_position?.waiting_for ? task : undefined;
     },
     20000,
@@ -127,7 +130,7 @@ it('each Deployment runs only its functions; together they process jobs, and a c
   expect(waiting.queue_position.waiting_for).toMatch(/no live worker serves the light capability/);
 
   // only worker processes register; the heavy one serves heavy only
-  const { workers } = await getJson(`${api.url}/workers`);
+  const { workers } = await getJson(`${api.url}/workers`, keyed(FUNCTION_KEY));
   expect(
     workers
       .filter((w: { status: string }) => w.status !== 'dead')
@@ -138,7 +141,7 @@ it('each Deployment runs only its functions; together they process jobs, and a c
   const history = await waitFor(
     'snapshots with the heavy tasks',
     async () => {
-      const h = await getJson(`${api.url}/metrics/history?minutes=5`);
+      const h = await getJson(`${api.url}/metrics/history?minutes=5`, keyed(FUNCTION_KEY));
       const completed = h.snapshots.reduce(
         (sum: number, s: { capabilities: { heavy: { tasks: { completed: number } } } }) =>
           sum + s.capabilities.heavy.tasks.completed,
@@ -157,7 +160,10 @@ it('each Deployment runs only its functions; together they process jobs, and a c
   // (with the real host's 10-minute lease, so a message left hidden by a stop would stall the job below)
   const production = { LOCAL_HOST_QUEUE_LEASE_SECONDS: '600' };
   const light = await run('worker-light', production);
-  expect((await jobDone(api.url, grey.job_id, 60000)).counts).toMatchObject({ succeeded: 1, failed: 0 });
+  expect((await jobDone(api.url, grey.job_id, 60000, keyed(FUNCTION_KEY))).counts).toMatchObject({
+    succeeded: 1,
+    failed: 0,
+  });
 
   // KEDA scales the light worker in while it runs tasks: SIGTERM lets the running ones finish, the rest stay
   // on the queue for the next worker at once (none waits out a lease), each task runs once, and the
@@ -169,7 +175,8 @@ it('each Deployment runs only its functions; together they process jobs, and a c
   });
   await waitFor(
     'light tasks in flight',
-    async () => ((await getJson(`${api.url}/jobs/${busy.job_id}`)).counts.processing > 0 ? true : undefined),
+    async () =>
+      (await getJson(`${api.url}/jobs/${busy.job_id}`, keyed(FUNCTION_KEY))).counts.processing > 0 ? true : undefined,
     30000,
     50,
   );
@@ -193,14 +200,17 @@ it('each Deployment runs only its functions; together they process jobs, and a c
   });
   light.child.kill('SIGTERM');
   expect(await light.exited).toBe(0);
-  const stopped = await getJson(`${api.url}/jobs/${busy.job_id}`);
+  const stopped = await getJson(`${api.url}/jobs/${busy.job_id}`, keyed(FUNCTION_KEY));
   expect(stopped.counts.processing).toBe(0);
   expect(stopped.counts.queued).toBeGreaterThan(0);
   await run('worker-light', production);
-  const drained = await jobDone(api.url, busy.job_id, 60000);
+  const drained = await jobDone(api.url, busy.job_id, 60000, keyed(FUNCTION_KEY));
   expect(drained.counts).toMatchObject({ succeeded: TASKS, failed: 0 });
   expect(drained.tasks.map((t: { attempts: number }) => t.attempts)).toEqual(Array(TASKS).fill(1));
-  const registry = (await getJson(`${api.url}/workers`)).workers as { id: string; status: string }[];
+  const registry = (await getJson(`${api.url}/workers`, keyed(FUNCTION_KEY))).workers as {
+    id: string;
+    status: string;
+  }[];
   expect(registry.find((w) => w.id.endsWith(`-${light.child.pid}`))?.status).toBe('stopped');
 
   // SIGTERM, as Kubernetes stops a pod: each role exits cleanly

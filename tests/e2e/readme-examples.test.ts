@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import {
+  developmentKeys,
   exampleProblems,
   generate,
   normalizeLine,
@@ -31,6 +32,17 @@ describe('the example blocks', () => {
     for (const e of examples)
       for (const [, file] of e.commands.matchAll(/[=@]@?([\w./-]+\.(?:jpe?g|png|webp|gif|tiff?|avif))/g))
         expect(file).toMatch(/^samples\/sample_/);
+  });
+
+  it('send the key on every call to a keyed route, the development keys npm start prints', () => {
+    const { functionKey, masterKey } = developmentKeys();
+    expect(examples[0].commands).toContain(`export KEY=${functionKey} MASTER_KEY=${masterKey}`);
+    const calls = examples.flatMap((e) => e.commands.split('\n').filter((l) => /curl .*localhost:7071\/api\//.test(l)));
+    const keyless = calls.filter(
+      (l) => !/localhost:7071\/api\/(health|filters)\b/.test(l) && !l.includes('x-functions-key'),
+    );
+    expect(keyless).toEqual([]);
+    expect(calls.filter((l) => l.includes('$MASTER_KEY'))).toEqual([expect.stringMatching(/\/requeue/)]);
   });
 
   it('are rewritten in place, commands kept, and writing twice changes nothing', () => {

@@ -30,6 +30,11 @@ describe('function registrations', () => {
   });
 
   it('registers every HTTP route with its methods and auth level', () => {
+    // The one table of who may call what (issue 14). anonymous: the health probe, the filter
+    // catalog (the same for every deployment, no user data) and the dashboard's static shell (no
+    // data in it; it must load for the user to type the key). function: everything that reads or
+    // writes images, jobs, tasks, results, dead letters, workers or metrics. admin (the master key):
+    // what changes or destroys other people's work (requeue, purge, deletes).
     const http = functions
       .filter((f) => f.trigger.type === 'httpTrigger')
       .map((f) => [f.name, f.trigger.route, f.trigger.methods?.join(','), f.trigger.authLevel])
@@ -39,20 +44,20 @@ describe('function registrations', () => {
       ['dashboardAssets', 'dashboard/assets/{file}', 'GET', 'anonymous'],
       ['deadLetters', 'dead-letters', 'GET', 'function'],
       ['filters', 'filters', 'GET', 'anonymous'],
-      ['getImage', 'images/{name}', 'GET', 'anonymous'],
-      ['getImageInfo', 'images/{name}/info', 'GET', 'anonymous'],
-      ['getJob', 'jobs/{job_id}', 'GET', 'anonymous'],
-      ['getTask', 'tasks/{task_id}', 'GET', 'anonymous'],
-      ['getTaskResult', 'tasks/{task_id}/result', 'GET', 'anonymous'],
+      ['getImage', 'images/{name}', 'GET', 'function'],
+      ['getImageInfo', 'images/{name}/info', 'GET', 'function'],
+      ['getJob', 'jobs/{job_id}', 'GET', 'function'],
+      ['getTask', 'tasks/{task_id}', 'GET', 'function'],
+      ['getTaskResult', 'tasks/{task_id}/result', 'GET', 'function'],
       ['health', 'health', 'GET', 'anonymous'],
-      ['listImages', 'images', 'GET', 'anonymous'],
-      ['metrics', 'metrics', 'GET', 'anonymous'],
-      ['metricsHistory', 'metrics/history', 'GET', 'anonymous'],
+      ['listImages', 'images', 'GET', 'function'],
+      ['metrics', 'metrics', 'GET', 'function'],
+      ['metricsHistory', 'metrics/history', 'GET', 'function'],
       ['purgeTasks', 'tasks', 'DELETE', 'admin'],
       ['putImage', 'images/{name}', 'PUT', 'function'],
-      ['requeueDeadLetters', 'dead-letters/{capability}/requeue', 'POST', 'function'],
+      ['requeueDeadLetters', 'dead-letters/{capability}/requeue', 'POST', 'admin'],
       ['submitJob', 'jobs', 'POST', 'function'],
-      ['workers', 'workers', 'GET', 'anonymous'],
+      ['workers', 'workers', 'GET', 'function'],
     ]);
   });
 

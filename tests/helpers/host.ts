@@ -44,7 +44,15 @@ export async function spawnApp(
     cwd: ROOT,
     // a host id of its own (as a separate app), so a host killed earlier does not keep this one's timers
     // waiting for its singleton lock to expire; tests about the lock pass AzureFunctionsWebHost__hostid
-    env: { ...process.env, PORT: String(port), AzureFunctionsWebHost__hostid: `t${randomUUID().slice(0, 8)}`, ...env },
+    // LOCAL_HOST_AUTH=none unless a test asks for keys: local.settings.json turns them on for `npm start`, and most
+    // tests are about something else (tests/e2e/keys.test.ts covers every route with keys on)
+    env: {
+      ...process.env,
+      PORT: String(port),
+      AzureFunctionsWebHost__hostid: `t${randomUUID().slice(0, 8)}`,
+      LOCAL_HOST_AUTH: 'none',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.detached ?? false,
   });
@@ -71,15 +79,18 @@ export async function spawnApp(
   return { child, port, url: `http://localhost:${port}/api`, output: () => output, exited };
 }
 
-export async function getJson(url: string): Promise<any> {
-  const res = await fetch(url);
+/** Headers a test sends to a host that checks keys: `keyed(FUNCTION_KEY)`. */
+export const keyed = (key: string): Record<string, string> => ({ 'x-functions-key': key });
+
+export async function getJson(url: string, headers: Record<string, string> = {}): Promise<any> {
+  const res = await fetch(url, { headers });
   return res.json();
 }
 
-export async function postJson(url: string, body: unknown): Promise<any> {
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<any> {
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify(body),
   });
   if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
@@ -87,11 +98,16 @@ export async function postJson(url: string, body: unknown): Promise<any> {
 }
 
 /** Polls a job until no task is queued or processing. */
-export function jobDone(url: string, jobId: string, timeoutMs = 120000): Promise<any> {
+export function jobDone(
+  url: string,
+  jobId: string,
+  timeoutMs = 120000,
+  headers: Record<string, string> = {},
+): Promise<any> {
   return waitFor(
     `job ${jobId}`,
     async () => {
-      const job = await getJson(`${url}/jobs/${jobId}`);
+      const job = await getJson(`${url}/jobs/${jobId}`, headers);
       return ['succeeded', 'failed', 'partially_failed'].includes(job.status) ? job : undefined;
     },
     timeoutMs,

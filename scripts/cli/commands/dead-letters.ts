@@ -1,7 +1,7 @@
 /** `dead-letters` lists what ran out of retries per capability; `requeue <capability>` sends it back to work. */
 import { Argument, type Command } from 'commander';
 import { CAPABILITIES } from '../../../shared/capabilities';
-import { ApiError, type ApiClient } from '../api';
+import { ApiError, KEY_ENV, type ApiClient } from '../api';
 import type { CliContext } from '../context';
 import { table } from '../format';
 import { writeLine, type CliIo } from '../io';
@@ -30,6 +30,10 @@ export async function runRequeue(api: ApiClient, io: CliIo, capability: string):
   try {
     result = await api.post<RequeueResult>(`/dead-letters/${encodeURIComponent(capability)}/requeue`);
   } catch (err) {
+    if (err instanceof ApiError && err.status === 401)
+      throw new Error(
+        `${err.url} answered HTTP 401: requeue needs the app's master key; pass it with --key or ${KEY_ENV}`,
+      );
     // The app answers 404 when there is nothing to requeue: nothing to do is not a failure. A 404
     // from the host (no such route: a URL without /api) is.
     if (!(err instanceof ApiError && err.status === 404 && err.fromApp)) throw err;
@@ -52,9 +56,9 @@ export function registerDeadLetters(program: Command, ctx: CliContext): void {
 
   program
     .command('requeue')
-    .description("put a capability's dead letters back on its queue")
+    .description("put a capability's dead letters back on its queue (needs the master key)")
     .addArgument(new Argument('<capability>', 'which capability').choices(CAPABILITIES.map((c) => c.name)))
     .action(async (capability: string, _opts: unknown, cmd: Command) =>
-      ctx.exit(await runRequeue(ctx.api(cmd), ctx.io, capability)),
+      ctx.exit(await runRequeue(ctx.api(cmd, 'admin'), ctx.io, capability)),
     );
 }

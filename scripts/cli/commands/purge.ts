@@ -74,5 +74,7 @@ export function registerPurge(program: Command, ctx: CliContext): void {
       'delete all queued messages, task records, dead letters and processed results of the app at --url (asks first)',
     )
     .option('--yes', 'do not ask')
-    .action(async (opts: { yes?: boolean }, cmd: Command) => ctx.exit(await runPurge(ctx.api(cmd), ctx.io, opts)));
+    .action(async (opts: { yes?: boolean }, cmd: Command) =>
+      ctx.exit(await runPurge(ctx.api(cmd, 'admin'), ctx.io, opts)),
+    );
 }

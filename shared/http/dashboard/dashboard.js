@@ -13,14 +13,33 @@
   const RECENT_LIMIT = 12;
   const DEAD_LIMIT = 5;
 
-  // GET ./dead-letters needs a function key in Azure: open the page with ?code=<key> to pass it on.
-  const functionKey = new URLSearchParams(location.search).get('code');
   const ENDPOINTS = {
     metrics: './metrics',
     history: `./metrics/history?minutes=${HISTORY_MINUTES}`,
     workers: './workers',
-    dead: `./dead-letters${functionKey ? `?code=${encodeURIComponent(functionKey)}` : ''}`,
+    dead: './dead-letters',
   };
+
+  // ---------- keys ----------
+  // Every data route needs the function key; requeue needs the admin (master) key. The user types them into
+  // the page's forms; they live in sessionStorage (this tab only, gone when it closes: never localStorage,
+  // never a URL, never logged) and go to the API as the x-functions-key header. A host that checks no keys
+  // (func start, LOCAL_HOST_AUTH=none) answers without one, and the page never asks.
+  const FUNCTION_KEY = 'image-pipeline.function-key';
+  const ADMIN_KEY = 'image-pipeline.admin-key';
+  const keys = {
+    get: (name) => {
+      try {
+        return sessionStorage.getItem(name) || null;
+      } catch {
+        return null;
+      }
+    },
+    set: (name, value) => sessionStorage.setItem(name, value),
+    forget: () => [FUNCTION_KEY, ADMIN_KEY].forEach((name) => sessionStorage.removeItem(name)),
+  };
+  const keyHeader = (key) => (key ? { 'x-functions-key': key } : {});
+  let locked = false;
 
   const state = {
     metrics: null,
@@ -115,7 +134,7 @@
     let res;
     try {
       res = await fetch(path, {
-        headers: { accept: 'application/json' },
+        headers: { accept: 'application/json', ...keyHeader(keys.get(FUNCTION_KEY)) },
         cache: 'no-store',
         signal: controller.signal,
       });
@@ -593,11 +612,7 @@
   }
 
   function renderDead() {
-    const box = byId('dead');
-    if (state.deadError?.status === 401 || state.deadError?.status === 403) {
-      box.replaceChildren(empty('This list needs a function key: open the dashboard with ?code=<function key>.'));
-      return;
-    }
+    const box = deadBody;
     if (!state.dead) {
       if (state.deadError) box.replaceChildren(empty(`Not available: ${state.deadError.message}`));
       return;
@@ -651,7 +666,7 @@
                 d.task_id
                   ? el('a', {
                       href: taskUrl(d.task_id),
-                      class: 'mono',
+                      class: 'mono task-record',
                       title: d.task_id,
                       text: shortTaskId(d.task_id),
                     })
@@ -664,7 +679,94 @@
           ),
         )
       : empty('None: no message has run out of retries.');
-    box.replaceChildren(counts, list);
+    const requeueable = caps.filter((c) => c.count + c.waiting_in_poison_queue > 0);
+    const actions = requeueable.length
+      ? el(
+          'div',
+          { class: 'dead-actions' },
+          ...requeueable.map((c) =>
+            el('button', {
+              class: 'button quiet requeue',
+              type: 'button',
+              'data-capability': c.capability,
+              text: `Requeue ${c.capability}`,
+            }),
+          ),
+        )
+      : null;
+    box.replaceChildren(counts, list, ...(actions ? [actions] : []));
+  }
+
+  // ---------- requeue (the admin key) ----------
+
+  /**
+   * The card's list is redrawn on every refresh; where requeue says what happened, or asks for the admin key,
+   * sits beside it, so a key being typed keeps its focus.
+   */
+  const deadBody = el('div', {}, empty('Loading…'));
+  const adminBox = el('div', { id: 'admin', class: 'admin-form' });
+  byId('dead').replaceChildren(deadBody, adminBox);
+
+  function adminForm(capability, message) {
+    const input = el('input', {
+      id: 'admin-key-input',
+      type: 'password',
+      autocomplete: 'off',
+      spellcheck: 'false',
+      'aria-label': 'Admin (master) key',
+      required: true,
+    });
+    const form = el(
+      'form',
+      { id: 'admin-key-form', class: 'admin-form' },
+      el('p', { class: 'key-message', role: 'alert', text: message }),
+      el('div', { class: 'key-row' }, input, el('button', { class: 'button', type: 'submit', text: 'Requeue' })),
+      el('p', { class: 'muted small', text: 'Kept in this tab only (session storage), apart from the function key.' }),
+    );
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      keys.set(ADMIN_KEY, input.value.trim());
+      input.value = '';
+      void requeue(capability);
+    });
+    adminBox.replaceChildren(form);
+    input.focus();
+  }
+
+  async function requeue(capability) {
+    const key = keys.get(ADMIN_KEY) ?? keys.get(FUNCTION_KEY);
+    let res;
+    try {
+      res = await fetch(`./dead-letters/${encodeURIComponent(capability)}/requeue`, {
+        method: 'POST',
+        headers: { accept: 'application/json', ...keyHeader(key) },
+        cache: 'no-store',
+      });
+    } catch {
+      adminBox.replaceChildren(el('p', { class: 'key-message', text: 'Requeue failed: no connection.' }));
+      return;
+    }
+    if (res.status === 401) {
+      const refused = keys.get(ADMIN_KEY);
+      sessionStorage.removeItem(ADMIN_KEY);
+      adminForm(
+        capability,
+        refused
+          ? `That key was refused: requeue ${capability} needs the admin (master) key.`
+          : `Requeue ${capability} needs the admin (master) key.`,
+      );
+      return;
+    }
+    const body = await res.json().catch(() => null);
+    adminBox.replaceChildren(
+      el('p', {
+        class: res.ok ? 'muted' : 'key-message',
+        text: res.ok
+          ? `${capability}: requeued ${body?.requeued ?? 0} message(s)`
+          : `Requeue ${capability}: ${body?.detail ?? `answered ${res.status}`}`,
+      }),
+    );
+    poll();
   }
 
   // ---------- host ----------
@@ -755,10 +857,14 @@
       const err =
         result.reason instanceof ApiError ? result.reason : new ApiError(ENDPOINTS[name], String(result.reason), 0);
       if (name === 'dead') state.deadError = err;
-      // A missing function key is the dead-letters card's business, not an outage.
-      if (err.status === 401 || err.status === 403) return;
       errors.push(err);
     });
+    // A 401 is no outage: the key is missing or wrong. Nothing is shown until one works.
+    if (errors.some((e) => e.status === 401)) {
+      lock(keys.get(FUNCTION_KEY) ? "That key was refused (401): it is not this app's function key." : '');
+      return;
+    }
+    unlockView();
     if (results[0].status === 'fulfilled') state.updatedAt = Date.now();
     render();
     renderStatus(errors);
@@ -783,8 +889,85 @@
       .catch((err) => console.warn('dashboard: refresh failed', err))
       .finally(() => {
         refreshing = null;
-        if (!document.hidden) timer = setTimeout(poll, REFRESH_MS);
+        if (!document.hidden && !locked) timer = setTimeout(poll, REFRESH_MS);
       });
+  }
+
+  // ---------- locked and unlocked ----------
+
+  /** The key form instead of the data; a wrong key is forgotten and said so. */
+  function lock(message) {
+    locked = true;
+    clearTimeout(timer);
+    if (message) keys.forget();
+    byId('content').hidden = true;
+    byId('lock').hidden = false;
+    byId('lock-button').hidden = true;
+    byId('banner').hidden = true;
+    byId('key-message').textContent = message;
+    document.documentElement.setAttribute('data-state', 'locked');
+    byId('status-text').textContent = 'locked';
+    byId('key-input').focus();
+  }
+
+  function unlockView() {
+    locked = false;
+    byId('content').hidden = false;
+    byId('lock').hidden = true;
+    byId('lock-button').hidden = !keys.get(FUNCTION_KEY);
+  }
+
+  byId('key-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const input = byId('key-input');
+    const key = input.value.trim();
+    input.value = '';
+    if (!key) return;
+    keys.set(FUNCTION_KEY, key);
+    byId('key-message').textContent = 'Checking…';
+    poll();
+  });
+
+  // Lock: forget both keys and start again from a page with no data in it.
+  byId('lock-button').addEventListener('click', () => {
+    keys.forget();
+    location.reload();
+  });
+
+  /**
+   * Task records, results and the raw-data links need the key too, which a plain link cannot send: they are
+   * fetched with it and shown from a blob: URL. A result is asked for as a stream through the API
+   * (?download=stream), so the page never has to call storage itself.
+   */
+  document.addEventListener('click', (event) => {
+    const link = event.target instanceof Element ? event.target.closest('a.keyed, a.task-result, a.task-record') : null;
+    if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    event.preventDefault();
+    const target = window.open('about:blank', '_blank');
+    const href = link.classList.contains('task-result') ? `${link.getAttribute('href')}?download=stream` : link.href;
+    fetch(href, { headers: keyHeader(keys.get(FUNCTION_KEY)), cache: 'no-store' })
+      .then(async (res) => {
+        const blob = res.ok
+          ? await res.blob()
+          : new Blob([`${res.status}: ${await res.text()}`], { type: 'text/plain' });
+        const url = URL.createObjectURL(blob);
+        if (target) target.location.href = url;
+        setTimeout(() => URL.revokeObjectURL(url), 60000);
+      })
+      .catch(() => target?.close());
+  });
+
+  // Requeue buttons are drawn with the dead letters.
+  byId('dead').addEventListener('click', (event) => {
+    const button = event.target instanceof Element ? event.target.closest('button.requeue') : null;
+    if (button) void requeue(button.getAttribute('data-capability'));
+  });
+
+  // A key in the address bar (an old ?code= bookmark) is not used, and is taken out of the URL and history.
+  if (new URLSearchParams(location.search).has('code')) {
+    const url = new URL(location.href);
+    url.searchParams.delete('code');
+    history.replaceState(null, '', url.pathname + url.search);
   }
 
   if (window.Chart) {

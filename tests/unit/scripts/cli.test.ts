@@ -17,6 +17,7 @@ import { RecommendationTally, stressReport } from '../../../scripts/cli/commands
 import { compareTable, uploadName } from '../../../scripts/cli/commands/compare';
 import { percentile } from '../../../scripts/cli/format';
 import { problemLines } from '../../../scripts/cli/api';
+import { chooseKey } from '../../../scripts/cli/keys';
 import { UsageError, type CliIo } from '../../../scripts/cli/io';
 import type { Snapshot, TaskRecord } from '../../../scripts/cli/types';
 
@@ -35,6 +36,8 @@ interface Run {
   stderr: string;
 }
 
+const NO_LOCAL_KEYS: NodeJS.ProcessEnv = { LOCAL_HOST_FUNCTION_KEY: '', LOCAL_HOST_MASTER_KEY: '' };
+
 async function run(
   argv: string[],
   opts: { stdin?: string; env?: NodeJS.ProcessEnv; interrupt?: AbortController } = {},
@@ -46,7 +49,8 @@ async function run(
     stdout,
     stderr,
     stdin: Readable.from(opts.stdin === undefined ? [] : [opts.stdin]),
-    env: opts.env ?? {},
+    // No local host key unless a test gives one: set and empty wins over local.settings.json (cli/keys.ts).
+    env: opts.env ?? NO_LOCAL_KEYS,
     interrupts: () => interrupt.signal,
   };
   const code = await main(argv, io);
@@ -352,20 +356,55 @@ describe('talking to the API', () => {
     });
 
     it('sends the function key from --key or IMAGE_PIPELINE_KEY, and says what to do on 401', async () => {
-      routes.set('POST /api/dead-letters/heavy/requeue', {
-        status: 200,
-        key: 's3cret',
-        body: { capability: 'heavy', queue: 'tasks-heavy', requeued: 2, skipped: [] },
-      });
-      const without = await run(['--url', url, 'requeue', 'heavy']);
+      routes.set('GET /api/dead-letters', { status: 200, key: 's3cret', body: { capabilities: [] } });
+      const without = await run(['--url', url, 'dead-letters']);
       expect(without.code).toBe(1);
       expect(without.stderr).toBe(
-        `error: ${url}/dead-letters/heavy/requeue answered HTTP 401: this route needs a function key; pass --key or set IMAGE_PIPELINE_KEY\n`,
+        `error: ${url}/dead-letters answered HTTP 401: this route needs a function key; pass --key or set IMAGE_PIPELINE_KEY\n`,
       );
-      const flag = await run(['--url', url, '--key', 's3cret', 'requeue', 'heavy']);
-      expect([flag.code, flag.stdout]).toEqual([0, 'heavy: requeued 2 message(s) onto tasks-heavy; skipped 0\n']);
-      const env = await run(['requeue', 'heavy'], { env: { IMAGE_PIPELINE_URL: url, IMAGE_PIPELINE_KEY: 's3cret' } });
+      const flag = await run(['--url', url, '--key', 's3cret', 'dead-letters']);
+      expect([flag.code, flag.stderr]).toEqual([0, '']);
+      const env = await run(['dead-letters'], {
+        env: { ...NO_LOCAL_KEYS, IMAGE_PIPELINE_URL: url, IMAGE_PIPELINE_KEY: 's3cret' },
+      });
       expect(env.code).toBe(0);
+    });
+
+    it('requeue says it needs the master key when the app answers 401', async () => {
+      routes.set('POST /api/dead-letters/heavy/requeue', {
+        status: 200,
+        key: 'master',
+        body: { capability: 'heavy', queue: 'tasks-heavy', requeued: 2, skipped: [] },
+      });
+      const without = await run(['--url', url, '--key', 'function-key', 'requeue', 'heavy']);
+      expect([without.code, without.stderr]).toEqual([
+        1,
+        `error: ${url}/dead-letters/heavy/requeue answered HTTP 401: requeue needs the app's master key; pass it with --key or IMAGE_PIPELINE_KEY\n`,
+      ]);
+      const flag = await run(['--url', url, '--key', 'master', 'requeue', 'heavy']);
+      expect([flag.code, flag.stdout]).toEqual([0, 'heavy: requeued 2 message(s) onto tasks-heavy; skipped 0\n']);
+    });
+
+    it('a localhost URL gets the local host key (function, or master for purge and requeue) without a flag', async () => {
+      routes.set('GET /api/dead-letters', { status: 200, key: 'local-function-key-0000', body: { capabilities: [] } });
+      routes.set('POST /api/dead-letters/heavy/requeue', {
+        status: 200,
+        key: 'local-master-key-0000',
+        body: { capability: 'heavy', queue: 'tasks-heavy', requeued: 0, skipped: [] },
+      });
+      const env = {
+        LOCAL_HOST_FUNCTION_KEY: 'local-function-key-0000',
+        LOCAL_HOST_MASTER_KEY: 'local-master-key-0000',
+      };
+      expect((await run(['--url', url, 'dead-letters'], { env })).code).toBe(0);
+      expect((await run(['--url', url, 'requeue', 'heavy'], { env })).code).toBe(0);
+      // a refused local key names where it came from
+      const wrong = await run(['--url', url, 'dead-letters'], {
+        env: { LOCAL_HOST_FUNCTION_KEY: 'another-key-000000' },
+      });
+      expect(wrong.stderr).toBe(
+        `error: ${url}/dead-letters answered HTTP 401: the key from LOCAL_HOST_FUNCTION_KEY was refused; pass the app's key with --key or set IMAGE_PIPELINE_KEY\n`,
+      );
     });
 
     it('check exits 1 when health answers 503, and says which check failed', async () => {
@@ -613,5 +652,46 @@ describe('rendering', () => {
         0.95,
       ),
     ).toBe(95);
+  });
+});
+
+describe('which key a command sends (cli/keys.ts)', () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'cli-keys-'));
+  writeFileSync(
+    path.join(root, 'local.settings.json'),
+    JSON.stringify({
+      Values: { LOCAL_HOST_FUNCTION_KEY: 'file-function-key', LOCAL_HOST_MASTER_KEY: 'file-master-key' },
+    }),
+  );
+  const local = 'http://localhost:7071/api';
+
+  it('takes --key, else IMAGE_PIPELINE_KEY, for any URL', () => {
+    expect(chooseKey('function', 'https://app.example/api', 'flag', { IMAGE_PIPELINE_KEY: 'env' }, root)).toEqual({
+      key: 'flag',
+      source: '--key',
+    });
+    expect(chooseKey('admin', 'https://app.example/api', undefined, { IMAGE_PIPELINE_KEY: ' env ' }, root)).toEqual({
+      key: 'env',
+      source: 'IMAGE_PIPELINE_KEY',
+    });
+  });
+
+  it('for a localhost URL, the local host key of the level from local.settings.json; a set variable wins', () => {
+    const file = path.join(root, 'local.settings.json');
+    expect(chooseKey('function', local, undefined, {}, root)).toEqual({
+      key: 'file-function-key',
+      source: `LOCAL_HOST_FUNCTION_KEY in ${file}`,
+    });
+    expect(chooseKey('admin', 'http://127.0.0.1:9/api', undefined, {}, root).key).toBe('file-master-key');
+    expect(chooseKey('function', local, undefined, { LOCAL_HOST_FUNCTION_KEY: 'shell' }, root)).toEqual({
+      key: 'shell',
+      source: 'LOCAL_HOST_FUNCTION_KEY',
+    });
+    expect(chooseKey('function', local, undefined, { LOCAL_HOST_FUNCTION_KEY: '' }, root)).toEqual({});
+  });
+
+  it('never sends the local keys to another host', () => {
+    expect(chooseKey('function', 'https://app.example/api', undefined, {}, root)).toEqual({});
+    expect(chooseKey('admin', 'http://localhost.example.com/api', undefined, {}, root)).toEqual({});
   });
 });
