@@ -46,9 +46,9 @@ export function secretForms(secret: Secret): { form: string; text: string }[] {
 
 /** Whatever the secret: a SAS signature, an account key or a SAS token in a connection string. */
 const ANY_SECRET: { form: string; pattern: RegExp }[] = [
-  { form: 'a SAS signature (sig=)', pattern: /[?&;]sig=[^&\s"'<>]{8,}/i },
-  { form: 'AccountKey=', pattern: /AccountKey=[^;\s"']{8,}/i },
-  { form: 'SharedAccessSignature=', pattern: /SharedAccessSignature=[^;\s"']{8,}/i },
+  { form: 'a SAS signature (sig=)', pattern: /[?&;]sig=(?!REDACTED\b)[^&\s"'<>]{8,}/i },
+  { form: 'AccountKey=', pattern: /AccountKey=(?!REDACTED\b)[^;\s"']{8,}/i },
+  { form: 'SharedAccessSignature=', pattern: /SharedAccessSignature=(?!REDACTED\b)[^;\s"']{8,}/i },
 ];
 
 function around(text: string, index: number, length: number): string {
