@@ -10,7 +10,7 @@ import { AppError, ValidationError } from '../errors';
 import { describeImage } from '../imaging/header';
 import type { Storage } from '../storage/clients';
 import { deleteImage, listImages, putImage, readImage, validImageName, type WriteMode } from '../storage/images';
-import { fieldProblem } from '../validation';
+import { fieldProblem, unknownKeyProblems } from '../validation';
 import { mediaType, readBody } from './body';
 import { handled, json } from './respond';
 
@@ -23,12 +23,13 @@ const PUT_QUERY = ['overwrite', 'code'];
  * creates only.
  */
 function writeMode(request: HttpRequest): WriteMode {
-  const unknown = [...new Set(request.query.keys())].filter((key) => !PUT_QUERY.includes(key));
-  if (unknown.length) {
-    throw new ValidationError(
-      unknown.map((key) => fieldProblem(`query.${key}`, `one of the query parameters ${PUT_QUERY.join(', ')}`, key)),
-    );
-  }
+  const unknown = unknownKeyProblems(
+    [...new Set(request.query.keys())],
+    PUT_QUERY,
+    (k) => `query.${k}`,
+    'query parameter',
+  );
+  if (unknown.length) throw new ValidationError(unknown);
   const overwrite = request.query.get('overwrite');
   if (overwrite !== null && overwrite !== 'true' && overwrite !== 'false') {
     throw new ValidationError([fieldProblem('query.overwrite', 'true or false', overwrite)]);

@@ -422,7 +422,10 @@ describe('PUT /api/images/{name} never replaces unless asked; DELETE removes', (
     expect((await put(a, 'new.png', await photo(8, 8, 'png'), '?overwrite=true')).status).toBe(201);
     expect((await put(a, 'p.png', await photo(8, 8, 'png'), '?overwrite=false')).status).toBe(409);
     expectProblem(await put(a, 'p.png', await photo(8, 8, 'png'), '?overwrite=yes'), 400, 'validation_failed');
-    expectProblem(await put(a, 'p.png', await photo(8, 8, 'png'), '?overwrit=true'), 400, 'validation_failed');
+    const typo = await put(a, 'p.png', await photo(8, 8, 'png'), '?overwrit=true');
+    expectProblem(typo, 400, 'validation_failed');
+    expect(typo.json.errors[0].field).toBe('query.overwrit');
+    expect(typo.json.detail).toContain("'overwrite'");
   });
 
   it('If-None-Match: * never replaces (even with ?overwrite=true); If-Match replaces only that version', async () => {
