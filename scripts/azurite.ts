@@ -18,6 +18,8 @@ export interface AzuriteOptions {
   startTimeoutMs?: number;
   /** In its own process group, so a terminal's Ctrl-C reaches the host first and Azurite is stopped after it. */
   detached?: boolean;
+  /** Extra environment, e.g. AZURITE_ACCOUNTS (`name:base64key`) for an account whose key only a test knows. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RunningAzurite {
@@ -92,6 +94,7 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: options.detached ?? false,
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
   });
   let output = '';
   child.once('error', (err) => (output += `${err.message}\n`)); // e.g. node missing: reported by the wait below

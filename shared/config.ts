@@ -46,6 +46,8 @@ export interface TextSetting extends SettingBase {
   readonly fallback: string;
   readonly pattern: RegExp;
   readonly expected: string;
+  /** A key or a string that holds one: a refused value is described (its length), never echoed. */
+  readonly secret?: boolean;
 }
 
 export type Setting = IntegerSetting | TextSetting;
@@ -189,6 +191,7 @@ export const SETTINGS = {
     shownDefault: '(none)',
     pattern: /^(|.*InstrumentationKey=.+)$/is,
     expected: 'an Application Insights connection string (InstrumentationKey=…;IngestionEndpoint=…)',
+    secret: true,
     meaning: 'send metrics and scaling events to Application Insights; without it telemetry is off',
     reason: 'telemetry is opt-in: without a connection string nothing is loaded or sent',
   },
@@ -231,10 +234,20 @@ export function readSettings<T extends Record<string, Setting>>(table: T, env: N
   return Object.freeze(values) as SettingsOf<T>;
 }
 
+/** A refused secret setting: what was expected, and the value's length only (it may be a real key, mistyped). */
+function secretProblem(field: string, expected: string, raw: string): FieldProblem {
+  const received = `a value of ${raw.length} characters (not shown: it holds a secret)`;
+  return { field, expected, received, message: `Expected ${expected} for ${field} but received ${received}` };
+}
+
 function parse(setting: Setting, raw: string, problems: FieldProblem[]): number | string {
   if (setting.kind === 'text') {
     if (setting.pattern.test(raw)) return raw;
-    problems.push(fieldProblem(setting.env, setting.expected, raw));
+    problems.push(
+      setting.secret
+        ? secretProblem(setting.env, setting.expected, raw)
+        : fieldProblem(setting.env, setting.expected, raw),
+    );
     return setting.fallback;
   }
   const value = Number(raw.replace(/_/g, ''));

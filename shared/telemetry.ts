@@ -6,6 +6,7 @@
 import type * as ApplicationInsights from 'applicationinsights';
 import type * as OpenTelemetryResources from '@opentelemetry/resources';
 import { appSettings } from './config';
+import { redactSecrets } from './redact';
 
 export interface Telemetry {
   readonly enabled: boolean;
@@ -44,7 +45,7 @@ export function createTelemetry(
     try {
       call();
     } catch (err) {
-      log(`telemetry ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
+      log(`telemetry ${what} failed: ${redactSecrets(err instanceof Error ? err.message : String(err))}`);
     }
   };
   return {

@@ -25,6 +25,7 @@ const key = (env: string, meaning: string): TextSetting => ({
   shownDefault: '(generated and printed at start)',
   pattern: KEY,
   expected: '16-256 letters, digits, _, - or =',
+  secret: true,
   meaning,
   reason: 'a fixed key lets scripts and tests call the host; a generated one is printed once',
 });

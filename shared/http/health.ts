@@ -4,6 +4,7 @@ import { version } from '../../package.json';
 import { CAPABILITIES } from '../capabilities';
 import { appSettings, type Settings } from '../config';
 import { filterCatalog } from '../imaging/catalog';
+import { redactSecrets } from '../redact';
 import type { Storage } from '../storage/clients';
 import { capabilityTable } from '../tasks/routing';
 import { handled, json } from './respond';
@@ -17,7 +18,7 @@ async function check(probe: (abortSignal: AbortSignal) => Promise<unknown>): Pro
     return 'ok';
   } catch (err) {
     if ((err as { name?: string }).name === 'AbortError') return `error: no answer in ${HEALTH_TIMEOUT_MS} ms`;
-    return `error: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+    return `error: ${redactSecrets(err instanceof Error ? err.message.split('\n')[0] : String(err))}`;
   }
 }
 

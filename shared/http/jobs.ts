@@ -102,12 +102,23 @@ async function fromJson({ request, storage, settings }: Submission): Promise<Sub
   return { images, spec };
 }
 
-/** The file name a raw upload is stored after: `?name=`, else the Content-Disposition filename. */
+/**
+ * The file name a raw upload is stored after: `?name=`, else the Content-Disposition filename
+ * (RFC 6266: `filename*=UTF-8''<percent-encoded>` preferred over `filename=`).
+ */
 function rawFilename(request: HttpRequest): string | undefined {
   const named = request.query.get('name');
   if (named) return named.slice(0, 1000);
-  const disposition = request.headers.get('content-disposition') ?? '';
-  return /filename\*?=(?:UTF-8'')?"?([^";]{1,1000})/i.exec(disposition)?.[1];
+  const disposition = (request.headers.get('content-disposition') ?? '').slice(0, 4000);
+  const extended = /filename\*=[\w-]*'[^']*'([^;\s]{1,1000})/i.exec(disposition)?.[1];
+  if (extended) {
+    try {
+      return decodeURIComponent(extended);
+    } catch {
+      return extended;
+    }
+  }
+  return /filename="?([^";]{1,1000})/i.exec(disposition)?.[1];
 }
 
 /** Raw form: the body is one image; the pipeline comes from the query string. */

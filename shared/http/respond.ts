@@ -2,9 +2,11 @@
  * One mapping from anything thrown to an HTTP response: AppErrors become RFC 9457
  * `application/problem+json` with their status, title, detail and field errors; storage that cannot
  * answer becomes 503 with Retry-After; anything else is logged and becomes a plain 500 that leaks nothing.
+ * What is logged or answered passes through redactSecrets: an SDK's message may quote a URL or a header.
  */
 import type { HttpResponseInit, InvocationContext } from '@azure/functions';
 import { AppError, UnavailableError } from '../errors';
+import { describeError, redactSecrets } from '../redact';
 import { asStorageOutage } from '../storage/outage';
 
 export const PROBLEM_TYPE_PREFIX = 'urn:image-pipeline:problem:';
@@ -15,10 +17,12 @@ export function json(status: number, body: unknown, headers: Record<string, stri
 
 export function problemResponse(thrown: unknown, context: InvocationContext, instance?: string): HttpResponseInit {
   const outage = asStorageOutage(thrown);
-  if (outage) context.warn(`storage unavailable: ${thrown instanceof Error ? thrown.message : String(thrown)}`);
+  if (outage)
+    context.warn(`storage unavailable: ${redactSecrets(thrown instanceof Error ? thrown.message : String(thrown))}`);
   const err = outage ?? thrown;
   if (err instanceof AppError) {
-    context.log(`${err.status} ${err.code}: ${err.message}`);
+    const detail = redactSecrets(err.message);
+    context.log(`${err.status} ${err.code}: ${detail}`);
     return {
       status: err.status,
       headers: {
@@ -29,13 +33,13 @@ export function problemResponse(thrown: unknown, context: InvocationContext, ins
         type: `${PROBLEM_TYPE_PREFIX}${err.code}`,
         title: err.title,
         status: err.status,
-        detail: err.message,
+        detail,
         ...(instance ? { instance } : {}),
         ...(err.errors.length ? { errors: err.errors } : {}),
       },
     };
   }
-  context.error('unhandled error', err);
+  context.error(`unhandled error: ${describeError(err)}`);
   return {
     status: 500,
     headers: { 'content-type': 'application/problem+json; charset=utf-8' },

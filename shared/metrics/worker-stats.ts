@@ -8,6 +8,7 @@ import type { Storage } from '../storage/clients';
 import { appSettings, functionAllowList } from '../config';
 import { CAPABILITIES, workerFunctionName, type CapabilityName } from '../capabilities';
 import { isStatus } from '../storage/clients';
+import { redactSecrets } from '../redact';
 import { WORKER_ID, type WorkerOutcome } from '../tasks/worker';
 import { deadAfterMs, statusOf } from './worker-registry';
 
@@ -161,7 +162,7 @@ export function startHeartbeat(
       await storage.ensureResources();
       await storage.workers.upsertEntity(stats.toEntity(new Date(), stopped), 'Replace');
     } catch (err) {
-      log(`heartbeat failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      log(`heartbeat failed: ${redactSecrets(err instanceof Error ? err.message.split('\n')[0] : String(err))}`);
     }
   };
   void beat();

@@ -3,7 +3,8 @@
  * results in `processed`. This module owns their blob names, content types and metadata.
  */
 import { randomUUID } from 'node:crypto';
-import { PermanentError, ValidationError } from '../errors';
+import type { BlobRequestConditions } from '@azure/storage-blob';
+import { AppError, PermanentError, ValidationError } from '../errors';
 import { checkUpload } from '../imaging/header';
 import { contentTypeOf, extensionOf } from '../imaging/input';
 import type { Limits } from '../imaging/limits';
@@ -73,25 +74,29 @@ export interface CheckedUpload {
   readonly name: string;
   readonly data: Buffer;
   readonly contentType: string;
-  /** True when the name was chosen by the user (PUT /api/images/{name}): it may replace a blob. */
-  readonly exact: boolean;
 }
 
 const MAX_STEM = 60;
 
 /**
- * A file name reduced to IMAGE_NAME's alphabet, for a generated blob name: the directory and the
- * extension are dropped (the extension comes from the sniffed format), every run of other characters
- * becomes one dash, and at most 60 characters are kept; `upload` when nothing is left.
+ * A file name reduced to IMAGE_NAME's alphabet, for a generated blob name. The directory part (after
+ * the last `/` or `\`) and the extension are dropped (the extension comes from the sniffed format);
+ * the rest is Unicode-decomposed (NFD) and its combining marks dropped, so the composed and decomposed
+ * spellings of a name give one stem and `Café` gives `Cafe`; every run of other characters becomes
+ * one dash; at most 60 characters are kept, without a leading or trailing dot or dash; `upload` when
+ * nothing is left.
  */
 export function safeStem(filename: string | undefined): string {
   const base = (filename ?? '').split(/[/\\]/).pop() ?? '';
   const withoutExt = base.includes('.') ? base.slice(0, base.lastIndexOf('.')) : base;
   const stem = withoutExt
+    .normalize('NFD')
+    .replace(/\p{M}+/gu, '')
     .replace(/[^A-Za-z0-9._-]+/g, '-')
     .replace(/\.{2,}/g, '.')
+    .replace(/^[.-]+/, '')
     .slice(0, MAX_STEM)
-    .replace(/^[.-]+|[.-]+$/g, '');
+    .replace(/[.-]+$/, '');
   return stem || 'upload';
 }
 
@@ -112,38 +117,116 @@ export async function checkedUpload(
 ): Promise<CheckedUpload> {
   const { format } = await checkUpload(data, limits);
   const name = as.name ?? generatedName(as.filename, extensionOf(format));
-  return { name, data, contentType: contentTypeOf(format), exact: as.name !== undefined };
+  return { name, data, contentType: contentTypeOf(format) };
 }
 
+function writeUpload(storage: Storage, upload: CheckedUpload, conditions: BlobRequestConditions) {
+  return storage.images.getBlockBlobClient(upload.name).uploadData(upload.data, {
+    blobHTTPHeaders: { blobContentType: upload.contentType },
+    conditions,
+  });
+}
+
+const stored = (upload: CheckedUpload): StoredImage => ({
+  name: upload.name,
+  content_type: upload.contentType,
+  bytes: upload.data.length,
+});
+
 /**
- * Stores checked uploads: all of them, or (when one fails) none, as far as storage lets us: the
- * ones already written are deleted again. A generated name is written only if no blob has it.
+ * Stores checked uploads under generated names: all of them, or (when one fails) none, as far as
+ * storage lets us: the ones already written are deleted again. Each is written only if no blob has
+ * its name (If-None-Match: *), so an upload never replaces another.
  */
 export async function storeUploads(storage: Storage, uploads: readonly CheckedUpload[]): Promise<StoredImage[]> {
   await storage.ensureResources();
   const results = await Promise.allSettled(
     uploads.map(async (upload) => {
-      await storage.images.getBlockBlobClient(upload.name).uploadData(upload.data, {
-        blobHTTPHeaders: { blobContentType: upload.contentType },
-        ...(upload.exact ? {} : { conditions: { ifNoneMatch: '*' } }),
-      });
-      return { name: upload.name, content_type: upload.contentType, bytes: upload.data.length };
+      await writeUpload(storage, upload, { ifNoneMatch: '*' });
+      return stored(upload);
     }),
   );
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (!failed) return results.map((r) => (r as PromiseFulfilledResult<StoredImage>).value);
   await Promise.allSettled(
-    results.flatMap((r, i) =>
-      r.status === 'fulfilled' && !uploads[i].exact ? [storage.images.deleteBlob(uploads[i].name)] : [],
-    ),
+    results.flatMap((r, i) => (r.status === 'fulfilled' ? [storage.images.deleteBlob(uploads[i].name)] : [])),
   );
   throw failed.reason;
 }
 
-/** Checks and stores one image under `name` (or a generated name). */
-export async function storeUpload(storage: Storage, data: Buffer, limits: Limits, name?: string): Promise<StoredImage> {
-  const [stored] = await storeUploads(storage, [await checkedUpload(data, limits, { name })]);
-  return stored;
+/**
+ * What a user-named upload (PUT /api/images/{name}) does to an image already under its name:
+ * `create` writes only when there is none (the default), `replace` writes in any case, `if_match`
+ * only over the image whose ETag is given.
+ */
+export type WriteMode =
+  { readonly kind: 'create' } | { readonly kind: 'replace' } | { readonly kind: 'if_match'; readonly etag: string };
+
+export interface PutImageResult {
+  readonly image: StoredImage;
+  /** False when an existing image was replaced. */
+  readonly created: boolean;
+  readonly etag: string | undefined;
+}
+
+/**
+ * Checks and stores one image under the name the user chose. Every write carries its condition to
+ * storage, so there is no check-then-write race: of two concurrent creates, one gets `image_exists`.
+ * `replace` first tries to create, to tell a new image (201) from a replaced one (200).
+ */
+export async function putImage(
+  storage: Storage,
+  data: Buffer,
+  limits: Limits,
+  name: string,
+  mode: WriteMode,
+): Promise<PutImageResult> {
+  const upload = await checkedUpload(data, limits, { name });
+  await storage.ensureResources();
+  const write = (conditions: BlobRequestConditions) => writeUpload(storage, upload, conditions);
+  try {
+    if (mode.kind === 'if_match') {
+      const { etag } = await write({ ifMatch: mode.etag });
+      return { image: stored(upload), created: false, etag };
+    }
+    const { etag } = await write({ ifNoneMatch: '*' });
+    return { image: stored(upload), created: true, etag };
+  } catch (err) {
+    if (mode.kind === 'replace' && isConflict(err)) {
+      const { etag } = await write({});
+      return { image: stored(upload), created: false, etag };
+    }
+    if (mode.kind === 'create' && isConflict(err)) {
+      throw new AppError(
+        'image_exists',
+        `An image named '${name}' already exists in the ${storage.names.images} container; ` +
+          'PUT with ?overwrite=true to replace it, or DELETE it first',
+      );
+    }
+    if (mode.kind === 'if_match' && (isStatus(err, 412) || isStatus(err, 404))) {
+      throw new AppError(
+        'precondition_failed',
+        isStatus(err, 404)
+          ? `If-Match ${mode.etag} was sent but there is no image named '${name}'`
+          : `If-Match ${mode.etag} does not match the ETag of the image '${name}': it changed since you read it`,
+      );
+    }
+    throw err;
+  }
+}
+
+/** An If-None-Match: * write over an existing blob: 409 BlobAlreadyExists (Azure), 412 from some emulators. */
+const isConflict = (err: unknown) => isStatus(err, 409) || isStatus(err, 412);
+
+/** Deletes an uploaded image (never a result); a missing one is `image_not_found`. */
+export async function deleteImage(storage: Storage, name: string): Promise<void> {
+  await storage.ensureResources();
+  try {
+    await storage.images.getBlockBlobClient(name).delete({ deleteSnapshots: 'include' });
+  } catch (err) {
+    if (!isStatus(err, 404)) throw err;
+    throw new PermanentError('image_not_found', `No image named '${name}' in the ${storage.names.images} container`);
+  }
 }
 
 /** The result of a task as the task record keeps it. */

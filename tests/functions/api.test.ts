@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { deadLetterRoutes } from '../../shared/http/dead-letters';
 import { healthRoutes } from '../../shared/http/health';
 import { imageRoutes } from '../../shared/http/images';
+import { IMAGE_NAME, safeStem } from '../../shared/storage/images';
 import { jobRoutes } from '../../shared/http/jobs';
 import { taskRoutes } from '../../shared/http/tasks';
 import { Storage } from '../../shared/storage/clients';
@@ -394,6 +395,111 @@ describe('images', () => {
   });
 });
 
+describe('PUT /api/images/{name} never replaces unless asked; DELETE removes', () => {
+  const put = (a: Awaited<ReturnType<typeof api>>, name: string, body: Buffer, query = '', headers = {}) =>
+    call(a.putImage, {
+      method: 'PUT',
+      path: `/api/images/${name}${query}`,
+      params: { name },
+      headers: { 'content-type': 'image/png', ...headers },
+      body,
+    });
+  const widthOf = async (a: Awaited<ReturnType<typeof api>>, name: string) =>
+    (await sharp(await a.storage.images.getBlockBlobClient(name).downloadToBuffer()).metadata()).width;
+
+  it('a second PUT of a name answers 409 and keeps the first image; ?overwrite=true replaces it', async () => {
+    const a = await api();
+    const first = await put(a, 'p.png', await photo(10, 10, 'png'));
+    expect(first.status).toBe(201);
+    expect(first.headers.etag).toEqual(expect.any(String));
+    const again = await put(a, 'p.png', await photo(20, 10, 'png'));
+    expectProblem(again, 409, 'image_exists');
+    expect(again.json.detail).toMatch(/'p\.png' already exists.*\?overwrite=true/);
+    expect(await widthOf(a, 'p.png')).toBe(10);
+    const replaced = await put(a, 'p.png', await photo(30, 10, 'png'), '?overwrite=true');
+    expect(replaced.status).toBe(200);
+    expect(await widthOf(a, 'p.png')).toBe(30);
+    expect((await put(a, 'new.png', await photo(8, 8, 'png'), '?overwrite=true')).status).toBe(201);
+    expect((await put(a, 'p.png', await photo(8, 8, 'png'), '?overwrite=false')).status).toBe(409);
+    expectProblem(await put(a, 'p.png', await photo(8, 8, 'png'), '?overwrite=yes'), 400, 'validation_failed');
+    const typo = await put(a, 'p.png', await photo(8, 8, 'png'), '?overwrit=true');
+    expectProblem(typo, 400, 'validation_failed');
+    expect(typo.json.errors[0].field).toBe('query.overwrit');
+    expect(typo.json.detail).toContain("'overwrite'");
+  });
+
+  it('If-None-Match: * never replaces (even with ?overwrite=true); If-Match replaces only that version', async () => {
+    const a = await api();
+    const first = await put(a, 'q.png', await photo(10, 10, 'png'), '', { 'if-none-match': '*' });
+    expect(first.status).toBe(201);
+    const star = await put(a, 'q.png', await photo(20, 10, 'png'), '?overwrite=true', { 'if-none-match': '*' });
+    expectProblem(star, 409, 'image_exists');
+    const matched = await put(a, 'q.png', await photo(40, 10, 'png'), '', { 'if-match': first.headers.etag });
+    expect(matched.status).toBe(200);
+    expect(await widthOf(a, 'q.png')).toBe(40);
+    const stale = await put(a, 'q.png', await photo(50, 10, 'png'), '', { 'if-match': first.headers.etag });
+    expectProblem(stale, 412, 'precondition_failed');
+    expect(await widthOf(a, 'q.png')).toBe(40);
+    expectProblem(
+      await put(a, 'none.png', await photo(8, 8, 'png'), '', { 'if-match': '"x"' }),
+      412,
+      'precondition_failed',
+    );
+    expectProblem(
+      await put(a, 'q.png', await photo(8, 8, 'png'), '', { 'if-none-match': '"abc"' }),
+      400,
+      'validation_failed',
+    );
+  });
+
+  it('of concurrent PUTs of one name exactly one creates it; the others get 409', async () => {
+    const a = await api();
+    const answers = await Promise.all(
+      [11, 12, 13, 14, 15, 16].map(async (w) => put(a, 'race.png', await photo(w, 10, 'png'))),
+    );
+    const statuses = answers.map((r) => r.status).sort();
+    expect(statuses).toEqual([201, 409, 409, 409, 409, 409]);
+    const winner = answers.findIndex((r) => r.status === 201);
+    expect(await widthOf(a, 'race.png')).toBe(11 + winner);
+  });
+
+  it('DELETE: 204, then 404; results stay; a task that reads the deleted image fails as image_not_found', async () => {
+    const a = await api();
+    await put(a, 'gone.png', await photo(16, 16, 'png'));
+    const job = await call(a.submitJob, {
+      method: 'POST',
+      path: '/api/jobs',
+      body: { images: ['gone.png'], filters: ['grayscale'] },
+    });
+    expect(job.status).toBe(202);
+    const [message] = await receiveAll(a.storage, 'light');
+    await a.storage.processed.getBlockBlobClient('other-result.png').uploadData(await photo(8, 8, 'png'));
+    const del = () =>
+      call(a.deleteImage, { method: 'DELETE', path: '/api/images/gone.png', params: { name: 'gone.png' } });
+    const deleted = await del();
+    expect(deleted.status).toBe(204);
+    expect(deleted.bytes.length).toBe(0);
+    expectProblem(await del(), 404, 'image_not_found');
+    expectProblem(
+      await call(a.deleteImage, { method: 'DELETE', path: '', params: { name: '../x.png' } }),
+      400,
+      'validation_failed',
+    );
+    expect(await a.storage.images.getBlockBlobClient('gone.png').exists()).toBe(false);
+    expect(await a.storage.processed.getBlockBlobClient('other-result.png').exists()).toBe(true);
+    expect(await processTaskMessage(message.body, { storage: a.storage, capability: 'light' })).toBe('failed');
+    const task = await call(a.getTask, { path: '', params: { task_id: job.json.tasks[0].task_id } });
+    expect(task.json).toMatchObject({
+      status: 'failed',
+      failure_type: 'job_failure',
+      failure_reason: 'image_not_found',
+      error: expect.stringContaining("No image named 'gone.png'"),
+    });
+    // the name is free again
+    expect((await put(a, 'gone.png', await photo(8, 8, 'png'))).status).toBe(201);
+  });
+});
+
 describe('dead letters', () => {
   it('poison → listed; requeue → processed; nothing to requeue → 404; unknown capability → 400', async () => {
     const a = await api();
@@ -616,5 +722,29 @@ describe('POST /api/jobs: bounded work, named mistakes, nothing half-stored', ()
       'content-disposition': 'attachment; filename="dog photo.png"',
     });
     expect(disposed.json.tasks[0].image).toMatch(/^dog-photo-[0-9a-f]{12}\.png$/);
+    const extended = await submit(await photo(16, 16, 'png'), {
+      'content-type': 'image/png',
+      'content-disposition': `attachment; filename="fallback.png"; filename*=UTF-8''Caf%C3%A9%20cr%C3%A8me.jpg`,
+    });
+    expect(extended.json.tasks[0].image).toMatch(/^Cafe-creme-[0-9a-f]{12}\.png$/);
+    const nameless = await submit(await photo(16, 16, 'png'), { 'content-type': 'image/png' });
+    expect(nameless.json.tasks[0].image).toMatch(/^upload-[0-9a-f]{12}\.png$/);
+  });
+
+  it('the safe stem: normalized, accents dropped, path parts and extension stripped, capped, never empty', () => {
+    const composed = 'Cr\u00e8me br\u00fbl\u00e9e.jpg';
+    expect(safeStem(composed)).toBe('Creme-brulee');
+    expect(safeStem(composed.normalize('NFD'))).toBe('Creme-brulee');
+    expect(safeStem('C:\\Users\\me\\Desktop\\IMG_0001.HEIC')).toBe('IMG_0001');
+    expect(safeStem('/etc/../.ssh/.id_rsa.png')).toBe('id_rsa');
+    expect(safeStem('...')).toBe('upload');
+    expect(safeStem('\u5199\u771f.jpg')).toBe('upload');
+    expect(safeStem(undefined)).toBe('upload');
+    expect(safeStem('a..b...c.png')).toBe('a.b.c');
+    expect(safeStem('-rf .png')).toBe('rf');
+    expect(safeStem(`${'x'.repeat(59)}.......y.png`)).toBe('x'.repeat(59));
+    expect(safeStem(`${'long '.repeat(100)}.jpg`)).toHaveLength(59);
+    for (const name of ['a', 'é', '../..', 'x'.repeat(500), '\u0000\u202e.png', 'con.jpg'])
+      expect(`${safeStem(name)}-0123456789ab.png`).toMatch(IMAGE_NAME);
   });
 });

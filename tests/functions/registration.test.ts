@@ -43,6 +43,7 @@ describe('function registrations', () => {
       ['dashboard', 'dashboard', 'GET', 'anonymous'],
       ['dashboardAssets', 'dashboard/assets/{file}', 'GET', 'anonymous'],
       ['deadLetters', 'dead-letters', 'GET', 'function'],
+      ['deleteImage', 'images/{name}', 'DELETE', 'admin'],
       ['filters', 'filters', 'GET', 'anonymous'],
       ['getImage', 'images/{name}', 'GET', 'function'],
       ['getImageInfo', 'images/{name}/info', 'GET', 'function'],

@@ -79,6 +79,8 @@ async function routesOver(connectionString: string) {
   add('GET /images/{name}/info', images.getImageInfo, { path: '/api/images/a.png/info', params: { name: 'a.png' } });
   const put = { method: 'PUT', path: '/api/images/a.png', params: { name: 'a.png' }, body: png };
   add('PUT /images/{name}', images.putImage, { ...put, headers: { 'content-type': 'image/png' } });
+  const del = { method: 'DELETE', path: '/api/images/a.png', params: { name: 'a.png' } };
+  add('DELETE /images/{name}', images.deleteImage, del);
   const jsonJob = { filters: ['grayscale'], images: ['a.png'] };
   add('POST /jobs (json)', jobs.submitJob, { method: 'POST', path: '/api/jobs', body: jsonJob });
   const rawJob = { method: 'POST', path: '/api/jobs?filters=grayscale', body: png };

@@ -92,6 +92,13 @@ describe('settings from the environment', () => {
 
   // The shapes the real timer extension accepts: azure-webjobs-sdk-extensions
   // src/WebJobs.Extensions/Extensions/Timers/Scheduling/TimerSchedule.cs (Create) and CronSchedule.cs (HasSeconds).
+  it('a refused Application Insights connection string is described, never echoed (it holds a key)', () => {
+    const mistyped = 'InstrumentationKey =0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0;IngestionEndpoint=https://x/';
+    const [problem] = problemsOf({ APPLICATIONINSIGHTS_CONNECTION_STRING: mistyped });
+    expect(problem).toMatch(/APPLICATIONINSIGHTS_CONNECTION_STRING but received a value of 85 characters \(not shown/);
+    expect(problem).not.toContain('0f1e2d3c');
+  });
+
   it('METRICS_SCHEDULE takes what the timer trigger takes: 6- or 5-field NCRONTAB, or a TimeSpan', () => {
     for (const schedule of ['*/10 * * * * *', '*/5 * * * *', '00:00:10', '1.00:00:00', ' 0 */2 * * * * '])
       expect(loadSettings({ METRICS_SCHEDULE: schedule }).metricsSchedule).toBe(schedule.trim());

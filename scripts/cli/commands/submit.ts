@@ -1,7 +1,8 @@
 /**
  * `submit <files or blob names...>`: the pipeline is checked first, with the API's own
  * normalizeTaskSpec, so a misspelt filter costs no upload; then local files are uploaded (PUT
- * /images/<basename>), names of images already in the container are used as they are, and one
+ * /images/<basename>?overwrite=true: the file named on the command line is the one processed, even
+ * when an older image has its name), names of images already in the container are used as they are, and one
  * job runs them all. Each result is downloaded into --out after its source image
  * (photo.jpg → photo.png), never over an existing file (photo-1.png). Exit 1 when any task failed.
  */
@@ -152,7 +153,7 @@ export async function runSubmit(
   for (const input of classified.filter((i) => i.kind === 'file')) {
     // The API sniffs the bytes, so the declared type only has to be an accepted one.
     const stored = await api.put<StoredImage>(
-      `/images/${encodeURIComponent(input.name)}`,
+      `/images/${encodeURIComponent(input.name)}?overwrite=true`,
       await readFile(input.file),
       'application/octet-stream',
     );

@@ -305,7 +305,10 @@ describe('talking to the API', () => {
       });
       const tasks = [task(0, 'photo.jpg'), task(1, 'photo.png'), task(2, 'photo-1.jpg')];
       for (const name of ['photo.jpg', 'photo.png'])
-        routes.set(`PUT /api/images/${name}`, { status: 201, body: { name, content_type: 'image/jpeg', bytes: 1 } });
+        routes.set(`PUT /api/images/${name}?overwrite=true`, {
+          status: 201,
+          body: { name, content_type: 'image/jpeg', bytes: 1 },
+        });
       routes.set('GET /api/images', {
         status: 200,
         body: { container: 'images', count: 1, images: [{ name: 'photo-1.jpg', bytes: 1 }] },

@@ -53,6 +53,20 @@ describe('which level a key grants', () => {
     expect(() => hostKeys({ LOCAL_HOST_AUTH: 'yes' })).toThrow(ConfigError);
     expect(() => hostKeys({ LOCAL_HOST_AUTH: 'keys', LOCAL_HOST_FUNCTION_KEY: 'short' })).toThrow(ConfigError);
   });
+
+  it('a refused key is never echoed: the error gives its length only', () => {
+    const pasted = 'Abcdefghijklmnop+qrstuvwxyz/0123456789==';
+    let error: unknown;
+    try {
+      hostKeys({ LOCAL_HOST_AUTH: 'keys', LOCAL_HOST_MASTER_KEY: pasted });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const { message, errors } = error as ConfigError;
+    expect(message).toMatch(/LOCAL_HOST_MASTER_KEY but received a value of 40 characters \(not shown/);
+    expect(JSON.stringify({ message, errors })).not.toContain('qrstuvwxyz');
+  });
 });
 
 describe('the local host with keys on', () => {
