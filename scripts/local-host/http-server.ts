@@ -337,7 +337,9 @@ export async function startHttpServer(opts: {
       if (!allows(fn.trigger.authLevel, granted)) {
         // FunctionInvocationMiddleware: UnauthorizedResult, an empty 401
         res.writeHead(401, { 'content-length': '0' }).end();
-        opts.log(`${method} ${path} → 401 (${fn.name} needs a ${fn.trigger.authLevel} key)`);
+        opts.log(
+          `${method} ${path} → 401 (${fn.name} needs the ${fn.trigger.authLevel === 'admin' ? 'master' : 'function'} key)`,
+        );
         return;
       }
     }
