@@ -18,6 +18,12 @@ export interface AzuriteOptions {
   startTimeoutMs?: number;
   /** In its own process group, so a terminal's Ctrl-C reaches the host first and Azurite is stopped after it. */
   detached?: boolean;
+  /**
+   * Serve HTTPS with this certificate (PEM files) instead of HTTP; with `oauth`, Azurite also accepts
+   * OAuth bearer tokens (`--oauth basic`: it checks a token's issuer, audience and lifetime, not its
+   * signature), which it accepts only over HTTPS.
+   */
+  https?: { cert: string; key: string; oauth?: boolean };
 }
 
 export interface RunningAzurite {
@@ -84,6 +90,8 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
     '--tablePort',
     String(ports.table),
     ...(options.location ? ['--location', options.location] : ['--inMemoryPersistence']),
+    ...(options.https ? ['--cert', options.https.cert, '--key', options.https.key] : []),
+    ...(options.https?.oauth ? ['--oauth', 'basic'] : []),
   ];
   // In memory, a scratch working directory catches anything Azurite still writes to its cwd.
   const cwd = options.location ?? mkdtempSync(path.join(tmpdir(), 'azurite-'));
@@ -115,5 +123,6 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
     await stop();
     throw err;
   }
-  return { connectionString: azuriteConnectionString(ports), ports, pid: child.pid!, stop };
+  const protocol = options.https ? 'https' : 'http';
+  return { connectionString: azuriteConnectionString(ports, '127.0.0.1', protocol), ports, pid: child.pid!, stop };
 }
