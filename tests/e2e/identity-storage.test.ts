@@ -192,6 +192,9 @@ describe('an identity-based storage connection (no account key)', () => {
     const streamed = await fetch(`${url}/tasks/${taskId}/result?download=stream`);
     expect(streamed.status).toBe(200);
     expect(await sharp(Buffer.from(await streamed.arrayBuffer())).metadata()).toMatchObject({ width: 120 });
+    // a link is a bearer secret: the host never prints one
+    expect(host!.output()).not.toContain(link.searchParams.get('sig')!);
+    expect(host!.output()).not.toMatch(/skoid=|sig=/);
   }, 60000);
 
   it('a user delegation link expires', async () => {
