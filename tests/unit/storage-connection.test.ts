@@ -14,6 +14,7 @@ import {
   type IdentityConnection,
 } from '../../shared/storage/connection';
 import { resourceNames } from '../../shared/storage/names';
+import { asStorageOutage } from '../../shared/storage/outage';
 
 const identity = (env: NodeJS.ProcessEnv, name?: string) => {
   const connection = resolveStorageConnection(name, env);
@@ -94,5 +95,23 @@ describe('resolveStorageConnection', () => {
     expect(storage.queue('light').url).toBe('https://photos.queue.core.windows.net/n1-tasks-light');
     expect(storage.tasks.url).toBe('https://photos.table.core.windows.net');
     expect(storage.results.canSign).toBe(true);
+  });
+});
+
+describe('a managed identity that gets no token', () => {
+  it('is a storage outage (503 with Retry-After on a route), not a bug', async () => {
+    // no identity endpoint answers on this port: @azure/identity gives up with its own error
+    const env = { IDENTITY_ENDPOINT: 'http://127.0.0.1:9/msi/token', IDENTITY_HEADER: 'h' };
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    try {
+      const credential = new ManagedIdentityCredential({ clientId: 'no-such-identity' });
+      const err = await credential.getToken('https://storage.azure.com/.default').catch((e: unknown) => e);
+      const outage = asStorageOutage(err);
+      expect(outage).toBeDefined();
+      expect(outage!.message).toBe('Storage cannot be reached: the managed identity got no token; try again in 5 s');
+    } finally {
+      process.env = saved;
+    }
   });
 });
