@@ -42,7 +42,8 @@ interface CachedKey {
 }
 
 export class ResultLinks {
-  private delegationKey: Promise<CachedKey> | undefined;
+  private key: CachedKey | undefined;
+  private pending: Promise<CachedKey> | undefined;
 
   constructor(
     private readonly service: BlobServiceClient,
@@ -82,14 +83,18 @@ export class ResultLinks {
     return { url: `${blobUrl}?${sas}`, expiresOn: values.expiresOn! };
   }
 
-  /** A user delegation key valid until at least `until` (or as long as storage allows). */
+  /** A key valid until at least `until` (or as long as storage allows); concurrent links share one request. */
   private async keyFor(until: Date, now: Date): Promise<CachedKey> {
-    const cached = await this.delegationKey?.catch(() => undefined);
     const longest = new Date(now.getTime() + MAX_KEY_LIFETIME_MS - 60_000);
-    if (cached && (cached.expiresOn >= until || cached.expiresOn >= longest)) return cached;
-    // a failed fetch is not kept: the next link asks again
-    this.delegationKey = this.fetchKey(until, now);
-    return this.delegationKey;
+    const usable = (k: CachedKey | undefined): k is CachedKey =>
+      k !== undefined && (k.expiresOn >= until || k.expiresOn >= longest);
+    if (usable(this.key)) return this.key;
+    // a failed request is not kept: the next link asks again
+    this.pending ??= this.fetchKey(until, now)
+      .then((k) => (this.key = k))
+      .finally(() => (this.pending = undefined));
+    const key = await this.pending;
+    return usable(key) ? key : this.keyFor(until, now); // that request was for a shorter link
   }
 
   private async fetchKey(until: Date, now: Date): Promise<CachedKey> {
