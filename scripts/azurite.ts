@@ -20,6 +20,12 @@ export interface AzuriteOptions {
   detached?: boolean;
   /** Extra environment, e.g. AZURITE_ACCOUNTS (`name:base64key`) for an account whose key only a test knows. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Serve HTTPS with this certificate (PEM files) instead of HTTP; with `oauth`, Azurite also accepts
+   * OAuth bearer tokens (`--oauth basic`: it checks a token's issuer, audience and lifetime, not its
+   * signature), which it accepts only over HTTPS.
+   */
+  https?: { cert: string; key: string; oauth?: boolean };
 }
 
 export interface RunningAzurite {
@@ -86,6 +92,8 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
     '--tablePort',
     String(ports.table),
     ...(options.location ? ['--location', options.location] : ['--inMemoryPersistence']),
+    ...(options.https ? ['--cert', options.https.cert, '--key', options.https.key] : []),
+    ...(options.https?.oauth ? ['--oauth', 'basic'] : []),
   ];
   // In memory, a scratch working directory catches anything Azurite still writes to its cwd.
   const cwd = options.location ?? mkdtempSync(path.join(tmpdir(), 'azurite-'));
@@ -118,5 +126,6 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
     await stop();
     throw err;
   }
-  return { connectionString: azuriteConnectionString(ports), ports, pid: child.pid!, stop };
+  const protocol = options.https ? 'https' : 'http';
+  return { connectionString: azuriteConnectionString(ports, '127.0.0.1', protocol), ports, pid: child.pid!, stop };
 }

@@ -215,6 +215,17 @@ export const SETTINGS = {
     reason:
       'a 50 MB upload reaches storage in the same region in well under 5 s; a refused or throttled storage answers 503 within a second',
   },
+  resultLinkTtlSeconds: {
+    kind: 'integer',
+    env: 'RESULT_LINK_TTL_SECONDS',
+    fallback: 900,
+    min: 60,
+    max: 604_800,
+    meaning:
+      'how long a result link (the 302 of GET /api/tasks/{id}/result and result_url) stays valid: a read-only SAS for that one blob',
+    reason:
+      'long enough to start a download after polling, short enough that a leaked link soon stops working; 7 days is the most a user delegation key allows',
+  },
 } as const satisfies Record<string, Setting>;
 
 export type Settings = SettingsOf<typeof SETTINGS>;

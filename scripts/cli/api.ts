@@ -207,9 +207,25 @@ export class ApiClient {
     );
   }
 
+  /**
+   * A result: the route answers 302 to a short-lived storage link, fetched here without the function
+   * key (fetch would carry x-functions-key to the storage host on a redirect: it drops only
+   * Authorization across origins). The link is a bearer secret: errors show it without its query.
+   */
   async download(path: string): Promise<Buffer> {
-    const res = await this.send(path, { method: 'GET' });
-    return Buffer.from(await res.arrayBuffer());
+    const res = await this.send(path, { method: 'GET', redirect: 'manual' });
+    const location = res.status >= 300 && res.status < 400 ? res.headers.get('location') : null;
+    if (!location) return Buffer.from(await res.arrayBuffer());
+    const link = new URL(location, res.url || this.url(path));
+    const shown = `${link.origin}${link.pathname}`;
+    let stored: Response;
+    try {
+      stored = await fetch(link, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    } catch (err) {
+      throw new ApiUnreachable(shown, networkReason(err));
+    }
+    if (!stored.ok) throw new ApiError(stored.status, shown, await stored.text().catch(() => ''));
+    return Buffer.from(await stored.arrayBuffer());
   }
 
   private async send(path: string, init: RequestInit): Promise<Response> {
@@ -222,7 +238,7 @@ export class ApiClient {
     } catch (err) {
       throw new ApiUnreachable(url, networkReason(err));
     }
-    if (res.ok) return res;
+    if (res.ok || (init.redirect === 'manual' && res.status >= 300 && res.status < 400)) return res;
     const text = await res.text().catch(() => '');
     let body: unknown = text;
     try {

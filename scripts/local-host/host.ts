@@ -5,15 +5,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { InvocationContext } from '@azure/functions';
-import { QueueServiceClient } from '@azure/storage-queue';
-import { resolveConnectionString } from '../../shared/storage/connection';
+import { blobServiceOf, queueServiceOf } from '../../shared/storage/clients';
+import { resolveStorageConnection } from '../../shared/storage/connection';
 import { hookCallbacks, runAppHooks, type RegisteredFunction } from './functions-core';
 import { readHostConfig, type HostConfig } from './host-config';
 import { startHttpServer, type RunningHttpServer } from './http-server';
 import { functionFiles, loadFunctions } from './loader';
 import { poisonQueueNameOf, startQueueTrigger, type RunningQueueTrigger } from './queue-trigger';
 import { parseTimerSchedule, startTimerTrigger } from './timer-trigger';
-import { BlobServiceClient } from '@azure/storage-blob';
 import { blobScheduleMonitor, shouldUseMonitor } from './schedule-monitor';
 import { HOSTS_CONTAINER, hostIdOf, startTimerLock, type RunningTimerLock } from './timer-lock';
 
@@ -129,8 +128,9 @@ async function startQueueFunction(
   opts: LocalHostOptions,
   log: (line: string) => void,
 ): Promise<RunningQueueTrigger> {
+  // the connection as the host reads it: a connection string in the setting, else <setting>__* for an identity
   const setting = fn.trigger.connection ?? 'AzureWebJobsStorage';
-  const service = QueueServiceClient.fromConnectionString(resolveConnectionString(process.env[setting]));
+  const service = queueServiceOf(resolveStorageConnection(setting));
   const queueName = fn.trigger.queueName!;
   const queue = service.getQueueClient(queueName);
   // a poison queue has no poison queue of its own (QueueListenerFactory.CreatePoisonQueueReference)
@@ -142,7 +142,7 @@ async function startQueueFunction(
         const e = err as { statusCode?: number; details?: { errorCode?: string }; message?: string };
         throw new Error(
           `queue ${q.name}: creating it failed with ${e.statusCode ?? 'no answer'} ${e.details?.errorCode ?? ''}`.trimEnd() +
-            ` (check ${setting} and its key): ${e.message ?? String(err)}`,
+            ` (check ${setting} and its key or identity): ${e.message ?? String(err)}`,
         );
       }),
     ),
@@ -217,9 +217,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<RunningLoc
   const timerTriggers = byType('timerTrigger');
   for (const fn of timerTriggers) parseTimerSchedule(fn.trigger.schedule!).next(new Date()); // a bad one stops start-up
   const locks = timerTriggers.length
-    ? BlobServiceClient.fromConnectionString(
-        resolveConnectionString(process.env.AzureWebJobsStorage),
-      ).getContainerClient(HOSTS_CONTAINER)
+    ? blobServiceOf(resolveStorageConnection('AzureWebJobsStorage')).getContainerClient(HOSTS_CONTAINER)
     : undefined;
   const hostId = hostIdOf(opts.root);
   const timers: RunningTimerLock[] = timerTriggers.map((fn) =>

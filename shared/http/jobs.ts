@@ -19,8 +19,31 @@ const JOB_ID = /^[0-9a-f-]{36}$/;
 
 export const apiBase = (request: HttpRequest) => `${new URL(request.url).origin}/api`;
 
-export function taskLinks(base: string, task: TaskRecord) {
-  return { status_url: `${base}/tasks/${task.task_id}`, result_url: `${base}/tasks/${task.task_id}/result` };
+/**
+ * A task's links: result_url is the result's own short-lived read-only link once the task has
+ * succeeded (from `results`, by task id), else the result route (409 until done, then a 302 to such a link).
+ */
+export function taskLinks(base: string, task: TaskRecord, results?: ReadonlyMap<string, string>) {
+  return {
+    status_url: `${base}/tasks/${task.task_id}`,
+    result_url: results?.get(task.task_id) ?? `${base}/tasks/${task.task_id}/result`,
+  };
+}
+
+/** Result links of the succeeded tasks among `tasks`, by task id (signed locally: no storage round trip per link). */
+export async function resultLinksOf(
+  storage: Storage,
+  tasks: readonly TaskRecord[],
+  settings: Settings,
+): Promise<Map<string, string>> {
+  const done = tasks.filter((t) => t.status === 'succeeded' && t.output);
+  if (done.length === 0 || !storage.results.canSign) return new Map();
+  const now = new Date();
+  const link = async (t: TaskRecord) =>
+    [t.task_id, (await storage.results.link(t.output!.blob, settings.resultLinkTtlSeconds, now)).url] as const;
+  // without a link (no user delegation key: storage down, or the identity lacks the role) result_url
+  // stays the result route, which reports why
+  return new Map(await Promise.all(done.map(link)).catch(() => []));
 }
 
 interface Submission {
@@ -229,7 +252,8 @@ export function jobRoutes(getStorage: () => Storage, settings: Settings = appSet
       if (tasks.length === 0) throw new AppError('not_found', `No job ${jobId}`);
       const base = apiBase(request);
       const summary = summarizeJob(jobId, tasks);
-      return json(200, { ...summary, tasks: summary.tasks.map((t) => ({ ...t, ...taskLinks(base, t) })) });
+      const links = await resultLinksOf(storage, tasks, settings);
+      return json(200, { ...summary, tasks: summary.tasks.map((t) => ({ ...t, ...taskLinks(base, t, links) })) });
     }),
   };
 }

@@ -1,12 +1,16 @@
-/** GET /api/tasks/{task_id} and its result. */
+/**
+ * GET /api/tasks/{task_id} and its result: a 302 to a short-lived read-only link to the result blob
+ * (RESULT_LINK_TTL_SECONDS), or the bytes through the function with ?download=stream.
+ */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { appSettings, type Settings } from '../config';
 import { AppError, ValidationError } from '../errors';
 import type { Storage } from '../storage/clients';
 import { readResult } from '../storage/images';
 import { TASK_ID } from '../tasks/message';
 import { TaskStore, type TaskRecord } from '../tasks/store';
 import { fieldProblem } from '../validation';
-import { apiBase, taskLinks } from './jobs';
+import { apiBase, resultLinksOf, taskLinks } from './jobs';
 import { handled, json } from './respond';
 import { isLive, listWorkers } from '../metrics/worker-registry';
 import { isClaimRunning } from '../metrics/worker-stats';
@@ -57,17 +61,27 @@ async function claimOf(storage: Storage, task: TaskRecord) {
   };
 }
 
-export function taskRoutes(getStorage: () => Storage) {
+/** `?download=`: absent (a redirect to the result's link) or `stream` (the bytes through the function). */
+function wantsStream(request: HttpRequest): boolean {
+  const download = request.query.get('download');
+  if (download === null || download === 'stream') return download === 'stream';
+  const expected = "'stream' (the bytes through the function), or no download parameter (a 302 to a short-lived link)";
+  throw new ValidationError([fieldProblem('query.download', expected, download)]);
+}
+
+export function taskRoutes(getStorage: () => Storage, settings: Settings = appSettings()) {
   return {
     getTask: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const storage = getStorage();
       const task = await findTask(storage, request.params.task_id);
       const waiting = task.status === 'queued' ? { queue_position: await queuePosition(storage, task) } : {};
       const running = task.status === 'processing' ? { claim: await claimOf(storage, task) } : {};
-      return json(200, { ...task, ...taskLinks(apiBase(request), task), ...waiting, ...running });
+      const links = await resultLinksOf(storage, [task], settings);
+      return json(200, { ...task, ...taskLinks(apiBase(request), task, links), ...waiting, ...running });
     }),
 
     getTaskResult: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
+      const stream = wantsStream(request);
       const storage = getStorage();
       const task = await findTask(storage, request.params.task_id);
       if (task.status !== 'succeeded' || !task.output) {
@@ -79,6 +93,11 @@ export function taskRoutes(getStorage: () => Storage) {
           'not_ready',
           `Task ${task.task_id} has no result because ${why}; poll ${apiBase(request)}/tasks/${task.task_id}`,
         );
+      }
+      if (!stream && storage.results.canSign) {
+        // the link is a bearer secret: it goes to the client only, never to a log
+        const { url } = await storage.results.link(task.output.blob, settings.resultLinkTtlSeconds);
+        return { status: 302, headers: { location: url, 'cache-control': 'no-store' } };
       }
       const data = await readResult(storage, task.output);
       return {

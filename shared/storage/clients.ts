@@ -18,7 +18,8 @@ import {
 import { QueueServiceClient, newPipeline as newQueuePipeline, type QueueClient } from '@azure/storage-queue';
 import { appSettings, STORAGE_CONNECTION, type Settings } from '../config';
 import { CAPABILITIES, type CapabilityName } from '../capabilities';
-import { resolveConnectionString } from './connection';
+import { resolveStorageConnection, serviceUri, type StorageConnection } from './connection';
+import { ResultLinks } from './links';
 import { resourceNames, type ResourceNames } from './names';
 
 /** Whether a storage SDK error carries this HTTP status (404 missing, 409 exists, 412 ETag mismatch, …). */
@@ -52,23 +53,51 @@ function timeoutFactory(ms: number): RequestPolicyFactory {
   };
 }
 
-function blobService(connectionString: string, budget: StorageBudget | undefined): BlobServiceClient {
-  const client = BlobServiceClient.fromConnectionString(connectionString);
+/** A connection string (as tests and scripts pass) or a resolved connection. */
+export type StorageTarget = string | StorageConnection;
+
+const connectionOf = (target: StorageTarget): StorageConnection =>
+  typeof target === 'string'
+    ? { kind: 'connectionString', name: 'connection string', connectionString: target }
+    : target;
+
+function blobService(connection: StorageConnection, budget: StorageBudget | undefined): BlobServiceClient {
+  const client =
+    connection.kind === 'connectionString'
+      ? BlobServiceClient.fromConnectionString(connection.connectionString)
+      : new BlobServiceClient(serviceUri(connection, 'blob'), connection.credential);
   if (!budget) return client;
-  const pipeline = newBlobPipeline(client.credential, { retryOptions: retryOptions(budget) });
+  const credential = connection.kind === 'identity' ? connection.credential : client.credential;
+  const pipeline = newBlobPipeline(credential, { retryOptions: retryOptions(budget) });
   pipeline.factories.push(timeoutFactory(budget.tryTimeoutMs));
   return new BlobServiceClient(client.url, pipeline);
 }
 
-function queueService(connectionString: string, budget: StorageBudget | undefined): QueueServiceClient {
-  const client = QueueServiceClient.fromConnectionString(connectionString);
+function queueService(connection: StorageConnection, budget: StorageBudget | undefined): QueueServiceClient {
+  const client =
+    connection.kind === 'connectionString'
+      ? QueueServiceClient.fromConnectionString(connection.connectionString)
+      : new QueueServiceClient(serviceUri(connection, 'queue'), connection.credential);
   if (!budget) return client;
   // The queue SDK keeps `credential` protected (the blob SDK exposes it): reuse what it parsed from the
   // connection string.
-  const { credential } = client as unknown as { credential: Parameters<typeof newQueuePipeline>[0] };
+  const credential =
+    connection.kind === 'identity'
+      ? connection.credential
+      : (client as unknown as { credential: Parameters<typeof newQueuePipeline>[0] }).credential;
   const pipeline = newQueuePipeline(credential, { retryOptions: retryOptions(budget) });
   pipeline.factories.push(timeoutFactory(budget.tryTimeoutMs));
   return new QueueServiceClient(client.url, pipeline);
+}
+
+/** A queue client on the connection (the local host's queue triggers use it with the SDK's defaults). */
+export function queueServiceOf(target: StorageTarget): QueueServiceClient {
+  return queueService(connectionOf(target), undefined);
+}
+
+/** A blob service client on the connection, with the SDK's defaults. */
+export function blobServiceOf(target: StorageTarget): BlobServiceClient {
+  return blobService(connectionOf(target), undefined);
 }
 
 const retryOptions = (budget: StorageBudget) => ({
@@ -77,9 +106,11 @@ const retryOptions = (budget: StorageBudget) => ({
   maxRetryDelayInMs: budget.maxRetryDelayMs,
 });
 
-function tableOptions(connectionString: string, budget: StorageBudget | undefined): TableServiceClientOptions {
+function tableOptions(connection: StorageConnection, budget: StorageBudget | undefined): TableServiceClientOptions {
   // Azurite serves plain http; the tables SDK refuses that unless told.
-  const allowInsecureConnection = /DefaultEndpointsProtocol=http;|TableEndpoint=http:/i.test(connectionString);
+  const allowInsecureConnection =
+    connection.kind === 'connectionString' &&
+    /DefaultEndpointsProtocol=http;|TableEndpoint=http:/i.test(connection.connectionString);
   if (!budget) return { allowInsecureConnection };
   return {
     allowInsecureConnection,
@@ -107,6 +138,8 @@ export class Storage {
   readonly names: ResourceNames;
   readonly images: ContainerClient;
   readonly processed: ContainerClient;
+  /** Read-only links to result blobs (service SAS with an account key, user delegation SAS with an identity). */
+  readonly results: ResultLinks;
   readonly tasks: TableClient;
   readonly deadLetters: TableClient;
   readonly workers: TableClient;
@@ -115,17 +148,23 @@ export class Storage {
   private ready: Promise<void> | undefined;
 
   /** `budget` undefined: the SDKs' defaults (what workers use). */
-  constructor(connectionString: string, names: ResourceNames = resourceNames(), budget?: StorageBudget) {
+  constructor(target: StorageTarget, names: ResourceNames = resourceNames(), budget?: StorageBudget) {
     this.names = names;
-    const blobs = blobService(connectionString, budget);
-    this.queues = queueService(connectionString, budget);
-    const options = tableOptions(connectionString, budget);
+    const connection = connectionOf(target);
+    const blobs = blobService(connection, budget);
+    this.queues = queueService(connection, budget);
+    const options = tableOptions(connection, budget);
+    const table = (name: string) =>
+      connection.kind === 'connectionString'
+        ? TableClient.fromConnectionString(connection.connectionString, name, options)
+        : new TableClient(serviceUri(connection, 'table'), name, connection.credential, options);
     this.images = blobs.getContainerClient(names.images);
     this.processed = blobs.getContainerClient(names.processed);
-    this.tasks = TableClient.fromConnectionString(connectionString, names.tasksTable, options);
-    this.deadLetters = TableClient.fromConnectionString(connectionString, names.deadLettersTable, options);
-    this.workers = TableClient.fromConnectionString(connectionString, names.workersTable, options);
-    this.metrics = TableClient.fromConnectionString(connectionString, names.metricsTable, options);
+    this.results = new ResultLinks(blobs, this.processed, connection);
+    this.tasks = table(names.tasksTable);
+    this.deadLetters = table(names.deadLettersTable);
+    this.workers = table(names.workersTable);
+    this.metrics = table(names.metricsTable);
   }
 
   queue(capability: CapabilityName): QueueClient {
@@ -167,18 +206,17 @@ export class Storage {
 let processStorage: Storage | undefined;
 let requestStorage: Storage | undefined;
 
-/** The storage of this process's queue and timer functions, from the AzureWebJobsStorage setting. */
+/**
+ * The storage of this process's queue and timer functions, from the AzureWebJobsStorage connection
+ * (a connection string, or AzureWebJobsStorage__* for an identity: see connection.ts).
+ */
 export function appStorage(): Storage {
-  processStorage ??= new Storage(resolveConnectionString(process.env[STORAGE_CONNECTION]));
+  processStorage ??= new Storage(resolveStorageConnection(STORAGE_CONNECTION));
   return processStorage;
 }
 
 /** The same storage for the HTTP routes, with the short request budget. */
 export function httpStorage(): Storage {
-  requestStorage ??= new Storage(
-    resolveConnectionString(process.env[STORAGE_CONNECTION]),
-    resourceNames(),
-    requestBudget(),
-  );
+  requestStorage ??= new Storage(resolveStorageConnection(STORAGE_CONNECTION), resourceNames(), requestBudget());
   return requestStorage;
 }

@@ -31,8 +31,13 @@ interface SdkError {
   readonly response?: { readonly headers?: { get?(name: string): string | undefined } };
 }
 
+/** @azure/identity's failures to get a token (the identity endpoint down or refusing): storage cannot be reached. */
+const TOKEN_ERRORS = new Set(['CredentialUnavailableError', 'AuthenticationError', 'AggregateAuthenticationError']);
+
 function whatHappened(err: SdkError): string | undefined {
   if (err.name === 'AbortError' || err.name === 'TimeoutError') return 'did not answer in time';
+  if (typeof err.name === 'string' && TOKEN_ERRORS.has(err.name))
+    return 'cannot be reached: the managed identity got no token';
   if (typeof err.code === 'string' && NETWORK_CODES.has(err.code)) return `is unreachable (${err.code})`;
   if (err.name === 'RestError' && typeof err.statusCode === 'number' && BUSY_STATUSES.has(err.statusCode)) {
     const code = typeof err.code === 'string' && err.code ? err.code : err.response?.headers?.get?.('x-ms-error-code');

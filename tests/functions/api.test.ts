@@ -151,7 +151,7 @@ describe('POST /api/jobs → queue → worker → result', () => {
       attempts: 2,
       output: { width: 100, height: 75, content_type: 'image/png' },
     });
-    const result = await call(a.getTaskResult, { path: '/r', params: { task_id: task.task_id } });
+    const result = await call(a.getTaskResult, { path: '/r?download=stream', params: { task_id: task.task_id } });
     expect(result.headers['content-type']).toBe('image/png');
     expect(await sharp(result.bytes).metadata()).toMatchObject({ format: 'png', width: 100, height: 75 });
     const job = await call(a.getJob, { path: '', params: { job_id: res.json.job_id } });

@@ -108,6 +108,15 @@ describe('settings from the environment', () => {
       ]);
   });
 
+  it('RESULT_LINK_TTL_SECONDS: 15 minutes by default, a minute to the 7 days a user delegation key allows', () => {
+    expect(loadSettings({}).resultLinkTtlSeconds).toBe(900);
+    expect(loadSettings({ RESULT_LINK_TTL_SECONDS: '604800' }).resultLinkTtlSeconds).toBe(604_800);
+    for (const ttl of ['59', '604801', '15m'])
+      expect(problemsOf({ RESULT_LINK_TTL_SECONDS: ttl })).toEqual([
+        `Expected an integer between 60 and 604800 for RESULT_LINK_TTL_SECONDS but received '${ttl}' of type string`,
+      ]);
+  });
+
   it('documents what each setting means and why each default is what it is', () => {
     for (const setting of Object.values(SETTINGS)) {
       expect(setting.meaning.length).toBeGreaterThan(10);
