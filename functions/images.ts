@@ -1,7 +1,7 @@
 /**
  * The `images` container: GET /api/images, GET /api/images/{name}, GET /api/images/{name}/info
- * (anonymous), PUT /api/images/{name} (function key; whole, accepted images only; 409 when the name
- * is taken unless ?overwrite=true) and DELETE /api/images/{name} (admin: the master key; 204, or 404
+ * and PUT /api/images/{name} (function key; whole, accepted images only; 409 when the name
+ * is taken unless ?overwrite=true); DELETE /api/images/{name} (admin: the master key; 204, or 404
  * when missing; results are kept, and a task that later reads the image fails with image_not_found).
  * A name outside letters, digits, `.`, `_`, `-` (an undecodable escape such as `%zz` included) → 400
  * naming `name`.

@@ -3,7 +3,7 @@
  * one task record and one queue message per image → 202 + Location. Invalid input (an unknown
  * field or query parameter included) → 4xx problem+json and no task; the pipeline and every
  * uploaded file are checked before any upload is stored, under `<file name>-<12 hex>.<ext>`.
- * GET /api/jobs/{job_id} (anonymous): progress and tasks.
+ * GET /api/jobs/{job_id} (function key): progress and tasks.
  */
 import { app } from '@azure/functions';
 import { jobRoutes } from '../shared/http/jobs';

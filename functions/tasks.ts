@@ -1,6 +1,7 @@
 /**
- * GET /api/tasks/{task_id} (anonymous): the task record (queued tasks say how many messages
- * are ahead). GET /api/tasks/{task_id}/result (anonymous): the processed image, 409 until done.
+ * GET /api/tasks/{task_id} (function key): the task record (queued tasks say how many messages
+ * are ahead). GET /api/tasks/{task_id}/result (function key): 302 to a short-lived read-only link to
+ * the result (RESULT_LINK_TTL_SECONDS), ?download=stream for the bytes; 409 until done.
  */
 import { app } from '@azure/functions';
 import { taskRoutes } from '../shared/http/tasks';
