@@ -60,7 +60,9 @@ beforeAll(async () => {
 afterAll(async () => {
   if (host && host.child.exitCode === null) {
     host.child.kill('SIGTERM');
-    await Promise.race([host.exited, new Promise((r) => setTimeout(r, 10000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([host.exited, new Promise((r) => (timer = setTimeout(r, 10000)))]);
+    clearTimeout(timer);
     if (host.child.exitCode === null) host.child.kill('SIGKILL');
   }
   await Promise.all([azurite?.stop(), ingestion?.stop()]);
