@@ -81,7 +81,9 @@ it('Ctrl-C mid-job exits cleanly and the next start completes the job', async ()
 }, 240000);
 
 it('refuses ports held by something that is not Azurite, with a message saying what to do', async () => {
+  const sockets = new Set<net.Socket>();
   const squatter = net.createServer((socket) => {
+    sockets.add(socket);
     socket.on('error', () => undefined); // the probe hangs up on it
     socket.end('not http\r\n');
   });
@@ -102,6 +104,7 @@ it('refuses ports held by something that is not Azurite, with a message saying w
     expect(result.output).toContain(`Port(s) ${taken} are in use by something that is not Azurite`);
     expect(result.output).toContain('AZURITE_BLOB_PORT');
   } finally {
-    squatter.close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => squatter.close(resolve));
   }
 }, 30000);
