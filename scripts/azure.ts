@@ -115,6 +115,7 @@ const storageName = variable('storageName');
 const storageId = resourceId(STORAGE, storageName);
 const IDENTITY = 'Microsoft.ManagedIdentity/userAssignedIdentities';
 const identityId = resourceId(IDENTITY, variable('identityName'));
+const identityClientId = `reference(${identityId}, '${API_VERSIONS['Microsoft.ManagedIdentity']}').clientId`;
 const COMPONENT = 'Microsoft.Insights/components';
 const componentId = resourceId(COMPONENT, variable('appInsightsName'));
 const WORKSPACE = 'Microsoft.OperationalInsights/workspaces';
@@ -361,25 +362,22 @@ export function deployedSettings(): Partial<Record<keyof typeof SETTINGS, string
     appInsightsConnectionString: expr(
       `reference(${componentId}, '${API_VERSIONS['Microsoft.Insights/components']}').ConnectionString`,
     ),
+    // The host's telemetry and ours (shared/telemetry.ts) both sign in as the identity: the component refuses keys.
+    appInsightsAuthentication: expr(`concat('Authorization=AAD;ClientId=', ${identityClientId})`),
     serviceName: 'image-pipeline',
   };
 }
 
-/** The Function App's app settings: the host's identity-based storage and telemetry, then ours. */
+/** The Function App's app settings: the host's identity-based storage, then ours. */
 export function appSettings(): { name: string; value: string }[] {
-  const clientId = `reference(${identityId}, '${API_VERSIONS['Microsoft.ManagedIdentity']}').clientId`;
   const ours = Object.entries(deployedSettings()).map(([key, value]) => ({
     name: SETTINGS[key as keyof typeof SETTINGS].env,
-    value: value,
+    value,
   }));
   return [
     { name: `${STORAGE_CONNECTION}__accountName`, value: expr(storageName) },
     { name: `${STORAGE_CONNECTION}__credential`, value: 'managedidentity' },
-    { name: `${STORAGE_CONNECTION}__clientId`, value: expr(clientId) },
-    {
-      name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
-      value: expr(`concat('ClientId=', ${clientId}, ';Authorization=AAD')`),
-    },
+    { name: `${STORAGE_CONNECTION}__clientId`, value: expr(identityClientId) },
     ...ours,
   ];
 }
@@ -487,7 +485,7 @@ export function renderTemplate(): ArmTemplate {
       storageName: { type: 'string', value: expr(storageName) },
       identityClientId: {
         type: 'string',
-        value: expr(`reference(${identityId}, '${API_VERSIONS['Microsoft.ManagedIdentity']}').clientId`),
+        value: expr(identityClientId),
       },
       defaultHostName: {
         type: 'string',

@@ -227,7 +227,7 @@ describe('identity and access', () => {
     );
     expect(settings[`${STORAGE_CONNECTION}__credential`]).toBe('managedidentity');
     expect(settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING).toMatch(
-      /'ClientId=', reference\(.*\)\.clientId, ';Authorization=AAD'/,
+      /^\[concat\('Authorization=AAD;ClientId=', reference\(resourceId\('Microsoft\.ManagedIdentity\/userAssignedIdentities', .*\)\.clientId\)\]$/,
     );
   });
 });
@@ -275,25 +275,33 @@ describe('what the app uses', () => {
     const settings = site().properties.siteConfig.appSettings as { name: string; value: string }[];
     const sampleConnection =
       'InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/';
+    const evaluate = (tree: Expr): string => {
+      if (tree.kind === 'literal') return String(tree.value);
+      const what = `${tree.name}(${tree.args.map(symbolic).join(', ')})${tree.access.map((p) => `.${p}`).join('')}`;
+      if (tree.name === 'concat') return tree.args.map(evaluate).join('');
+      if (tree.name === 'parameters')
+        return JSON.stringify(template.parameters[symbolic(tree.args[0])].defaultValue).replace(/^"(.*)"$/, '$1');
+      if (what === 'variables(storageName)') return 'imgpipeabcdefghijklm';
+      if (tree.name === 'reference' && tree.access.join('.') === 'ConnectionString') return sampleConnection;
+      if (tree.name === 'reference' && tree.access.join('.') === 'clientId')
+        return '11111111-1111-1111-1111-111111111111';
+      throw new Error(`no sample value for ${what}`);
+    };
     const value = (text: string): string => {
       const tree = expressionOf(text);
-      if (!tree) return text;
-      if (tree.kind === 'call' && tree.name === 'parameters')
-        return JSON.stringify(template.parameters[symbolic(tree.args[0])].defaultValue).replace(/^"(.*)"$/, '$1');
-      if (tree.kind === 'call' && tree.name === 'variables' && symbolic(tree.args[0]) === 'storageName')
-        return 'imgpipeabcdefghijklm';
-      if (tree.kind === 'call' && tree.name === 'reference' && tree.access.join('.') === 'ConnectionString')
-        return sampleConnection;
-      if (tree.kind === 'call' && tree.access.join('.') === 'clientId') return '11111111-1111-1111-1111-111111111111';
-      throw new Error(`no sample value for ${text}`);
+      return tree ? evaluate(tree) : text;
     };
-    const env = Object.fromEntries(
-      settings.filter((s) => !s.name.startsWith('APPLICATIONINSIGHTS_AUTH')).map((s) => [s.name, value(s.value)]),
-    );
+    const env = Object.fromEntries(settings.map((s) => [s.name, value(s.value)]));
     const read = loadSettings(env);
     const ours = Object.entries(SETTINGS).filter(([, s]) => s.env in env);
     expect(ours.map(([key]) => key).sort()).toEqual(
-      ['appInsightsConnectionString', 'metricsSchedule', 'serviceName', 'workerSlots'].sort(),
+      [
+        'appInsightsAuthentication',
+        'appInsightsConnectionString',
+        'metricsSchedule',
+        'serviceName',
+        'workerSlots',
+      ].sort(),
     );
     for (const [key, s] of ours) expect(String(read[key as keyof typeof read])).toBe(env[s.env]);
     const connection = resolveStorageConnection(STORAGE_CONNECTION, env);
