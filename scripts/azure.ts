@@ -55,7 +55,11 @@ export const ROLES = {
 
 /** Flex Consumption's bounds for maximumInstanceCount (app-wide; there is no per-function maximum). */
 export const FLEX_MAX_INSTANCES = { min: 40, max: 1000 } as const;
-export const FLEX_INSTANCE_MEMORY_MB = [512, 2048, 4096] as const;
+/**
+ * Flex Consumption's instance sizes but 512 MB: MAX_INPUT_PIXELS (100 MP by default) lets one image take about
+ * 1 GB in sharp, which a 512 MB instance cannot hold; the Kubernetes workers get 2 GiB too.
+ */
+export const INSTANCE_MEMORY_MB = [2048, 4096] as const;
 export const DEPLOYMENT_CONTAINER = 'app-package';
 
 /**
@@ -142,10 +146,10 @@ const PARAMETERS: Record<string, Parameter> = {
   instanceMemoryMB: {
     type: 'int',
     defaultValue: 2048,
-    allowedValues: [...FLEX_INSTANCE_MEMORY_MB],
+    allowedValues: [...INSTANCE_MEMORY_MB],
     metadata: {
       description:
-        'Memory of each Function App instance (CPU follows it: 2048 MB is one vCPU). sharp needs about 1 GB for a 100 MP image.',
+        'Memory of each Function App instance (CPU follows it: 2048 MB is one vCPU, 4096 two). Not 512: sharp needs about 1 GB for a 100 MP image.',
     },
   },
   maximumInstanceCount: {

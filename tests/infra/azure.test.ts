@@ -313,6 +313,20 @@ describe('what the app uses', () => {
     });
   });
 
+  it('the example parameters are within the template’s limits and the app accepts its schedule', () => {
+    const example = JSON.parse(readFileSync(PARAMETERS_FILE, 'utf8')) as {
+      parameters: Record<string, { value: unknown }>;
+    };
+    for (const [name, { value }] of Object.entries(example.parameters)) {
+      const p = template.parameters[name];
+      if (p.allowedValues) expect(p.allowedValues).toContain(value);
+      if (p.minValue !== undefined) expect(value).toBeGreaterThanOrEqual(p.minValue);
+      if (p.maxValue !== undefined) expect(value).toBeLessThanOrEqual(p.maxValue);
+    }
+    const schedule = example.parameters.metricsSchedule.value as string;
+    expect(loadSettings({ [SETTINGS.metricsSchedule.env]: schedule }).metricsSchedule).toBe(schedule);
+  });
+
   it('sets none of the settings Flex Consumption refuses (its functionAppConfig holds them)', () => {
     const settings = (site().properties.siteConfig.appSettings as { name: string }[]).map((s) => s.name);
     for (const refused of [
