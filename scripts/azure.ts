@@ -40,11 +40,11 @@ export const API_VERSIONS = {
 
 /**
  * Built-in role definitions (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles):
- * the same GUID in every tenant. Storage Blob Data Owner and not Contributor: the Functions host keeps its
- * leases and keys in blobs of AzureWebJobsStorage, and Microsoft's guidance for an identity-based
- * AzureWebJobsStorage is Owner (it also writes blob metadata and sets container ACL-free leases). Owner's data
- * actions include generateUserDelegationKey, so the result links (user delegation SAS) need no Storage Blob
- * Delegator on top.
+ * the same GUID in every tenant. Storage Blob Data Owner and not Contributor: Microsoft's guidance for an
+ * identity-based AzureWebJobsStorage is Owner (the host keeps its locks and keys in blobs), and Flex
+ * Consumption reads the app package from a container of the same account. Owner's actions include
+ * Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action, so the result links (user
+ * delegation SAS) need no Storage Blob Delegator on top.
  */
 export const ROLES = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b',
