@@ -63,12 +63,12 @@ export const INSTANCE_MEMORY_MB = [2048, 4096] as const;
 export const DEPLOYMENT_CONTAINER = 'app-package';
 
 /**
- * The metrics timer on a pay-per-use plan. Flex Consumption bills each active instance for its memory for
- * as long as it runs executions (plus a per-execution charge); an instance stays alive for a while after its
- * last execution. A timer every 10 s (the app's default, made for a cluster where the metrics pod runs anyway)
- * never lets the instance that runs it go idle: one instance billed 24 h a day, whatever the traffic. Every
- * 5 minutes the instance can scale in between snapshots; the dashboard's charts get a point per 5 minutes and
- * the scaling advice lags by up to that much (Flex scales on the queues itself, not on this advice).
+ * The metrics timer on a pay-per-use plan. Flex Consumption bills on-demand instances by memory × execution
+ * time (each execution rounded up to a minimum) plus a charge per execution; an idle instance is scaled in.
+ * A timer every 10 s (the app's default, made for a cluster where the metrics pod runs anyway) runs 8,640
+ * times a day and never lets the instance that runs it scale in. Every 5 minutes is 288 runs a day (30×
+ * fewer), and the app can scale to zero between snapshots; the dashboard's charts get a point per 5 minutes
+ * and the scaling advice lags by up to that much (Flex scales on the queues itself, not on this advice).
  */
 export const FLEX_METRICS_SCHEDULE = '0 */5 * * * *';
 
@@ -183,7 +183,7 @@ const PARAMETERS: Record<string, Parameter> = {
     type: 'string',
     defaultValue: FLEX_METRICS_SCHEDULE,
     metadata: {
-      description: `${SETTINGS.metricsSchedule.env}: the metrics timer. Every 5 minutes lets instances scale to zero between snapshots; every 10 s keeps one billed all day.`,
+      description: `${SETTINGS.metricsSchedule.env}: the metrics timer. Every 5 minutes (288 runs a day) lets the app scale to zero between snapshots; every 10 s (8,640 runs a day) keeps an instance from ever scaling in.`,
     },
   },
 };
