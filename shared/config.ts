@@ -226,6 +226,18 @@ export const SETTINGS = {
     reason:
       'long enough to start a download after polling, short enough that a leaked link soon stops working; 7 days is the most a user delegation key allows',
   },
+  appInsightsAuthentication: {
+    kind: 'text',
+    env: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+    fallback: '',
+    shownDefault: '(none)',
+    pattern: /^(|Authorization=AAD(;ClientId=[0-9a-f-]{36})?|ClientId=[0-9a-f-]{36};Authorization=AAD)$/i,
+    expected: 'Authorization=AAD, optionally with ;ClientId=<client id of a user-assigned managed identity>',
+    meaning:
+      'send telemetry with a Microsoft Entra token of the managed identity (the client id picks a user-assigned one), as the Functions host does',
+    reason:
+      'an Application Insights resource with local authentication disabled refuses telemetry sent with the instrumentation key alone',
+  },
 } as const satisfies Record<string, Setting>;
 
 export type Settings = SettingsOf<typeof SETTINGS>;

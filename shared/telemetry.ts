@@ -3,6 +3,8 @@
  * metrics timer does, see metrics/report.ts). Without APPLICATIONINSIGHTS_CONNECTION_STRING every
  * call is a silent no-op (applicationinsights 3.x throws on some calls without one).
  */
+import type * as Identity from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
 import type * as ApplicationInsights from 'applicationinsights';
 import type * as OpenTelemetryResources from '@opentelemetry/resources';
 import { appSettings } from './config';
@@ -22,11 +24,35 @@ const NO_TELEMETRY: Telemetry = {
   flush: () => Promise.resolve(),
 };
 
-/** The telemetry client for a connection string ('' turns telemetry off) and a cloud role name. */
+/**
+ * The Microsoft Entra credential APPLICATIONINSIGHTS_AUTHENTICATION_STRING asks for (the setting the
+ * Functions host reads for its own telemetry): `Authorization=AAD` is the managed identity, and
+ * `;ClientId=<id>` picks a user-assigned one. Undefined for '' (the instrumentation key alone).
+ */
+export function entraCredential(authentication = appSettings().appInsightsAuthentication): TokenCredential | undefined {
+  const pairs = new Map(
+    authentication
+      .split(';')
+      .filter(Boolean)
+      .map((pair) => pair.split('=').map((part) => part.trim()) as [string, string])
+      .map(([key, value]) => [key.toLowerCase(), value]),
+  );
+  if (pairs.get('authorization')?.toUpperCase() !== 'AAD') return undefined;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { ManagedIdentityCredential } = require('@azure/identity') as typeof Identity;
+  const clientId = pairs.get('clientid');
+  return clientId ? new ManagedIdentityCredential({ clientId }) : new ManagedIdentityCredential();
+}
+
+/**
+ * The telemetry client for a connection string ('' turns telemetry off) and a cloud role name; with a
+ * credential, every batch carries its bearer token (ingestion with local authentication disabled).
+ */
 export function createTelemetry(
   connectionString = appSettings().appInsightsConnectionString,
   log: (line: string) => void = () => undefined,
   serviceName = appSettings().serviceName,
+  credential: TokenCredential | undefined = connectionString.trim() ? entraCredential() : undefined,
 ): Telemetry {
   if (!connectionString.trim()) return NO_TELEMETRY;
   // Loaded only when configured: the SDK pulls in OpenTelemetry, which no-telemetry runs do not need.
@@ -41,6 +67,7 @@ export function createTelemetry(
   client.config.azureMonitorOpenTelemetryOptions = {
     resource: defaultResource().merge(resourceFromAttributes({ 'service.name': serviceName })),
   };
+  if (credential) client.config.aadTokenCredential = credential;
   const guard = (what: string, call: () => void) => {
     try {
       call();

@@ -26,6 +26,8 @@ export interface FakeIngestion {
   /** PEM file of the server's certificate, for NODE_EXTRA_CA_CERTS. */
   readonly caFile: string;
   readonly envelopes: Envelope[];
+  /** The Authorization header of each track request ('' when none). */
+  readonly authorizations: string[];
   stop(): Promise<void>;
 }
 
@@ -57,6 +59,7 @@ export async function startFakeIngestion(): Promise<FakeIngestion> {
     { stdio: 'ignore' },
   );
   const envelopes: Envelope[] = [];
+  const authorizations: string[] = [];
   const server = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -74,6 +77,7 @@ export async function startFakeIngestion(): Promise<FakeIngestion> {
                 .map((l) => JSON.parse(l))
         ) as Envelope[];
         envelopes.push(...batch);
+        authorizations.push(req.headers.authorization ?? '');
         received = batch.length;
       }
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -86,6 +90,7 @@ export async function startFakeIngestion(): Promise<FakeIngestion> {
     connectionString: `InstrumentationKey=${FAKE_IKEY};IngestionEndpoint=${endpoint};LiveEndpoint=${endpoint}`,
     caFile: cert,
     envelopes,
+    authorizations,
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
