@@ -24,7 +24,7 @@ import { PROJECT_ROOT } from './paths';
 /** The platform of a Flex Consumption instance. */
 export const TARGET = { os: 'linux', cpu: 'x64', libc: 'glibc' } as const;
 export const DEFAULT_OUT = path.join(PROJECT_ROOT, '.deploy', 'app.zip');
-/** Every entry's timestamp (zip stores local time with 2-second steps; any fixed value makes the bytes stable). */
+/** Every entry's timestamp, as the zip's DOS field stores it (local fields, so the same in every time zone). */
 const MTIME = new Date(2000, 0, 1, 0, 0, 0);
 
 export interface ZipEntry {
@@ -179,7 +179,8 @@ export function writeZip(entries: readonly ZipEntry[], out: string): Promise<voi
   mkdirSync(path.dirname(out), { recursive: true });
   const zip = new ZipFile();
   for (const entry of entries) {
-    const options = { mtime: MTIME, mode: 0o100000 | entry.mode, compress: true };
+    // DOS time only: the extended field would hold MTIME in UTC, which moves with the packager's time zone
+    const options = { mtime: MTIME, mode: 0o100000 | entry.mode, compress: true, forceDosTimestamp: true };
     if (typeof entry.source === 'string') zip.addFile(entry.source, entry.name, options);
     else zip.addBuffer(entry.source, entry.name, options);
   }

@@ -2,6 +2,7 @@
  * scripts/package.ts on a small made-up project: which files go in, which packages (production only, the target
  * platform's binaries only), and the same bytes for the same tree whatever the files' timestamps.
  */
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,6 +110,24 @@ it('writes the same bytes for the same tree, whatever the files’ timestamps', 
   write('dist/shared/x.js', 'require("sharp"); require("../package.json"); // changed');
   await packageApp(second, root);
   expect(readFileSync(second).equals(readFileSync(first))).toBe(false);
+});
+
+it('writes the same bytes in every time zone', () => {
+  // a process of its own per zone: TZ is read when the process starts (the built script; npm test builds first)
+  const script = path.resolve(__dirname, '../../../dist/scripts/package.js');
+  const zips = ['UTC', 'Pacific/Auckland', 'America/Los_Angeles'].map((tz) => {
+    const out = path.join(root, `out/${tz.replace('/', '-')}.zip`);
+    execFileSync(
+      process.execPath,
+      ['-e', `require(${JSON.stringify(script)}).packageApp(process.argv[1], process.argv[2])`, out, root],
+      {
+        env: { ...process.env, TZ: tz },
+      },
+    );
+    return readFileSync(out);
+  });
+  expect(zips[1].equals(zips[0])).toBe(true);
+  expect(zips[2].equals(zips[0])).toBe(true);
 });
 
 it('fails, naming the fix, when a production package or the target binary is missing or stale', () => {
