@@ -1,8 +1,12 @@
 /**
- * `node dist/scripts/local-host/main.js [--port 7071]`: the local Functions host as a process.
+ * `node dist/scripts/local-host/main.js [--port 7071] [--root DIR]`: the local Functions host as a process.
+ * The app root (host.json, package.json `main`, local.settings.json) is this project unless --root names another,
+ * e.g. the unpacked deployment zip, as AzureWebJobsScriptRoot names /home/site/wwwroot to the real host.
  * Loads local.settings.json like func, prints the functions and their URLs, and on SIGINT or
  * SIGTERM stops taking work, lets running invocations finish (bounded) and exits 0.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../paths';
 import { loadLocalSettings } from '../local-settings';
@@ -10,12 +14,18 @@ import { loadRunSettings } from '../run-settings';
 import { keepRunningOnStrayErrors, startLocalHost } from './host';
 
 const USAGE =
-  'usage: node dist/scripts/local-host/main.js [--port N] (default 7071, or FUNCTIONS_HTTPWORKER_PORT / PORT)';
+  'usage: node dist/scripts/local-host/main.js [--port N] [--root DIR] (port: default 7071, or FUNCTIONS_HTTPWORKER_PORT / PORT; root: the app root, default this project, e.g. the unpacked deployment zip)';
 
 async function main(argv: string[]): Promise<number> {
   let port: number;
+  let root = PROJECT_ROOT;
   try {
-    const { values } = parseArgs({ args: argv, options: { port: { type: 'string' } } });
+    const { values } = parseArgs({ args: argv, options: { port: { type: 'string' }, root: { type: 'string' } } });
+    if (values.root !== undefined) {
+      root = path.resolve(values.root);
+      if (!existsSync(path.join(root, 'host.json')))
+        throw new Error(`expected --root to be an app root holding host.json but received '${values.root}'`);
+    }
     port = Number(values.port ?? process.env.PORT ?? 7071);
     if (!Number.isInteger(port) || port < 0 || port > 65535)
       throw new Error(`expected --port to be 0-65535 but received '${values.port ?? process.env.PORT}'`);
@@ -23,13 +33,13 @@ async function main(argv: string[]): Promise<number> {
     console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
     return 2;
   }
-  loadLocalSettings(PROJECT_ROOT);
+  loadLocalSettings(root);
   const { graceMs, queueLeaseSeconds } = loadRunSettings();
   keepRunningOnStrayErrors((line) => console.error(line));
   let fatal: ((error: Error) => void) | undefined;
   const failed = new Promise<Error>((resolve) => (fatal = resolve));
   const host = await startLocalHost({
-    root: PROJECT_ROOT,
+    root,
     port,
     queueLeaseMs: queueLeaseSeconds * 1000,
     onFatal: (error) => fatal?.(error),

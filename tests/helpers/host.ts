@@ -37,11 +37,11 @@ export async function spawnApp(
   script: string,
   env: NodeJS.ProcessEnv,
   readyPattern: RegExp,
-  opts: { detached?: boolean; port?: number } = {},
+  opts: { detached?: boolean; port?: number; args?: string[]; cwd?: string } = {},
 ): Promise<HostProcess> {
   const port = opts.port ?? (await freePort());
-  const child = spawn(process.execPath, [script, '--port', String(port)], {
-    cwd: ROOT,
+  const child = spawn(process.execPath, [script, '--port', String(port), ...(opts.args ?? [])], {
+    cwd: opts.cwd ?? ROOT,
     // a host id of its own (as a separate app), so a host killed earlier does not keep this one's timers
     // waiting for its singleton lock to expire; tests about the lock pass AzureFunctionsWebHost__hostid
     // LOCAL_HOST_AUTH=none unless a test asks for keys: local.settings.json turns them on for `npm start`, and most
