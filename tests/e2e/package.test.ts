@@ -2,7 +2,8 @@
  * The deployment zip as Azure runs it: `npm run package`'s zip (scripts/package.ts) unpacked into a folder that
  * stands for /home/site/wwwroot, its file list checked (production dependencies only, sharp's Linux x64 glibc
  * binaries, no tests, samples, local settings, sources or maps), then the local host run with that folder as the
- * app root (--root, as AzureWebJobsScriptRoot names the app root to the real host) against Azurite. A --require hook
+ * app root (--root, as AzureWebJobsScriptRoot names the app root to the real host: azure-functions-host
+ * src/WebJobs.Script.WebHost/Configuration/WebScriptHostConfigurationSource.cs) against Azurite. A --require hook
  * records every module the app's own files load: each must resolve inside the unpacked folder, so the app runs from
  * the zip's node_modules and not from the project's.
  */
