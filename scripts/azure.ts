@@ -16,12 +16,13 @@
  *
  * `npm run azure` rewrites the files; a test fails when they differ from what this script renders.
  */
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CAPABILITIES, workerFunctionName, poisonFunctionName } from '../shared/capabilities';
 import { SETTINGS, STORAGE_CONNECTION } from '../shared/config';
 import { resourceNames } from '../shared/storage/names';
-import { PROJECT_ROOT } from './paths';
+import { readHostConfig } from './local-host/host-config';
+import { PROJECT_ROOT, writeGenerated } from './paths';
 
 export const AZURE_DIR = path.join(PROJECT_ROOT, 'infra/azure');
 export const TEMPLATE_FILE = path.join(AZURE_DIR, 'azuredeploy.json');
@@ -74,11 +75,8 @@ export const FLEX_METRICS_SCHEDULE = '0 */5 * * * *';
 
 /** Concurrency of one instance on one queue function: host.json queues.batchSize + newBatchThreshold. */
 export function queueConcurrency(root = PROJECT_ROOT): { batchSize: number; newBatchThreshold: number } {
-  const host = JSON.parse(readFileSync(path.join(root, 'host.json'), 'utf8')) as {
-    extensions?: { queues?: { batchSize?: number; newBatchThreshold?: number } };
-  };
-  const batchSize = host.extensions?.queues?.batchSize ?? 16;
-  return { batchSize, newBatchThreshold: host.extensions?.queues?.newBatchThreshold ?? Math.floor(batchSize / 2) };
+  const { batchSize, newBatchThreshold } = readHostConfig(root, {}).queues;
+  return { batchSize, newBatchThreshold };
 }
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -520,18 +518,6 @@ if (require.main === module) {
   // The template describes the deployed app, whose queues carry no test namespace.
   delete process.env.STORAGE_NAMESPACE;
   mkdirSync(AZURE_DIR, { recursive: true });
-  for (const [file, next] of [
-    [TEMPLATE_FILE, renderJson(renderTemplate())],
-    [PARAMETERS_FILE, renderJson(renderParameters())],
-  ] as const) {
-    const current = (() => {
-      try {
-        return readFileSync(file, 'utf8');
-      } catch {
-        return '';
-      }
-    })();
-    if (next !== current) writeFileSync(file, next);
-    console.log(`${path.relative(PROJECT_ROOT, file)} ${next === current ? 'is up to date' : 'regenerated'}`);
-  }
+  writeGenerated(TEMPLATE_FILE, renderJson(renderTemplate()));
+  writeGenerated(PARAMETERS_FILE, renderJson(renderParameters()));
 }

@@ -4,14 +4,14 @@
  * README drifts; `npm run docs` brings it back. The README's example outputs come from a live run instead:
  * `npm run examples` (scripts/readme-examples.ts).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expectedOf } from '../shared/imaging/spec';
 import { FILTERS } from '../shared/imaging/filters';
 import { loadSettings, SETTINGS, type Setting } from '../shared/config';
 import type { ParamSpec } from '../shared/imaging/filter';
 import { capabilityTable } from '../shared/tasks/routing';
-import { PROJECT_ROOT } from './paths';
+import { PROJECT_ROOT, writeGenerated } from './paths';
 
 export const README = path.join(PROJECT_ROOT, 'README.md');
 const DEFAULT_LIMITS = loadSettings({});
@@ -78,8 +78,5 @@ export function regenerate(readme: string): string {
 }
 
 if (require.main === module) {
-  const current = readFileSync(README, 'utf8');
-  const next = regenerate(current);
-  if (next !== current) writeFileSync(README, next);
-  console.log(next === current ? 'README.md is up to date' : 'README.md regenerated');
+  writeGenerated(README, regenerate(readFileSync(README, 'utf8')));
 }

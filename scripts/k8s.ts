@@ -12,7 +12,6 @@
  *
  * `npm run k8s` rewrites the file; a test fails when it differs from what this script renders.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { CAPABILITIES, type Capability } from '../shared/capabilities';
@@ -28,7 +27,7 @@ import type { IDeploymentSpec } from 'kubernetes-models/apps/v1/DeploymentSpec';
 import type { IScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
 import type { RegisteredFunction } from './local-host/functions-core';
 import { functionFiles, loadFunctions } from './local-host/loader';
-import { PROJECT_ROOT } from './paths';
+import { PROJECT_ROOT, writeGenerated } from './paths';
 import { resourceNames } from '../shared/storage/names';
 import { readHostConfig } from './local-host/host-config';
 
@@ -454,18 +453,6 @@ if (require.main === module) {
   // The manifests describe the cluster, whose queues carry no test namespace.
   delete process.env.STORAGE_NAMESPACE;
   const functions = registeredFunctions();
-  for (const [file, next] of [
-    [ROLES_FILE, renderRoles(functions)],
-    [WORKLOAD_IDENTITY_PATCHES, renderIdentityPatches(functions)],
-  ] as const) {
-    const current = (() => {
-      try {
-        return readFileSync(file, 'utf8');
-      } catch {
-        return '';
-      }
-    })();
-    if (next !== current) writeFileSync(file, next);
-    console.log(`${path.relative(PROJECT_ROOT, file)} ${next === current ? 'is up to date' : 'regenerated'}`);
-  }
+  writeGenerated(ROLES_FILE, renderRoles(functions));
+  writeGenerated(WORKLOAD_IDENTITY_PATCHES, renderIdentityPatches(functions));
 }
