@@ -13,7 +13,7 @@ import { PROBLEM_TYPE_PREFIX } from '../../shared/http/respond';
 import { Storage } from '../../shared/storage/clients';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { seedSampleImages } from '../../scripts/seed';
-import { getJson, HOST_MAIN, jobDone, keyed, postJson, spawnApp, type HostProcess } from '../helpers/host';
+import { getJson, HOST_MAIN, jobDone, keyed, postJson, spawnApp, stopHost, type HostProcess } from '../helpers/host';
 import { call } from '../helpers/http';
 import { uniqueNamespace } from '../helpers/storage';
 import { resourceNames } from '../../shared/storage/names';
@@ -83,14 +83,6 @@ async function openPage(route = '/dashboard'): Promise<{ page: Page; errors: str
   await page.waitForSelector('#content:not([hidden])', { timeout: 10000 });
   unlocked = true;
   return { page, errors };
-}
-
-async function stopHost(h: HostProcess): Promise<void> {
-  if (h.child.exitCode !== null || h.child.signalCode !== null) return;
-  h.child.kill('SIGTERM');
-  const timer = setTimeout(() => h.child.kill('SIGKILL'), 10000);
-  await h.exited;
-  clearTimeout(timer);
 }
 
 beforeAll(async () => {

@@ -28,7 +28,7 @@ import { npmProductionFolders, packageApp, productionPackages } from '../../scri
 import { seedSampleImages } from '../../scripts/seed';
 import { Storage } from '../../shared/storage/clients';
 import { resourceNames } from '../../shared/storage/names';
-import { HOST_MAIN, getJson, jobDone, keyed, postJson, spawnApp, type HostProcess } from '../helpers/host';
+import { HOST_MAIN, getJson, jobDone, keyed, postJson, spawnApp, stopHost, type HostProcess } from '../helpers/host';
 import { uniqueNamespace } from '../helpers/storage';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -84,13 +84,7 @@ beforeAll(async () => {
 }, 600000);
 
 afterAll(async () => {
-  if (host && host.child.exitCode === null) {
-    host.child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([host.exited, new Promise((r) => (timer = setTimeout(r, 10000)))]);
-    clearTimeout(timer);
-    if (host.child.exitCode === null) host.child.kill('SIGKILL');
-  }
+  if (host) await stopHost(host);
   await azurite?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 }, 30000);

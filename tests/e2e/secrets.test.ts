@@ -18,7 +18,7 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { TableClient, TableServiceClient } from '@azure/data-tables';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
-import { HOST_MAIN, spawnApp, waitFor, type HostProcess } from '../helpers/host';
+import { HOST_MAIN, spawnApp, stopHost, waitFor, type HostProcess } from '../helpers/host';
 import { FAKE_IKEY, startFakeIngestion, type FakeIngestion } from '../helpers/fake-ingestion';
 import { photo } from '../helpers/images';
 import { multipart } from '../helpers/http';
@@ -58,13 +58,7 @@ beforeAll(async () => {
 }, 30000);
 
 afterAll(async () => {
-  if (host && host.child.exitCode === null) {
-    host.child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([host.exited, new Promise((r) => (timer = setTimeout(r, 10000)))]);
-    clearTimeout(timer);
-    if (host.child.exitCode === null) host.child.kill('SIGKILL');
-  }
+  if (host) await stopHost(host);
   await Promise.all([azurite?.stop(), ingestion?.stop()]);
 });
 
@@ -375,7 +369,7 @@ function startHost(extra: NodeJS.ProcessEnv = {}): Promise<HostProcess> {
   );
 }
 
-async function stopHost(): Promise<string> {
+async function stopAndReadOutput(): Promise<string> {
   host!.child.kill('SIGTERM');
   await host!.exited;
   return host!.output();
@@ -399,7 +393,7 @@ async function leaveMessagesQueued(firstOutput: string): Promise<string> {
   });
   expect(job.status).toBe(202);
   await request('/dead-letters/light/requeue', { method: 'POST', key: 'master' });
-  return stopHost();
+  return stopAndReadOutput();
 }
 
 it('no key, account key, instrumentation key or SAS signature in logs, answers, metrics, dead letters, storage or the dashboard', async () => {
@@ -409,7 +403,7 @@ it('no key, account key, instrumentation key or SAS signature in logs, answers, 
   expect(ingestion.envelopes.some((e) => e.iKey === SECRETS.instrumentationKey)).toBe(true);
 
   // the hosts' whole output (last words included), and storage as they leave it
-  const first = await stopHost();
+  const first = await stopAndReadOutput();
   const second = await leaveMessagesQueued(first);
   const scanner = new SecretScanner(secretList);
   scanner.scan('host stdout/stderr', first);

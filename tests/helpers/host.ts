@@ -82,6 +82,15 @@ export async function spawnApp(
 /** Headers a test sends to a host that checks keys: `keyed(FUNCTION_KEY)`. */
 export const keyed = (key: string): Record<string, string> => ({ 'x-functions-key': key });
 
+/** SIGTERM, then SIGKILL if it has not exited after graceMs; resolves once it has exited. */
+export async function stopHost(h: HostProcess, graceMs = 10000): Promise<void> {
+  if (h.child.exitCode !== null || h.child.signalCode !== null) return;
+  h.child.kill('SIGTERM');
+  const timer = setTimeout(() => h.child.kill('SIGKILL'), graceMs);
+  await h.exited;
+  clearTimeout(timer);
+}
+
 export async function getJson(url: string, headers: Record<string, string> = {}): Promise<any> {
   const res = await fetch(url, { headers });
   return res.json();
