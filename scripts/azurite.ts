@@ -37,15 +37,31 @@ export interface RunningAzurite {
 
 const AZURITE_BIN = require.resolve('azurite/dist/src/azurite.js');
 
+/**
+ * `count` distinct free ports: every listener stays open until all are chosen, so the system cannot hand the
+ * same just-released port out twice (Azurite's three services once got one port and failed with EADDRINUSE).
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    return await Promise.all(
+      Array.from({ length: count }, () => {
+        const server = net.createServer();
+        servers.push(server);
+        return new Promise<number>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+        });
+      }),
+    );
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
+}
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+  const [port] = await freePorts(1);
+  return port;
 }
 
 /** Whether something accepts TCP connections on the local port. */
@@ -79,7 +95,8 @@ async function waitForPorts(
 }
 
 export async function startAzurite(options: AzuriteOptions = {}): Promise<RunningAzurite> {
-  const ports = options.ports ?? { blob: await freePort(), queue: await freePort(), table: await freePort() };
+  const [blob = 0, queue = 0, table = 0] = options.ports ? [] : await freePorts(3);
+  const ports: AzuritePorts = options.ports ?? { blob, queue, table };
   const args = [
     AZURITE_BIN,
     '--silent',

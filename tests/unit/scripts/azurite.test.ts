@@ -1,7 +1,7 @@
 /** The test Azurite: in memory, on free ports, and it leaves nothing behind when stopped. */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { startAzurite } from '../../../scripts/azurite';
+import { freePorts, startAzurite } from '../../../scripts/azurite';
 
 it('stops without leaving its scratch directory in the temp folder', async () => {
   const azurite = await startAzurite();
@@ -11,3 +11,7 @@ it('stops without leaving its scratch directory in the temp folder', async () =>
   await azurite.stop();
   expect(existsSync(cwd.trim())).toBe(false);
 }, 30_000);
+
+it('hands out distinct free ports, so Azurite never gets one port for two services', async () => {
+  for (let i = 0; i < 20; i++) expect(new Set(await freePorts(3)).size).toBe(3);
+});
