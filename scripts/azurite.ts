@@ -26,6 +26,11 @@ export interface AzuriteOptions {
    * signature), which it accepts only over HTTPS.
    */
   https?: { cert: string; key: string; oauth?: boolean };
+  /**
+   * Receives Azurite's access log (one line per request, morgan's "common" format:
+   * `ip - - [date] "METHOD /account/path?query HTTP/1.1" status length`); without it Azurite runs `--silent`.
+   */
+  accessLog?: (line: string) => void;
 }
 
 export interface RunningAzurite {
@@ -99,7 +104,7 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
   const ports: AzuritePorts = options.ports ?? { blob, queue, table };
   const args = [
     AZURITE_BIN,
-    '--silent',
+    ...(options.accessLog ? [] : ['--silent']),
     '--skipApiVersionCheck', // current SDKs send API versions newer than Azurite knows
     '--disableTelemetry', // telemetry tries to reach the internet
     '--blobPort',
@@ -123,7 +128,15 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
   });
   let output = '';
   child.once('error', (err) => (output += `${err.message}\n`)); // e.g. node missing: reported by the wait below
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  let partial = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    const text = d.toString();
+    if (!options.accessLog) return void (output += text);
+    const lines = (partial + text).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (line.includes('" ')) options.accessLog(line);
+    if (output.length < 4000) output += text; // start-up messages, for the error when it does not start
+  });
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => resolve());

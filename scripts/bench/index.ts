@@ -1,6 +1,8 @@
 /**
  * npm run bench -- filters [--images DIR] [--iterations N] [--filters a,b] [--json]
  *                          [--compare-peer [--peer-script PATH] [--python PATH]]
+ * npm run bench -- e2e [--images DIR] [--tasks N] [--rounds N] [--pipelines light,heavy]
+ *                      [--raw-concurrency N] [--json]
  *
  * Without --images it benchmarks the generated sample set (making it first if needed).
  * --json prints exactly one JSON object on stdout; --compare-peer measures the original
@@ -22,10 +24,13 @@ import {
   type BenchResult,
 } from './filters';
 import { DEFAULT_PEER_SCRIPT, runPeer } from './peer';
+import { benchE2e, E2E_PIPELINES, type E2eResult } from './e2e';
 
 const USAGE = `usage: npm run bench -- filters [--images DIR] [--iterations N] [--filters a,b,...] [--json]
                               [--compare-peer] [--peer-script PATH] [--python PATH]
-filters: ${knownBenchFilters().join(', ')} (default: all; with --compare-peer: ${PEER_FILTERS.join(', ')})`;
+filters: ${knownBenchFilters().join(', ')} (default: all; with --compare-peer: ${PEER_FILTERS.join(', ')})
+       npm run bench -- e2e [--images DIR] [--tasks N] [--rounds N] [--pipelines ${E2E_PIPELINES.map((p) => p.name).join(',')}]
+                            [--raw-concurrency N] [--json]`;
 
 class UsageError extends Error {}
 
@@ -57,7 +62,9 @@ function parse(argv: string[]): Options {
     },
   });
   if (positionals.length !== 1 || positionals[0] !== 'filters')
-    throw new UsageError(`expected the benchmark name 'filters' but received ${positionals.join(' ') || 'nothing'}`);
+    throw new UsageError(
+      `expected the benchmark name 'filters' or 'e2e' but received ${positionals.join(' ') || 'nothing'}`,
+    );
   const iterations = Number(values.iterations);
   if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1000)
     throw new UsageError(
@@ -82,7 +89,133 @@ function parse(argv: string[]): Options {
   };
 }
 
-async function imagesDir(opts: Options): Promise<string> {
+interface E2eCliOptions {
+  images?: string;
+  tasks: number;
+  rounds: number;
+  pipelines: string[];
+  rawConcurrency: number;
+  json: boolean;
+}
+
+function integerOption(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`expected --${name} to be an integer between ${min} and ${max} but received '${value}'`);
+  return n;
+}
+
+function parseE2e(argv: string[]): E2eCliOptions {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      images: { type: 'string' },
+      tasks: { type: 'string', default: '60' },
+      rounds: { type: 'string', default: '3' },
+      pipelines: { type: 'string', default: E2E_PIPELINES.map((p) => p.name).join(',') },
+      'raw-concurrency': { type: 'string', default: process.env.UV_THREADPOOL_SIZE ?? '4' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError(`unexpected arguments: ${positionals.slice(1).join(' ')}`);
+  const pipelines = values.pipelines
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const known = E2E_PIPELINES.map((p) => p.name);
+  const unknown = pipelines.filter((p) => !known.includes(p));
+  if (unknown.length || pipelines.length === 0)
+    throw new UsageError(`expected --pipelines among ${known.join(', ')} but received '${values.pipelines}'`);
+  return {
+    images: values.images,
+    tasks: integerOption('tasks', values.tasks, 1, 100000),
+    rounds: integerOption('rounds', values.rounds, 1, 100),
+    pipelines,
+    rawConcurrency: integerOption('raw-concurrency', values['raw-concurrency'], 1, 1024),
+    json: values.json,
+  };
+}
+
+function printE2e(result: E2eResult): void {
+  console.log(
+    `${result.tasks} tasks per job over ${result.images.length} images (${result.images.join(', ')}); ${result.cores} cores; ` +
+      `median of ${result.rounds} rounds; raw = processImage in one process, ${result.raw_concurrency} at a time; ` +
+      `queued = POST /api/jobs → last task done, local host + Azurite on the same cores`,
+  );
+  const table = new Table({ style: PLAIN, head: ['pipeline', 'raw tasks/s', 'queued tasks/s', 'queued ÷ raw'] });
+  for (const p of result.pipelines)
+    table.push([
+      `${p.pipeline} (${p.filters.map((f) => String(f.name)).join(', ')})`,
+      p.raw_tasks_per_s.toFixed(2),
+      p.queued_tasks_per_s.toFixed(2),
+      `${p.ratio.toFixed(2)}×`,
+    ]);
+  console.log(table.toString());
+  const last = (p: E2eResult['pipelines'][number]) => p.rounds[p.rounds.length - 1];
+  console.log('Budget of the last round, CPU ms per task (raw = CPU ms per task in the raw run):');
+  const budget = new Table({
+    style: PLAIN,
+    head: [
+      'pipeline',
+      'raw',
+      'worker',
+      'storage',
+      'bench',
+      'other',
+      'idle',
+      'requests',
+      'worker RSS MB start/peak/end',
+    ],
+  });
+  for (const p of result.pipelines) {
+    const r = last(p);
+    const c = r.cpu_ms_per_task;
+    budget.push([
+      p.pipeline,
+      r.raw_cpu_ms_per_task,
+      c.worker,
+      c.storage,
+      c.bench,
+      c.other,
+      c.idle,
+      r.requests_total_per_task,
+      `${r.rss_mb.start} / ${r.rss_mb.peak} / ${r.rss_mb.end}`,
+    ]);
+  }
+  console.log(budget.toString());
+  console.log('Storage requests per task, last round:');
+  const kinds = [...new Set(result.pipelines.flatMap((p) => Object.keys(last(p).requests_per_task)))].sort();
+  const requests = new Table({ style: PLAIN, head: ['request', ...result.pipelines.map((p) => p.pipeline)] });
+  for (const kind of kinds)
+    requests.push([kind, ...result.pipelines.map((p) => (last(p).requests_per_task[kind] ?? 0).toFixed(2))]);
+  console.log(requests.toString());
+  console.log(`Host peak RSS (VmHWM): ${result.host.peak_rss_mb} MB`);
+}
+
+async function mainE2e(argv: string[]): Promise<number> {
+  let opts: E2eCliOptions;
+  try {
+    opts = parseE2e(argv);
+  } catch (err) {
+    console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    return 2;
+  }
+  const dir = await imagesDir(opts);
+  const result = await benchE2e({
+    images: await loadImages(dir),
+    tasks: opts.tasks,
+    rounds: opts.rounds,
+    pipelines: E2E_PIPELINES.filter((p) => opts.pipelines.includes(p.name)),
+    rawConcurrency: opts.rawConcurrency,
+    log: opts.json ? undefined : (line) => console.error(line),
+  });
+  if (opts.json) console.log(JSON.stringify({ images_dir: dir, ...result }));
+  else printE2e(result);
+  return 0;
+}
+
+async function imagesDir(opts: { images?: string }): Promise<string> {
   if (opts.images) return path.resolve(opts.images);
   await generateSamples(SAMPLES_DIR);
   return SAMPLES_DIR;
@@ -152,6 +285,7 @@ async function comparePeer(opts: Options, dir: string): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv.find((a) => !a.startsWith('-')) === 'e2e') return mainE2e(argv);
   let opts: Options;
   try {
     opts = parse(argv);
