@@ -7,6 +7,16 @@
  * Which filter is heavy is measured, not guessed: see docs/capabilities.md for the costs
  * (`npm run bench -- filters`) behind the split.
  */
+/*
+ * What one worker process completes per minute when it is kept busy: the default service rate of the scaling
+ * advice until the worker registry has measured one. Measured, not guessed: `npm run bench -- e2e` on the sample
+ * set (queued tasks/s × 60, median of 3 rounds), one worker on 2 vCPU with Azurite on the same cores, so a
+ * deployment with remote storage does at least this. On another VM size, run the bench there and set
+ * WORKER_TASKS_PER_MIN (e.g. `light=1800,heavy=1500`).
+ */
+const LIGHT_TASKS_PER_MIN = 1800;
+const HEAVY_TASKS_PER_MIN = 1500;
+
 export const CAPABILITIES = [
   {
     name: 'light',
@@ -14,6 +24,7 @@ export const CAPABILITIES = [
     description: 'per-pixel and geometry work: under 1.3× the cost of decoding and encoding the image',
     // A light task takes tens of milliseconds: one replica (6 slots) drains 20 messages in about a second.
     scaling: { queueLength: 20, activationQueueLength: 0, minReplicas: 0, maxReplicas: 10 },
+    capacity: { tasksPerMinPerWorker: LIGHT_TASKS_PER_MIN },
   },
   {
     name: 'heavy',
@@ -21,6 +32,7 @@ export const CAPABILITIES = [
     description: 'neighbourhood and colour-space work (blur, sharpen, edges, median, hue, …): 1.3× to 12× that cost',
     // Up to 12× a light task: a replica per 5 waiting messages (KEDA's default) keeps the wait short.
     scaling: { queueLength: 5, activationQueueLength: 0, minReplicas: 0, maxReplicas: 10 },
+    capacity: { tasksPerMinPerWorker: HEAVY_TASKS_PER_MIN },
   },
 ] as const;
 
@@ -40,6 +52,11 @@ export interface CapabilityScaling {
 }
 
 export type CapabilityName = (typeof CAPABILITIES)[number]['name'];
+
+/** What one busy worker of a capability completes per minute (see LIGHT_TASKS_PER_MIN). */
+export interface CapabilityCapacity {
+  readonly tasksPerMinPerWorker: number;
+}
 export type Capability = (typeof CAPABILITIES)[number];
 
 export const poisonQueueOf = (queue: string): string => `${queue}-poison`;

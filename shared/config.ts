@@ -6,6 +6,7 @@
  * NaN or a 500 later. The README's configuration table is generated from it (`npm run docs`).
  */
 import os from 'node:os';
+import { CAPABILITIES } from './capabilities';
 import { ConfigError, type FieldProblem } from './errors';
 import { fieldProblem } from './validation';
 
@@ -59,6 +60,11 @@ export type SettingsOf<T extends Record<string, Setting>> = { readonly [K in key
  * CronSchedule.TryCreate in azure-webjobs-sdk-extensions): NCRONTAB with 6 fields (seconds first) or 5
  * (no seconds), else a TimeSpan (`[d.]hh:mm[:ss[.fffffff]]` or whole days), run as a constant interval.
  */
+/** `light=1800,heavy=1500`: some capabilities, each with tasks per minute per worker (1 or more). */
+const CAPABILITY_NAMES = CAPABILITIES.map((c) => c.name).join('|');
+const RATE_ENTRY = `(?:${CAPABILITY_NAMES})=[1-9]\\d{0,6}(?:\\.\\d+)?`;
+const CAPACITY_LIST = new RegExp(`^(|${RATE_ENTRY}(?:,${RATE_ENTRY})*)$`);
+
 const TIMER_SCHEDULE = /^\s*(\S+(\s+\S+){4,5}|(\d{1,8}\.)?\d{1,2}:\d{1,2}(:\d{1,2}(\.\d{1,7})?)?|\d{1,8})\s*$/;
 
 export const SETTINGS = {
@@ -237,6 +243,18 @@ export const SETTINGS = {
       'send telemetry with a Microsoft Entra token of the managed identity (the client id picks a user-assigned one), as the Functions host does',
     reason:
       'an Application Insights resource with local authentication disabled refuses telemetry sent with the instrumentation key alone',
+  },
+  workerTasksPerMin: {
+    kind: 'text',
+    env: 'WORKER_TASKS_PER_MIN',
+    fallback: '',
+    shownDefault: `(measured: ${CAPABILITIES.map((c) => `${c.name}=${c.capacity.tasksPerMinPerWorker}`).join(',')})`,
+    pattern: CAPACITY_LIST,
+    expected: `comma-separated capability=tasks per minute (at least 1), capabilities among ${CAPABILITIES.map((c) => c.name).join(', ')} (e.g. light=1800,heavy=1500)`,
+    meaning:
+      'tasks one busy worker completes per minute, per capability: the scaling advice uses it until workers have completed tasks to measure',
+    reason:
+      'measured with `npm run bench -- e2e` on 2 vCPU with Azurite on the same cores (queued tasks/s × 60); re-measure on another VM size',
   },
 } as const satisfies Record<string, Setting>;
 

@@ -137,6 +137,11 @@ function parseE2e(argv: string[]): E2eCliOptions {
   };
 }
 
+/** The WORKER_TASKS_PER_MIN value this run measured: each capability's queued tasks/s × 60. */
+export function workerTasksPerMin(result: E2eResult): string {
+  return result.pipelines.map((p) => `${p.capability}=${Math.round(p.queued_tasks_per_s * 60)}`).join(',');
+}
+
 function printE2e(result: E2eResult): void {
   console.log(
     `${result.tasks} tasks per job over ${result.images.length} images (${result.images.join(', ')}); ${result.cores} cores; ` +
@@ -191,6 +196,9 @@ function printE2e(result: E2eResult): void {
     requests.push([kind, ...result.pipelines.map((p) => (last(p).requests_per_task[kind] ?? 0).toFixed(2))]);
   console.log(requests.toString());
   console.log(`Host peak RSS (VmHWM): ${result.host.peak_rss_mb} MB`);
+  console.log(
+    `One worker's capacity on this machine (queued tasks/s × 60): WORKER_TASKS_PER_MIN=${workerTasksPerMin(result)}`,
+  );
 }
 
 async function mainE2e(argv: string[]): Promise<number> {
@@ -210,7 +218,8 @@ async function mainE2e(argv: string[]): Promise<number> {
     rawConcurrency: opts.rawConcurrency,
     log: opts.json ? undefined : (line) => console.error(line),
   });
-  if (opts.json) console.log(JSON.stringify({ images_dir: dir, ...result }));
+  if (opts.json)
+    console.log(JSON.stringify({ images_dir: dir, ...result, worker_tasks_per_min: workerTasksPerMin(result) }));
   else printE2e(result);
   return 0;
 }

@@ -3,7 +3,8 @@
  * observation per snapshot and stores the answer beside what KEDA's queue-length rule would choose (advice
  * only: KEDA does the scaling). Every intermediate figure is returned in `model`.
  *
- *   μ = tasks one busy worker completes per minute, as measured (policy.defaultServicePerWorkerPerMin if none)
+ *   μ = tasks one busy worker completes per minute, as measured; before any task completed,
+ *       policy.defaultServicePerWorkerPerMin (for a capability: its measured capacity, see workerCapacity)
  *   λ = tasks arriving per minute;  Q = messages queued;  T = policy.targetDrainSeconds
  *   required_for_arrivals = λ / μ              workers that keep pace with new work
  *   required_for_backlog  = Q / (μ · T / 60)   extra workers that clear the backlog within T
@@ -23,7 +24,7 @@
  * the policy's guess. oldestMessageAgeS is quoted in the reason, not used: Q and the rates already fix the drain.
  */
 import { fieldProblem } from '../validation';
-import type { CapabilityScaling } from '../capabilities';
+import type { Capability, CapabilityScaling } from '../capabilities';
 
 export type ScalingAction = 'SCALE_UP' | 'SCALE_DOWN' | 'MAINTAIN';
 export type Urgency = 'NONE' | 'LOW' | 'MEDIUM' | 'HIGH';
@@ -69,15 +70,35 @@ export const DEFAULT_POLICY: ScalingPolicy = Object.freeze({
   kedaActivationQueueLength: 0,
 });
 
-/** The policy for a capability: its scaling row (the same figures its KEDA ScaledObject uses) over the defaults. */
-export function policyFor(scaling: CapabilityScaling, base: ScalingPolicy = DEFAULT_POLICY): ScalingPolicy {
+/**
+ * The policy for a capability: its scaling row (the same figures its KEDA ScaledObject uses) and, when given, the
+ * service rate to assume before any task completed, over the defaults.
+ */
+export function policyFor(
+  scaling: CapabilityScaling,
+  base: ScalingPolicy = DEFAULT_POLICY,
+  servicePerWorkerPerMin = base.defaultServicePerWorkerPerMin,
+): ScalingPolicy {
   return Object.freeze({
     ...base,
+    defaultServicePerWorkerPerMin: servicePerWorkerPerMin,
     minWorkers: scaling.minReplicas,
     maxWorkers: scaling.maxReplicas,
     kedaQueueLength: scaling.queueLength,
     kedaActivationQueueLength: scaling.activationQueueLength,
   });
+}
+
+/**
+ * Tasks one busy worker of the capability completes per minute: its entry in `overrides` (WORKER_TASKS_PER_MIN,
+ * `light=1800,heavy=1500`, already checked by the settings table), else the measured figure in its capability row.
+ */
+export function workerCapacity(capability: Pick<Capability, 'name' | 'capacity'>, overrides = ''): number {
+  for (const entry of overrides.split(',')) {
+    const [name, rate] = entry.trim().split('=');
+    if (name === capability.name && Number(rate) > 0) return Number(rate);
+  }
+  return capability.capacity.tasksPerMinPerWorker;
 }
 
 export interface Recommendation {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { appSettings } from '../config';
 import type { Storage } from '../storage/clients';
 import { CAPABILITIES, type CapabilityName } from '../capabilities';
-import { policyFor, recommend, round, type Recommendation } from './recommendation';
+import { DEFAULT_POLICY, policyFor, recommend, round, workerCapacity, type Recommendation } from './recommendation';
 import { isLive, listWorkers, type WorkerView } from './worker-registry';
 import { emptyCounters, LATENCY_BUCKETS_MS, type CapabilityCounters } from './worker-stats';
 
@@ -113,7 +113,8 @@ export async function collectSnapshot(
   const workers = await listWorkers(storage, now);
   const windowMs = previous ? now.getTime() - Date.parse(previous.timestamp) : null;
   const capabilities = {} as Record<CapabilityName, CapabilityMetrics>;
-  for (const { name, scaling } of CAPABILITIES) {
+  for (const capability of CAPABILITIES) {
+    const { name, scaling } = capability;
     const queue = await queueFigures(storage, name, now);
     const serving = workers.filter((w) => isLive(w) && w.capabilities.includes(name));
     const totals = sumCounters(workers, name);
@@ -155,7 +156,7 @@ export async function collectSnapshot(
           samples: delta.completed,
           oldestMessageAgeS: queue.oldest_message_age_s,
         },
-        policyFor(scaling),
+        policyFor(scaling, DEFAULT_POLICY, workerCapacity(capability, appSettings().workerTasksPerMin)),
       ),
       totals,
     };

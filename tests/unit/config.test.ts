@@ -117,6 +117,18 @@ describe('settings from the environment', () => {
       ]);
   });
 
+  it('WORKER_TASKS_PER_MIN: per-capability service rates, each a known capability and at least 1 task/min', () => {
+    expect(loadSettings({}).workerTasksPerMin).toBe('');
+    expect(loadSettings({ WORKER_TASKS_PER_MIN: ' light=1800,heavy=1500.5 ' }).workerTasksPerMin).toBe(
+      'light=1800,heavy=1500.5',
+    );
+    expect(loadSettings({ WORKER_TASKS_PER_MIN: 'heavy=90' }).workerTasksPerMin).toBe('heavy=90');
+    for (const value of ['medium=5', 'light=0', 'light=', 'light=abc', 'light=1800;heavy=2', 'light=-3'])
+      expect(problemsOf({ WORKER_TASKS_PER_MIN: value })).toEqual([
+        expect.stringContaining(`for WORKER_TASKS_PER_MIN but received '${value}'`),
+      ]);
+  });
+
   it('documents what each setting means and why each default is what it is', () => {
     for (const setting of Object.values(SETTINGS)) {
       expect(setting.meaning.length).toBeGreaterThan(10);

@@ -2,10 +2,13 @@
  * The scaling model on synthetic observations: actions, urgency, hysteresis, KEDA's rule, the arithmetic and bad
  * input.
  */
+import { CAPABILITIES } from '../../../shared/capabilities';
 import {
   DEFAULT_POLICY,
   kedaReplicas,
+  policyFor,
   recommend,
+  workerCapacity,
   type LoadObservation,
   type ScalingPolicy,
   type Urgency,
@@ -301,5 +304,37 @@ describe('kedaReplicas', () => {
     );
     expect(() => kedaReplicas(-1, DEFAULT_POLICY)).toThrow(RangeError);
     expect(() => kedaReplicas(2.5, DEFAULT_POLICY)).toThrow(/for queueLength but received 2\.5 of type number/);
+  });
+});
+
+describe('the service rate before any task completed: measured per capability', () => {
+  const [light, heavy] = CAPABILITIES;
+
+  it("is the capability's measured capacity, or its WORKER_TASKS_PER_MIN entry", () => {
+    expect(workerCapacity(light)).toBe(light.capacity.tasksPerMinPerWorker);
+    expect(workerCapacity(heavy, 'light=900')).toBe(heavy.capacity.tasksPerMinPerWorker);
+    expect(workerCapacity(light, 'light=900, heavy=120.5')).toBe(900);
+    expect(workerCapacity(heavy, 'light=900, heavy=120.5')).toBe(120.5);
+    // every capability has a measured figure, none is the old one-size guess of 30/min
+    for (const c of CAPABILITIES) expect(c.capacity.tasksPerMinPerWorker).toBeGreaterThan(30);
+  });
+
+  it('sizes the first advice for a backlog from that rate, not from a constant', () => {
+    const policy = policyFor(light.scaling, DEFAULT_POLICY, 1800);
+    expect(policy.defaultServicePerWorkerPerMin).toBe(1800);
+    // 3600 queued, no worker has completed anything yet: 2 workers at 1800/min clear it in 60 s
+    const advice = recommend(
+      observe({ currentWorkers: 0, queueLength: 3600, servicePerWorkerPerMin: null, samples: 0 }),
+      policy,
+    );
+    expect(advice.model.service_per_worker_per_min).toBe(1800);
+    expect(advice.recommended_workers).toBe(2);
+    // with the old constant the same backlog asked for every replica there is
+    expect(
+      recommend(
+        observe({ currentWorkers: 0, queueLength: 3600, servicePerWorkerPerMin: null, samples: 0 }),
+        policyFor(light.scaling),
+      ).recommended_workers,
+    ).toBe(light.scaling.maxReplicas);
   });
 });

@@ -1,4 +1,5 @@
 /** Snapshots on Azurite from worker rows and queues: figures over a window, recommendations, Prometheus text. */
+import { CAPABILITIES } from '../../../shared/capabilities';
 import { collectSnapshot } from '../../../shared/metrics/snapshot';
 import { collectAndStore } from '../../../shared/metrics/collect';
 import { latestSnapshot, pruneSnapshots, snapshotsSince } from '../../../shared/metrics/snapshot-store';
@@ -19,6 +20,11 @@ describe('metrics snapshots', () => {
     const t0 = new Date();
     const first = await collectSnapshot(storage, undefined, t0);
     expect(first.window_s).toBeNull();
+    // no task completed yet: the advice assumes the capability's measured capacity (capabilities.ts)
+    for (const c of CAPABILITIES)
+      expect(first.capabilities[c.name].recommendation.model.service_per_worker_per_min).toBe(
+        c.capacity.tasksPerMinPerWorker,
+      );
     expect(first.capabilities.heavy).toMatchObject({
       queue: storage.names.queueOf('heavy'),
       queue_length: 0,
