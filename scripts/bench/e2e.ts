@@ -16,6 +16,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { freePort, startAzurite, type RunningAzurite } from '../azurite';
+import { PROJECT_ROOT } from '../paths';
 import { processImage } from '../../shared/imaging/pipeline';
 import { normalizeTaskSpec, type TaskSpec } from '../../shared/imaging/spec';
 import type { BenchImage } from './filters';
@@ -164,16 +165,17 @@ export function requestKind(line: string): string | undefined {
   }
   if (resource === '$batch') return 'table batch';
   if (/^Tables\b/.test(resource)) return 'table create';
-  if (/\(.*\)$/.test(resource)) {
+  if (/\(.+\)$/.test(resource)) {
     const op = { GET: 'read', PUT: 'update', MERGE: 'merge', PATCH: 'merge', DELETE: 'delete' }[method];
     return `table ${op ?? method.toLowerCase()}`;
   }
-  if (/^\w+\(\)$/.test(resource) || (method === 'GET' && parts.length === 1 && !/restype=/.test(query))) {
-    return 'table query';
+  if (/restype=container/.test(query)) return `blob container ${method.toLowerCase()}`;
+  if (parts.length === 0) return `service ${method.toLowerCase()}`;
+  if (parts.length === 1) {
+    if (/comp=metadata/.test(query)) return `queue properties`;
+    if (/\(\)$/.test(resource) || /\$filter=/.test(query)) return 'table query';
+    return method === 'POST' ? 'table insert' : `queue ${method === 'PUT' ? 'create' : method.toLowerCase()}`;
   }
-  if (/restype=container/.test(query) || /comp=list/.test(query)) return `blob container ${method.toLowerCase()}`;
-  if (/restype=service/.test(query) || parts.length === 0) return `service ${method.toLowerCase()}`;
-  if (parts.length === 1) return method === 'POST' ? 'table insert' : `queue ${method.toLowerCase()}`;
   const op = { GET: 'read', HEAD: 'properties', PUT: 'write', DELETE: 'delete' }[method];
   return `blob ${op ?? method.toLowerCase()}`;
 }
@@ -189,7 +191,8 @@ interface Host {
   stop(): Promise<void>;
 }
 
-const HOST_MAIN = path.resolve(__dirname, '../local-host/main.js');
+/** The built host, as `npm start` runs it (also when this module runs from source, in the tests). */
+const HOST_MAIN = path.join(PROJECT_ROOT, 'dist/scripts/local-host/main.js');
 
 async function startHost(
   azurite: RunningAzurite,
@@ -199,7 +202,7 @@ async function startHost(
 ): Promise<Host> {
   const port = await freePort();
   const child = spawn(process.execPath, [...nodeArgs, HOST_MAIN, '--port', String(port)], {
-    cwd: path.resolve(__dirname, '../../..'),
+    cwd: PROJECT_ROOT,
     env: {
       ...process.env,
       AzureWebJobsStorage: azurite.connectionString,
@@ -366,8 +369,11 @@ export async function benchE2e(opts: E2eOptions): Promise<E2eResult> {
         const machine = machineCpuMs();
         const busy = machine.busy - cpu0.machine.busy;
         const perTask = (v: number) => round1(v / opts.tasks);
-        // Azurite logs a request after answering it; the last task's delete may still be on its way.
-        await new Promise((r) => setTimeout(r, 200));
+        // Azurite logs a request after answering it, and the host deletes a message after logging its outcome:
+        // wait (a little) until every task's delete is counted.
+        const deletes = () => (requests.get('queue delete') ?? 0) - (requestsBefore.get('queue delete') ?? 0);
+        for (const deadline = Date.now() + 5000; deletes() < opts.tasks && Date.now() < deadline;)
+          await new Promise((r) => setTimeout(r, 20));
         const byKind = Object.fromEntries(
           [...requests]
             .map(([kind, n]) => [kind, round2((n - (requestsBefore.get(kind) ?? 0)) / opts.tasks)] as const)

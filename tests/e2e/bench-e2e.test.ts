@@ -1,0 +1,146 @@
+/**
+ * `npm run bench -- e2e` as a smoke test on a tiny set: it runs raw and queued through the built local host and
+ * Azurite, and reports every figure of the budget. No timing is asserted (that is the bench's output, not a test);
+ * the counts it reports are: every task is one message sent, received, deleted, one input read and one result
+ * written.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { main } from '../../scripts/bench';
+import { machineCpuMs, processCpuMs, requestKind } from '../../scripts/bench/e2e';
+import { photo } from '../helpers/images';
+
+describe('npm run bench -- e2e', () => {
+  let dir: string;
+  let stdout: string[];
+  let stderr: string[];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'bench-e2e-'));
+    await writeFile(path.join(dir, 'a.jpg'), await photo(96, 64, 'jpeg'));
+    await writeFile(path.join(dir, 'b.png'), await photo(64, 96, 'png'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  beforeEach(() => {
+    stdout = [];
+    stderr = [];
+    jest.spyOn(console, 'log').mockImplementation((line: string) => void stdout.push(line));
+    jest.spyOn(console, 'error').mockImplementation((line: string) => void stderr.push(line));
+  });
+  afterEach(() => jest.restoreAllMocks());
+
+  it('--json: raw and queued throughput, the CPU budget, requests by kind and RSS for both pipelines', async () => {
+    expect(await main(['e2e', '--images', dir, '--tasks', '4', '--rounds', '1', '--json'])).toBe(0);
+    expect(stdout).toHaveLength(1);
+    const result = JSON.parse(stdout[0]) as {
+      tasks: number;
+      images: string[];
+      worker_tasks_per_min: string;
+      host: { peak_rss_mb: number };
+      pipelines: {
+        pipeline: string;
+        capability: string;
+        ratio: number;
+        rounds: {
+          raw_tasks_per_s: number;
+          queued_tasks_per_s: number;
+          first_task_ms: number;
+          wall_ms: number;
+          cpu_ms_per_task: Record<string, number>;
+          requests_per_task: Record<string, number>;
+          rss_mb: { start: number; peak: number; end: number };
+        }[];
+      }[];
+    };
+    expect(result.tasks).toBe(4);
+    expect(result.images).toEqual(['a.jpg 96×64', 'b.png 64×96']);
+    expect(result.pipelines.map((p) => [p.pipeline, p.capability])).toEqual([
+      ['light', 'light'],
+      ['heavy', 'heavy'],
+    ]);
+    for (const p of result.pipelines) {
+      const [round] = p.rounds;
+      expect(round.raw_tasks_per_s).toBeGreaterThan(0);
+      expect(round.queued_tasks_per_s).toBeGreaterThan(0);
+      expect(p.ratio).toBeGreaterThan(0);
+      expect(round.first_task_ms).toBeLessThanOrEqual(round.wall_ms);
+      expect(Object.keys(round.cpu_ms_per_task).sort()).toEqual(['bench', 'idle', 'other', 'storage', 'worker']);
+      for (const ms of Object.values(round.cpu_ms_per_task)) expect(ms).toBeGreaterThanOrEqual(0);
+      expect(round.cpu_ms_per_task.worker).toBeGreaterThan(0);
+      expect(round.cpu_ms_per_task.storage).toBeGreaterThan(0);
+      // per task: its message is sent, deleted; its input read once and its result written once
+      expect(round.requests_per_task).toMatchObject({
+        'queue send': 1,
+        'queue delete': 1,
+        'blob read': 1,
+        'blob write': 1,
+      });
+      expect(round.requests_per_task['queue receive']).toBeGreaterThan(0);
+      expect(round.requests_per_task['table update']).toBeGreaterThanOrEqual(2); // claimed, then succeeded
+      expect(round.rss_mb.start).toBeGreaterThan(0);
+      expect(round.rss_mb.peak).toBeGreaterThanOrEqual(round.rss_mb.start);
+    }
+    expect(result.host.peak_rss_mb).toBeGreaterThan(0);
+    expect(result.worker_tasks_per_min).toMatch(/^light=\d+,heavy=\d+$/);
+  }, 120000);
+
+  it('prints the tables and the WORKER_TASKS_PER_MIN it measured without --json', async () => {
+    expect(await main(['e2e', '--images', dir, '--tasks', '2', '--rounds', '1', '--pipelines', 'heavy'])).toBe(0);
+    const text = stdout.join('\n');
+    expect(text).toContain('queued ÷ raw');
+    expect(text).toMatch(/heavy \(blur\)/);
+    expect(text).toContain('blob read');
+    expect(text).toMatch(/WORKER_TASKS_PER_MIN=heavy=\d+/);
+    expect(stderr.join('\n')).toMatch(/heavy round 1: raw [\d.]+ tasks\/s, queued [\d.]+ tasks\/s/);
+  }, 120000);
+
+  it('refuses bad options with what it expected and exit code 2', async () => {
+    expect(await main(['e2e', '--tasks', '0'])).toBe(2);
+    expect(await main(['e2e', '--pipelines', 'medium'])).toBe(2);
+    expect(await main(['e2e', '--rounds', 'x'])).toBe(2);
+    expect(stderr.join('\n')).toContain("expected --tasks to be an integer between 1 and 100000 but received '0'");
+    expect(stderr.join('\n')).toContain("expected --pipelines among light, heavy but received 'medium'");
+    expect(stderr.join('\n')).toContain("expected --rounds to be an integer between 1 and 100 but received 'x'");
+  });
+});
+
+describe('bench measurements', () => {
+  it("classifies Azurite's access-log lines by service and operation", () => {
+    const line = (method: string, url: string) =>
+      `127.0.0.1 - - [02/Dec/2026:04:20:00 +0000] "${method} ${url} HTTP/1.1" 200 -`;
+    const cases: [string, string, string][] = [
+      ['GET', '/devstoreaccount1/b1-tasks-light/messages?numofmessages=4&visibilitytimeout=600', 'queue receive'],
+      ['POST', '/devstoreaccount1/b1-tasks-light/messages', 'queue send'],
+      ['DELETE', '/devstoreaccount1/b1-tasks-light/messages/abc?popreceipt=x', 'queue delete'],
+      ['PUT', '/devstoreaccount1/b1-tasks-light/messages/abc?popreceipt=x&visibilitytimeout=600', 'queue update'],
+      ['GET', "/devstoreaccount1/b1tasks(PartitionKey='j',RowKey='t')", 'table read'],
+      ['PUT', "/devstoreaccount1/b1tasks(PartitionKey='j',RowKey='t')", 'table update'],
+      ['MERGE', "/devstoreaccount1/b1tasks(PartitionKey='j',RowKey='t')", 'table merge'],
+      ['PATCH', "/devstoreaccount1/b1tasks(PartitionKey='j',RowKey='t')", 'table merge'],
+      ['POST', '/devstoreaccount1/$batch', 'table batch'],
+      ['POST', '/devstoreaccount1/Tables', 'table create'],
+      ['GET', "/devstoreaccount1/b1tasks()?$filter=PartitionKey%20eq%20'j'", 'table query'],
+      ['GET', '/devstoreaccount1/b1-images/a.jpg', 'blob read'],
+      ['HEAD', '/devstoreaccount1/b1-images/a.jpg', 'blob properties'],
+      ['PUT', '/devstoreaccount1/b1-processed/t.jpg', 'blob write'],
+      ['PUT', '/devstoreaccount1/b1-images?restype=container', 'blob container put'],
+      ['GET', '/devstoreaccount1/b1-tasks-light?comp=metadata', 'queue properties'],
+      ['PUT', '/devstoreaccount1/b1-tasks-light', 'queue create'],
+      ['POST', '/devstoreaccount1/b1workers', 'table insert'],
+      ['GET', '/devstoreaccount1/?comp=list', 'service get'],
+    ];
+    for (const [method, url, kind] of cases)
+      expect([method, url, requestKind(line(method, url))]).toEqual([method, url, kind]);
+    expect(requestKind('Azurite Blob service is starting on 127.0.0.1:10000')).toBeUndefined();
+  });
+
+  it('reads CPU time from /proc for a process and for the machine', () => {
+    const before = processCpuMs(process.pid);
+    const machine = machineCpuMs();
+    for (let spin = Date.now(); Date.now() - spin < 100;);
+    expect(processCpuMs(process.pid)).toBeGreaterThan(before);
+    expect(machineCpuMs().busy).toBeGreaterThan(machine.busy);
+  });
+});
