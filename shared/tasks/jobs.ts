@@ -26,7 +26,7 @@ export async function createJob(
   const jobId = randomUUID();
   const capability = capabilityFor(spec.filters.map((f) => f.name)).name;
   const store = new TaskStore(storage.tasks);
-  const records = await store.create(
+  const created = await store.create(
     images.map((image, i) => ({
       task_id: `${jobId}_${String(i).padStart(4, '0')}`,
       job_id: jobId,
@@ -38,9 +38,12 @@ export async function createJob(
     })),
     now,
   );
+  // submitted_at is the records' created_at (the same `now`): with the ETag, a worker knows the record
+  // as created without reading it
   const sent = await Promise.allSettled(
-    records.map((t) => enqueue(storage.queue(capability), buildTaskMessage(t, spec, now))),
+    created.map((t) => enqueue(storage.queue(capability), buildTaskMessage(t.record, spec, now, t.etag))),
   );
+  const records = created.map((t) => t.record);
   const failures = sent.flatMap((result, i) =>
     result.status === 'rejected' ? [{ task: records[i], reason: result.reason as unknown }] : [],
   );

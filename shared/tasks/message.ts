@@ -23,7 +23,16 @@ export interface TaskMessage {
   readonly filters: readonly FilterSpec[];
   readonly output: Encoding;
   readonly submitted_at: string;
+  /**
+   * The ETag of the task record as the job created it, when the store's answer carried one: the worker
+   * claims the task with a write guarded by it instead of reading the record first. Optional: a message
+   * without it (hand-written, or from before it existed) is read first, as is one whose record changed.
+   */
+  readonly etag?: string;
 }
+
+/** The longest etag a message may carry (an Azure Table ETag is about 60 characters). */
+export const MAX_ETAG_CHARS = 256;
 
 /** A delivered message once validated: which task, which image, and the spec to run on it. */
 export interface DeliveredTask {
@@ -31,6 +40,8 @@ export interface DeliveredTask {
   readonly job_id: string;
   readonly image: string;
   readonly submitted_at: string;
+  /** The record's ETag as created, when the message carries one (see TaskMessage). */
+  readonly etag?: string;
   readonly spec: TaskSpec;
 }
 
@@ -91,6 +102,7 @@ export function buildTaskMessage(
   task: { readonly task_id: string; readonly job_id: string; readonly image: string },
   spec: TaskSpec,
   submittedAt: Date,
+  etag?: string,
 ): TaskMessage {
   return {
     v: MESSAGE_VERSION,
@@ -100,6 +112,7 @@ export function buildTaskMessage(
     filters: spec.filters,
     output: spec.encoding,
     submitted_at: submittedAt.toISOString(),
+    ...(etag === undefined ? {} : { etag }),
   };
 }
 
@@ -122,6 +135,8 @@ export function parseTaskMessage(delivered: unknown, limits: Limits = appSetting
   if (typeof value.submitted_at !== 'string' || Number.isNaN(Date.parse(value.submitted_at))) {
     problems.push(fieldProblem('submitted_at', 'an ISO 8601 time', value.submitted_at));
   }
+  const badEtag = 'etag' in value ? etagProblem(value.etag) : undefined;
+  if (badEtag) problems.push(badEtag);
   let spec: TaskSpec | undefined;
   try {
     spec = normalizeTaskSpec({ filters: value.filters, output: value.output }, limits);
@@ -130,8 +145,17 @@ export function parseTaskMessage(delivered: unknown, limits: Limits = appSetting
     problems.push(...err.errors);
   }
   if (problems.length > 0 || !spec) throw new ValidationError(problems, 'queue message');
-  const { task_id, job_id, image, submitted_at } = value as unknown as TaskMessage;
-  return Object.freeze({ task_id, job_id, image, submitted_at, spec });
+  const { task_id, job_id, image, submitted_at, etag } = value as unknown as TaskMessage;
+  return Object.freeze({ task_id, job_id, image, submitted_at, ...(etag === undefined ? {} : { etag }), spec });
+}
+
+/** What is wrong with a message's etag, if anything: present, it is a string of at most MAX_ETAG_CHARS. */
+function etagProblem(etag: unknown): FieldProblem | undefined {
+  const expected = `the task record's ETag, a string of at most ${MAX_ETAG_CHARS} characters`;
+  if (typeof etag !== 'string') return fieldProblem('etag', expected, etag);
+  if (etag.length <= MAX_ETAG_CHARS) return undefined;
+  const received = `a string of ${etag.length} characters`;
+  return { field: 'etag', expected, received, message: `Expected ${expected} for etag but received ${received}` };
 }
 
 function parseJson(text: string): unknown {

@@ -4,7 +4,10 @@
  * (start, succeed, fail, requeue), each with its guard in one place, and every write is guarded
  * by the entity's ETag. A transition returns the record with its new ETag, so the next one on the
  * normal path writes without reading first, and says whether it changed the record: only a
- * transition that happened may be counted.
+ * transition that happened may be counted. `create` returns each record's ETag too, and a task
+ * message carries it, so the first claim of a task is written without reading the record at all.
+ * A transition writes only the columns it changes (Merge), so a record presumed from a message never
+ * writes back a column it does not own; it replaces the whole entity only to remove a column.
  *
  * A task is claimed once. `start` takes a task only when nobody holds a live claim on it: a task
  * `processing` under another delivery stands unless its claim is older than the longest an
@@ -73,7 +76,44 @@ export type NewTask = Pick<
   'task_id' | 'job_id' | 'image' | 'filters' | 'output_spec' | 'capability' | 'queue'
 >;
 
+/** A task as `create` wrote it, with that write's ETag when the answer carried one. */
+export interface CreatedTask {
+  readonly record: TaskRecord;
+  readonly etag: string | undefined;
+}
+
 const MAX_ERROR_CHARS = 4000;
+
+/**
+ * One entity tag as If-Match takes it (RFC 9110 8.8.3: optional W/, then a quoted string of visible
+ * characters but `"`). A task message's etag is used only in this form: `*` or a list would match
+ * whatever version the record is at.
+ */
+const ENTITY_TAG = /^(W\/)?"[\x21\x23-\x7e]*"$/;
+
+/** The record `create` writes for a new task: queued, not yet attempted, no claim, no outcome. */
+export function asCreated(task: NewTask, createdAt: string): TaskRecord {
+  return {
+    task_id: task.task_id,
+    job_id: task.job_id,
+    image: task.image,
+    filters: task.filters,
+    output_spec: task.output_spec,
+    capability: task.capability,
+    queue: task.queue,
+    status: 'queued',
+    attempts: 0,
+    worker_id: null,
+    created_at: createdAt,
+    started_at: null,
+    completed_at: null,
+    duration_ms: null,
+    output: null,
+    failure_type: null,
+    failure_reason: null,
+    error: null,
+  };
+}
 
 function toRecord(e: TableEntityResult<TaskEntity>): TaskRecord {
   return {
@@ -98,18 +138,36 @@ function toRecord(e: TableEntityResult<TaskEntity>): TaskRecord {
   };
 }
 
+type TaskChange = Partial<
+  Omit<TaskRecord, 'task_id' | 'job_id' | 'image' | 'filters' | 'output_spec' | 'capability' | 'queue' | 'created_at'>
+>;
+
+type Column = string | number;
+
+/** The columns of the fields a transition can change that `fields` names; null where it clears one. */
+function changeColumns(fields: TaskChange): Record<string, Column | null> {
+  const columns = {
+    status: fields.status,
+    attempts: fields.attempts,
+    worker_id: fields.worker_id,
+    started_at: fields.started_at,
+    completed_at: fields.completed_at,
+    duration_ms: fields.duration_ms,
+    output: fields.output === undefined ? undefined : fields.output && JSON.stringify(fields.output),
+    failure_type: fields.failure_type,
+    failure_reason: fields.failure_reason,
+    error: fields.error === undefined ? undefined : fields.error && fields.error.slice(0, MAX_ERROR_CHARS),
+  };
+  return Object.fromEntries(
+    Object.entries(columns).filter((entry): entry is [string, Column | null] => entry[1] !== undefined),
+  );
+}
+
+const present = (columns: Record<string, Column | null>): Record<string, Column> =>
+  Object.fromEntries(Object.entries(columns).filter((entry): entry is [string, Column] => entry[1] !== null));
+
 /** The whole entity: null fields are left out, so a Replace clears them. */
 function toEntity(r: TaskRecord): TaskEntity {
-  const optional = {
-    worker_id: r.worker_id,
-    started_at: r.started_at,
-    completed_at: r.completed_at,
-    duration_ms: r.duration_ms,
-    output: r.output ? JSON.stringify(r.output) : null,
-    failure_type: r.failure_type,
-    failure_reason: r.failure_reason,
-    error: r.error?.slice(0, MAX_ERROR_CHARS) ?? null,
-  };
   return {
     partitionKey: r.job_id,
     rowKey: r.task_id,
@@ -121,13 +179,9 @@ function toEntity(r: TaskRecord): TaskEntity {
     queue: r.queue,
     attempts: r.attempts,
     created_at: r.created_at,
-    ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== null)),
+    ...present(changeColumns(r)),
   };
 }
-
-type TaskChange = Partial<
-  Omit<TaskRecord, 'task_id' | 'job_id' | 'image' | 'filters' | 'output_spec' | 'capability' | 'queue' | 'created_at'>
->;
 
 /** A record as last read or written, with the ETag that write returned. */
 export interface StoredTask {
@@ -183,28 +237,21 @@ const CONFLICT_RETRIES = 5;
 export class TaskStore {
   constructor(private readonly table: TableClient) {}
 
-  async create(tasks: readonly NewTask[], now = new Date()): Promise<TaskRecord[]> {
-    const records: TaskRecord[] = tasks.map((t) => ({
-      ...t,
-      status: 'queued',
-      attempts: 0,
-      worker_id: null,
-      created_at: now.toISOString(),
-      started_at: null,
-      completed_at: null,
-      duration_ms: null,
-      output: null,
-      failure_type: null,
-      failure_reason: null,
-      error: null,
-    }));
+  /** Writes new tasks, queued; each comes back with the ETag its write returned (a task message carries it). */
+  async create(tasks: readonly NewTask[], now = new Date()): Promise<CreatedTask[]> {
+    const records = tasks.map((t) => asCreated(t, now.toISOString()));
+    const created: CreatedTask[] = [];
     // One job is one partition: batches of up to 100 entities are written atomically.
     for (let i = 0; i < records.length; i += 100) {
-      await this.table.submitTransaction(
-        records.slice(i, i + 100).map((r): TransactionAction => ['create', toEntity(r)]),
+      const batch = records.slice(i, i + 100);
+      const { subResponses } = await this.table.submitTransaction(
+        batch.map((r): TransactionAction => ['create', toEntity(r)]),
       );
+      // the SDK takes each sub-response's ETag header line whole: a CRLF answer leaves the CR on it
+      const etags = new Map(subResponses.map((r) => [r.rowKey, r.etag?.trim() || undefined]));
+      for (const record of batch) created.push({ record, etag: etags.get(record.task_id) });
     }
-    return records;
+    return created;
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {
@@ -224,20 +271,29 @@ export class TaskStore {
    * A worker takes the task: processing, one more attempt, its claim. Unchanged when the task
    * succeeded, or when another delivery holds a claim that is younger than CLAIM_STALE_AFTER_MS and
    * that `claimStands` (asked only then) says is live. Undefined when there is no such task.
+   * `task` is the task id, or the record as its task message says it was created (`asCreated` and the
+   * message's etag): the claim is then written at once, guarded by that ETag, and the record is read
+   * only when it is no longer that version (a copy, a retry, a replayed dead letter) or the ETag is
+   * not one entity tag.
    */
   start(
-    taskId: string,
+    task: string | StoredTask,
     workerId: string,
     claimStands: (task: TaskRecord) => Promise<boolean> = () => Promise.resolve(true),
     now = new Date(),
   ): Promise<Transition | undefined> {
-    return this.change(taskId, async (t) => {
-      if (isFinal(t)) return undefined;
-      if (t.status === 'processing' && claimAgeMs(t, now) < CLAIM_STALE_AFTER_MS && (await claimStands(t))) {
-        return undefined;
-      }
-      return { status: 'processing', attempts: t.attempts + 1, worker_id: workerId, started_at: now.toISOString() };
-    });
+    const presumed = typeof task !== 'string';
+    return this.change(
+      task,
+      async (t) => {
+        if (isFinal(t)) return undefined;
+        if (t.status === 'processing' && claimAgeMs(t, now) < CLAIM_STALE_AFTER_MS && (await claimStands(t))) {
+          return undefined;
+        }
+        return { status: 'processing', attempts: t.attempts + 1, worker_id: workerId, started_at: now.toISOString() };
+      },
+      presumed,
+    );
   }
 
   /** The result is written: succeeded, with how long the attempt took, if the claim still stands. */
@@ -291,29 +347,50 @@ export class TaskStore {
    * Applies `decide` to the task as last seen and writes the change only if nobody changed the record
    * meanwhile (ETag); on a conflict it reads again and decides again. `decide` returns undefined to
    * leave the record as it is. Undefined when the task does not exist.
+   * A `presumed` record was not read but said by a message: nothing is concluded from it until a write
+   * guarded by its ETag succeeds; a 400 (the server found that ETag malformed) or a 404 (no such record:
+   * the read says so) read like a 412.
    */
   private async change(
     from: StoredTask | string,
     decide: (current: TaskRecord) => TaskChange | undefined | Promise<TaskChange | undefined>,
+    presumed = false,
   ): Promise<Transition | undefined> {
     const taskId = typeof from === 'string' ? from : from.record.task_id;
-    let current = typeof from === 'string' ? await this.read(taskId) : from;
+    let unverified = presumed && typeof from !== 'string' && ENTITY_TAG.test(from.etag);
+    let current = typeof from === 'string' || (presumed && !unverified) ? await this.read(taskId) : from;
     for (let i = 0; i < CONFLICT_RETRIES && current; i++) {
       const change = await decide(current.record);
-      if (!change) return { task: current, changed: false };
-      const next: TaskRecord = { ...current.record, ...change };
-      try {
-        const { etag } = await this.table.updateEntity(toEntity(next), 'Replace', { etag: current.etag });
-        // no ETag in the answer: the next transition needs a fresh one
-        const written = etag ? { record: next, etag } : await this.read(taskId);
-        return written && { task: written, changed: true };
-      } catch (err) {
-        if (!isStatus(err, 412)) throw err;
-        current = await this.read(taskId);
+      if (!change && !unverified) return { task: current, changed: false };
+      if (change) {
+        try {
+          const { etag } = await this.write(current, change);
+          // no ETag in the answer: the next transition needs a fresh one
+          const written = etag ? { record: { ...current.record, ...change }, etag } : await this.read(taskId);
+          return written && { task: written, changed: true };
+        } catch (err) {
+          if (!isStatus(err, 412) && !(unverified && (isStatus(err, 400) || isStatus(err, 404)))) throw err;
+        }
       }
+      // the record is not the version decided on, or was only presumed: read it and decide again
+      unverified = false;
+      current = await this.read(taskId);
     }
     if (!current) return undefined;
     throw new Error(`task ${taskId} kept changing under ${CONFLICT_RETRIES} attempts to update it`);
+  }
+
+  /**
+   * Writes `change` over `current`, guarded by its ETag: only the changed columns (Merge), so a column
+   * the transition does not own keeps what the server has; the whole record (Replace) only when the
+   * change clears a column the record has, since a Merge cannot remove one.
+   */
+  private write(current: StoredTask, change: TaskChange): Promise<{ etag?: string }> {
+    const { record, etag } = current;
+    const clears = (Object.keys(change) as (keyof TaskChange)[]).some((k) => change[k] === null && record[k] !== null);
+    if (clears) return this.table.updateEntity(toEntity({ ...record, ...change }), 'Replace', { etag });
+    const columns = { partitionKey: record.job_id, rowKey: record.task_id, ...present(changeColumns(change)) };
+    return this.table.updateEntity(columns, 'Merge', { etag });
   }
 
   private async read(taskId: string): Promise<StoredTask | undefined> {

@@ -15,8 +15,10 @@
  * without a read, and a claim under this process's own id that it is not running is taken over.
  * The succeeded or failed write happens only while the claim still stands ('lost_claim' otherwise),
  * so only the transition that happened is reported, and counted.
- * The normal path is one read and two writes of the task record: start's write returns the ETag
- * that succeed's write is guarded by.
+ * The normal path is two writes of the task record and no read: the message carries the ETag of the
+ * record as the job created it, so start writes the claim guarded by that ETag (reading the record
+ * only when it changed since: a copy, a retry, a replayed dead letter), and its write returns the
+ * ETag that succeed's write is guarded by.
  */
 import os from 'node:os';
 import type { CapabilityName } from '../capabilities';
@@ -28,7 +30,7 @@ import type { Storage } from '../storage/clients';
 import { readImage, writeResult } from '../storage/images';
 import { enqueue } from '../storage/queue';
 import { parseTaskMessage, received, taskIdOf, type DeliveredTask } from './message';
-import { CLAIM_STALE_AFTER_MS, claimAgeMs, TaskStore, type TaskRecord } from './store';
+import { asCreated, CLAIM_STALE_AFTER_MS, claimAgeMs, TaskStore, type StoredTask, type TaskRecord } from './store';
 
 export interface WorkerDeps {
   readonly storage: Storage;
@@ -82,7 +84,7 @@ export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): 
       if (claim.worker_id === workerId) return false;
       return !deps.isClaimRunning || deps.isClaimRunning(claim);
     };
-    const start = await tasks.start(message.task_id, workerId, stands);
+    const start = await tasks.start(presumedRecord(message, deps) ?? message.task_id, workerId, stands);
     if (!start) return await sendToPoison(delivered, deps, `unknown task ${message.task_id}`);
     const { task: started, changed } = start;
     if (started.record.status === 'succeeded') return 'already_succeeded';
@@ -105,6 +107,25 @@ export async function processTaskMessage(delivered: unknown, deps: WorkerDeps): 
   } finally {
     running.delete(key);
   }
+}
+
+/**
+ * The record as the job created it, when the message carries its ETag: queued, never attempted, its
+ * created_at the message's submitted_at (createJob writes both from one clock reading). Only the
+ * claim's own columns are written from it, and only while the record is still that version.
+ */
+function presumedRecord(message: DeliveredTask, deps: WorkerDeps): StoredTask | undefined {
+  if (message.etag === undefined) return undefined;
+  const task = {
+    task_id: message.task_id,
+    job_id: message.job_id,
+    image: message.image,
+    filters: message.spec.filters,
+    output_spec: message.spec.encoding,
+    capability: deps.capability,
+    queue: deps.storage.names.queueOf(deps.capability),
+  };
+  return { record: asCreated(task, message.submitted_at), etag: message.etag };
 }
 
 function lostClaim(deps: WorkerDeps, taskId: string): WorkerOutcome {

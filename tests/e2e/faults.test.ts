@@ -144,7 +144,7 @@ it('host killed mid-task, storage stopped mid-job, duplicates at once: one final
   // side in the queue, so one batch (host.json batchSize 4) hands them to the host together
   const spec = normalizeTaskSpec({ filters: pipeline });
   const jobB = { job_id: randomUUID(), tasks: [] as TaskRecord[] };
-  jobB.tasks = await new TaskStore(store.tasks).create(
+  const createdB = await new TaskStore(store.tasks).create(
     [...images, ...images].map((image, i) => ({
       task_id: `${jobB.job_id}_${String(i).padStart(4, '0')}`,
       job_id: jobB.job_id,
@@ -155,8 +155,9 @@ it('host killed mid-task, storage stopped mid-job, duplicates at once: one final
       queue: names.queueOf('heavy'),
     })),
   );
-  for (const task of jobB.tasks) {
-    const text = JSON.stringify(buildTaskMessage(task, spec, new Date()));
+  jobB.tasks = createdB.map((t) => t.record);
+  for (const { record, etag } of createdB) {
+    const text = JSON.stringify(buildTaskMessage(record, spec, new Date(record.created_at), etag));
     for (let i = 0; i < COPIES; i++) await enqueue(store.queue('heavy'), text);
   }
 

@@ -121,6 +121,7 @@ describe('POST /api/jobs → queue → worker → result', () => {
       ],
       output: { format: 'png', quality: 80 },
       submitted_at: expect.any(String),
+      etag: expect.stringMatching(/^W\/"/), // the record's as created: the worker claims it without a read
     });
     expect(await receiveAll(a.storage, 'light')).toEqual([]);
 
