@@ -71,7 +71,13 @@ export interface E2eRound {
   readonly requests_per_task: Record<string, number>;
   readonly requests_total_per_task: number;
   /** The host's resident set, MB: at submit, the most seen during the job, when it ended. */
-  readonly rss_mb: { readonly start: number; readonly peak: number; readonly end: number };
+  readonly rss_mb: {
+    readonly start: number;
+    readonly peak: number;
+    readonly end: number;
+    /** When a quarter, half and three quarters of the tasks had ended: flat when nothing leaks. */
+    readonly quarters: readonly number[];
+  };
 }
 
 export interface E2ePipelineResult {
@@ -270,6 +276,7 @@ async function runJob(
   images: readonly BenchImage[],
   count: number,
   sample: () => void = () => undefined,
+  progress: (done: number) => void = () => undefined,
 ): Promise<{ jobId: string; ms: number; firstMs: number }> {
   const before = ended(host);
   let firstMs = 0;
@@ -278,6 +285,7 @@ async function runJob(
   const start = performance.now();
   host.onOutcome = () => {
     firstMs ||= performance.now() - start;
+    progress(ended(host) - before);
     if (ended(host) - before >= count) finished();
   };
   const sampler = setInterval(sample, 100);
@@ -359,9 +367,18 @@ export async function benchE2e(opts: E2eOptions): Promise<E2eResult> {
         };
         const rssStart = rssMb(pid, 'VmRSS');
         let rssPeak = rssStart;
-        const { ms, firstMs } = await runJob(host, pipeline, opts.images, opts.tasks, () => {
-          rssPeak = Math.max(rssPeak, rssMb(pid, 'VmRSS'));
-        });
+        const quarters: number[] = [];
+        const { ms, firstMs } = await runJob(
+          host,
+          pipeline,
+          opts.images,
+          opts.tasks,
+          () => (rssPeak = Math.max(rssPeak, rssMb(pid, 'VmRSS'))),
+          (done) => {
+            if (quarters.length < 3 && done >= ((quarters.length + 1) * opts.tasks) / 4)
+              quarters.push(rssMb(pid, 'VmRSS'));
+          },
+        );
         const worker = processCpuMs(pid) - cpu0.worker;
         const storage = processCpuMs(azurite.pid) - cpu0.storage;
         const benchUsage = process.cpuUsage(cpu0.bench);
@@ -397,7 +414,7 @@ export async function benchE2e(opts: E2eOptions): Promise<E2eResult> {
           },
           requests_per_task: byKind,
           requests_total_per_task: round2(Object.values(byKind).reduce((a, b) => a + b, 0)),
-          rss_mb: { start: rssStart, peak: rssPeak, end: rssMb(pid, 'VmRSS') },
+          rss_mb: { start: rssStart, peak: rssPeak, end: rssMb(pid, 'VmRSS'), quarters },
         };
         rounds.push(round);
         log(
