@@ -19,7 +19,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CAPABILITIES, workerFunctionName, poisonFunctionName } from '../shared/capabilities';
-import { SETTINGS, STORAGE_CONNECTION } from '../shared/config';
+import { ALLOCATOR_ENV, SETTINGS, STORAGE_CONNECTION } from '../shared/config';
 import { resourceNames } from '../shared/storage/names';
 import { readHostConfig } from './local-host/host-config';
 import { PROJECT_ROOT, writeGenerated } from './paths';
@@ -380,6 +380,8 @@ export function appSettings(): { name: string; value: string }[] {
     { name: `${STORAGE_CONNECTION}__accountName`, value: expr(storageName) },
     { name: `${STORAGE_CONNECTION}__credential`, value: 'managedidentity' },
     { name: `${STORAGE_CONNECTION}__clientId`, value: expr(identityClientId) },
+    // the host's environment, which its Node worker process inherits: the allocator sharp needs (ALLOCATOR_ENV)
+    ...Object.entries(ALLOCATOR_ENV).map(([name, value]) => ({ name, value })),
     ...ours,
   ];
 }

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { STORAGE_CONNECTION } from '../shared/config';
+import { ALLOCATOR_ENV, STORAGE_CONNECTION } from '../shared/config';
 import { Storage } from '../shared/storage/clients';
 import { azuriteConnectionString, type AzuritePorts } from '../shared/storage/connection';
 import { isListening, startAzurite, type RunningAzurite } from './azurite';
@@ -94,7 +94,8 @@ async function main(): Promise<number> {
     console.log(`Using the Azurite already listening on ports ${ports.blob}, ${ports.queue}, ${ports.table}`);
   else azurite = await startAzurite({ ports, location, detached: true });
   const connectionString = azuriteConnectionString(ports);
-  const env = { ...process.env, [STORAGE_CONNECTION]: connectionString };
+  // the host process starts with the allocator sharp workers need (a value already set wins)
+  const env = { ...ALLOCATOR_ENV, ...process.env, [STORAGE_CONNECTION]: connectionString };
   process.env[STORAGE_CONNECTION] = connectionString;
 
   const storage = new Storage(connectionString, resourceNames());

@@ -22,7 +22,7 @@ export const CAPABILITIES = [
     name: 'light',
     queue: 'tasks-light',
     description: 'per-pixel and geometry work: under 1.3× the cost of decoding and encoding the image',
-    // A light task takes tens of milliseconds: one replica (6 slots) drains 20 messages in about a second.
+    // A light task takes tens of milliseconds: one replica (12 slots) drains 20 messages in under a second.
     scaling: { queueLength: 20, activationQueueLength: 0, minReplicas: 0, maxReplicas: 10 },
     capacity: { tasksPerMinPerWorker: LIGHT_TASKS_PER_MIN },
   },

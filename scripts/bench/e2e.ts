@@ -17,6 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { freePort, startAzurite, type RunningAzurite } from '../azurite';
 import { PROJECT_ROOT } from '../paths';
+import { ALLOCATOR_ENV } from '../../shared/config';
 import { processImage } from '../../shared/imaging/pipeline';
 import { normalizeTaskSpec, type TaskSpec } from '../../shared/imaging/spec';
 import type { BenchImage } from './filters';
@@ -216,6 +217,7 @@ async function startHost(
       AzureFunctionsWebHost__hostid: `bench${namespace}`,
       LOCAL_HOST_AUTH: 'none',
       APPLICATIONINSIGHTS_CONNECTION_STRING: '',
+      ...ALLOCATOR_ENV, // as npm start runs the host
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -431,11 +433,20 @@ export async function benchE2e(opts: E2eOptions): Promise<E2eResult> {
         ratio: round2(median(rounds.map((r) => r.ratio))),
       });
     }
+    // as the host process really has them (its environment at start), not as this process meant to set them
+    const environ = new Map(
+      readFileSync(`/proc/${pid}/environ`, 'utf8')
+        .split('\0')
+        .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)] as const),
+    );
     const settings = Object.fromEntries(
-      Object.entries({ UV_THREADPOOL_SIZE: undefined, SHARP_CONCURRENCY: undefined, ...opts.hostEnv })
-        .map(([k, v]) => [k, v ?? process.env[k] ?? 'default'] as const)
-        .filter(([, v]) => v !== undefined),
-    ) as Record<string, string>;
+      [
+        'UV_THREADPOOL_SIZE',
+        'SHARP_CONCURRENCY',
+        ...Object.keys(ALLOCATOR_ENV),
+        ...Object.keys(opts.hostEnv ?? {}),
+      ].map((k) => [k, environ.get(k) ?? 'default'] as const),
+    );
     return {
       tasks: opts.tasks,
       rounds: opts.rounds,

@@ -38,7 +38,7 @@ describe('npm run bench -- e2e', () => {
       tasks: number;
       images: string[];
       worker_tasks_per_min: string;
-      host: { peak_rss_mb: number };
+      host: { peak_rss_mb: number; settings: Record<string, string> };
       pipelines: {
         pipeline: string;
         capability: string;
@@ -85,6 +85,8 @@ describe('npm run bench -- e2e', () => {
       expect(round.rss_mb.peak).toBeGreaterThanOrEqual(round.rss_mb.start);
     }
     expect(result.host.peak_rss_mb).toBeGreaterThan(0);
+    // the host runs with the allocator npm start gives it (read from its /proc environ)
+    expect(result.host.settings).toMatchObject({ MALLOC_ARENA_MAX: '2' });
     expect(result.worker_tasks_per_min).toMatch(/^light=\d+,heavy=\d+$/);
   }, 120000);
 

@@ -141,7 +141,7 @@ it('host killed mid-task, storage stopped mid-job, duplicates at once: one final
   const second = await app(first.port);
 
   // (c) every message of a second job delivered COPIES times at once: the copies of a task sit side by
-  // side in the queue, so one batch (host.json batchSize 4) hands them to the host together
+  // side in the queue, so one batch (host.json batchSize 8) hands them to the host together
   const spec = normalizeTaskSpec({ filters: pipeline });
   const jobB = { job_id: randomUUID(), tasks: [] as TaskRecord[] };
   const createdB = await new TaskStore(store.tasks).create(

@@ -20,7 +20,7 @@ import {
   type ArmTemplate,
 } from '../../scripts/azure';
 import { CAPABILITIES, workerFunctionName } from '../../shared/capabilities';
-import { loadSettings, SETTINGS, STORAGE_CONNECTION } from '../../shared/config';
+import { ALLOCATOR_ENV, loadSettings, SETTINGS, STORAGE_CONNECTION } from '../../shared/config';
 import { resourceNames } from '../../shared/storage/names';
 import { resolveStorageConnection } from '../../shared/storage/connection';
 import { functionFiles, loadFunctions } from '../../scripts/local-host/loader';
@@ -363,6 +363,12 @@ describe('scaling, from the capability table and host.json', () => {
     expect(settings.find((s) => s.name === SETTINGS.workerSlots.env)?.value).toBe(
       String(batchSize + newBatchThreshold),
     );
+  });
+
+  it('the host (and the Node worker it starts) gets the allocator sharp needs, as npm start and the image do', () => {
+    const settings = site().properties.siteConfig.appSettings as { name: string; value: string }[];
+    for (const [name, value] of Object.entries(ALLOCATOR_ENV))
+      expect(settings.find((s) => s.name === name)?.value).toBe(value);
   });
 
   it('the app-wide instance limit lets every capability reach its KEDA maximum at once, plus the API and the timer', () => {

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { HTTP_PORT } from '../../scripts/k8s';
+import { ALLOCATOR_ENV } from '../../shared/config';
 import { copies, parseDockerfile, steps } from '../helpers/dockerfile';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -35,6 +36,8 @@ it('runs on the Azure Functions Node 22 image, as a non-root user, with a health
   const env = steps(runtime, 'ENV').join(' ');
   expect(env).toContain('AzureWebJobsScriptRoot=/home/site/wwwroot');
   expect(env).toContain(`ASPNETCORE_URLS=http://+:${HTTP_PORT}`);
+  // the host and its Node worker start with the allocator sharp needs, as npm start runs them
+  for (const [name, value] of Object.entries(ALLOCATOR_ENV)) expect(env).toContain(`${name}=${value}`);
   expect(steps(runtime, 'EXPOSE')).toEqual([String(HTTP_PORT)]);
   expect(steps(runtime, 'HEALTHCHECK')[0]).toContain(`:${HTTP_PORT}/`);
 });

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { ConfigError } from '../../shared/errors';
 import { loadSettings, SETTINGS } from '../../shared/config';
 
@@ -25,7 +27,7 @@ describe('settings from the environment', () => {
       metricsSchedule: '*/10 * * * * *',
       metricsRetentionMinutes: 60,
       workerHeartbeatSeconds: 5,
-      workerSlots: 6,
+      workerSlots: 12,
       appInsightsConnectionString: '',
       serviceName: 'image-pipeline',
     });
@@ -55,7 +57,7 @@ describe('settings from the environment', () => {
   it('treats a blank value as unset', () => {
     expect(loadSettings({ OTEL_SERVICE_NAME: '', WORKER_SLOTS: '  ' })).toMatchObject({
       serviceName: 'image-pipeline',
-      workerSlots: 6,
+      workerSlots: 12,
     });
   });
 
@@ -127,6 +129,17 @@ describe('settings from the environment', () => {
       expect(problemsOf({ WORKER_TASKS_PER_MIN: value })).toEqual([
         expect.stringContaining(`for WORKER_TASKS_PER_MIN but received '${value}'`),
       ]);
+  });
+
+  it('WORKER_SLOTS defaults to what host.json lets one worker run at once (batchSize + newBatchThreshold)', () => {
+    const host = JSON.parse(readFileSync(path.join(__dirname, '../../host.json'), 'utf8')) as {
+      extensions: { queues: { batchSize: number; newBatchThreshold: number } };
+    };
+    const { batchSize, newBatchThreshold } = host.extensions.queues;
+    expect(SETTINGS.workerSlots.fallback).toBe(batchSize + newBatchThreshold);
+    expect(SETTINGS.workerSlots.reason).toBe(
+      `host.json: batchSize ${batchSize} + newBatchThreshold ${newBatchThreshold}`,
+    );
   });
 
   it('documents what each setting means and why each default is what it is', () => {
