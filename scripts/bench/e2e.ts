@@ -68,9 +68,6 @@ export interface E2eRound {
   /** From the submit to the first task done: the poll that picks the job up, and one task. */
   readonly first_task_ms: number;
   readonly cpu_ms_per_task: CpuBudget;
-  /** Storage requests per task by kind (`queue receive`, `table update`, …). */
-  readonly requests_per_task: Record<string, number>;
-  readonly requests_total_per_task: number;
   /** The host's resident set, MB: at submit, the most seen during the job, when it ended. */
   readonly rss_mb: {
     readonly start: number;
@@ -90,6 +87,9 @@ export interface E2ePipelineResult {
   readonly raw_tasks_per_s: number;
   readonly queued_tasks_per_s: number;
   readonly ratio: number;
+  /** Storage requests per task by kind (`queue receive`, `table merge`, …), counted on a job of its own. */
+  readonly requests_per_task: Record<string, number>;
+  readonly requests_total_per_task: number;
 }
 
 export interface E2eResult {
@@ -328,18 +328,22 @@ async function runJob(
   }
 }
 
-export async function benchE2e(opts: E2eOptions): Promise<E2eResult> {
-  const log = opts.log ?? (() => undefined);
-  const cores = cpus().length;
-  const requests = new Map<string, number>();
-  const azurite = await startAzurite({
-    accessLog: (line) => {
-      const kind = requestKind(line);
-      if (kind) requests.set(kind, (requests.get(kind) ?? 0) + 1);
-    },
-  });
+interface Stack {
+  readonly azurite: RunningAzurite;
+  readonly host: Host;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+/** Azurite and the built host, the images uploaded, every image once through each pipeline (JIT, first loads). */
+async function startStack(opts: E2eOptions, accessLog?: (line: string) => void): Promise<Stack> {
+  const azurite = await startAzurite(accessLog ? { accessLog } : {});
   const namespace = `b${randomUUID().replace(/-/g, '').slice(0, 10)}`;
   let host: Host | undefined;
+  const stop = async () => {
+    await host?.stop();
+    await azurite.stop();
+  };
   try {
     // one job of `tasks` images, however many the default allows
     host = await startHost(
@@ -348,76 +352,130 @@ export async function benchE2e(opts: E2eOptions): Promise<E2eResult> {
       { MAX_IMAGES_PER_JOB: String(Math.max(100, opts.tasks)), ...opts.hostEnv },
       opts.hostNodeArgs ?? [],
     );
-    const pid = host.child.pid!;
     for (const image of opts.images)
       await call(`${host.url}/images/${encodeURIComponent(image.name)}`, { method: 'PUT', body: image.data });
-    // Warm-up: every image once through each pipeline (JIT, sharp's first loads, storage clients).
     for (const pipeline of opts.pipelines) await runJob(host, pipeline, opts.images, opts.images.length);
-    const results: E2ePipelineResult[] = [];
+    return { azurite, host, pid: host.child.pid!, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** The settings as the host process really has them (its environment at start), not as this process meant them. */
+function hostSettings(pid: number, opts: E2eOptions): Record<string, string> {
+  const environ = new Map(
+    readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)] as const),
+  );
+  const names = [
+    'UV_THREADPOOL_SIZE',
+    'SHARP_CONCURRENCY',
+    ...Object.keys(ALLOCATOR_ENV),
+    ...Object.keys(opts.hostEnv ?? {}),
+  ];
+  return Object.fromEntries(names.map((k) => [k, environ.get(k) ?? 'default'] as const));
+}
+
+/** One measured round: raw in this process, then one job through the host, with its CPU budget and RSS. */
+async function measureRound(stack: Stack, pipeline: E2ePipeline, opts: E2eOptions): Promise<E2eRound> {
+  const { host, pid, azurite } = stack;
+  const cores = cpus().length;
+  const raw = await rawThroughput(pipelineSpec(pipeline), opts.images, opts.tasks, opts.rawConcurrency);
+  const cpu0 = {
+    worker: processCpuMs(pid),
+    storage: processCpuMs(azurite.pid),
+    bench: process.cpuUsage(),
+    machine: machineCpuMs(),
+  };
+  const rssStart = rssMb(pid, 'VmRSS');
+  let rssPeak = rssStart;
+  const quarters: number[] = [];
+  const { ms, firstMs } = await runJob(
+    host,
+    pipeline,
+    opts.images,
+    opts.tasks,
+    () => (rssPeak = Math.max(rssPeak, rssMb(pid, 'VmRSS'))),
+    (done) => {
+      while (quarters.length < 3 && done >= ((quarters.length + 1) * opts.tasks) / 4)
+        quarters.push(rssMb(pid, 'VmRSS'));
+    },
+  );
+  const worker = processCpuMs(pid) - cpu0.worker;
+  const storage = processCpuMs(azurite.pid) - cpu0.storage;
+  const benchUsage = process.cpuUsage(cpu0.bench);
+  const bench = (benchUsage.user + benchUsage.system) / 1000;
+  const busy = machineCpuMs().busy - cpu0.machine.busy;
+  const perTask = (v: number) => round1(v / opts.tasks);
+  const queuedTasksPerS = (opts.tasks / ms) * 1000;
+  return {
+    raw_tasks_per_s: round2(raw.tasksPerS),
+    raw_cpu_ms_per_task: round1(raw.cpuMsPerTask),
+    queued_tasks_per_s: round2(queuedTasksPerS),
+    ratio: round2(queuedTasksPerS / raw.tasksPerS),
+    wall_ms: Math.round(ms),
+    first_task_ms: Math.round(firstMs),
+    cpu_ms_per_task: {
+      worker: perTask(worker),
+      storage: perTask(storage),
+      bench: perTask(bench),
+      other: perTask(Math.max(0, busy - worker - storage - bench)),
+      idle: perTask(Math.max(0, ms * cores - busy)),
+    },
+    rss_mb: { start: rssStart, peak: rssPeak, end: rssMb(pid, 'VmRSS'), quarters },
+  };
+}
+
+/**
+ * Storage requests per task by kind, for each pipeline: one more job each, on a second Azurite that writes its access
+ * log (which costs it and this process CPU, so the timed rounds run on a silent one).
+ */
+async function countRequests(opts: E2eOptions): Promise<Map<string, Record<string, number>>> {
+  const requests = new Map<string, number>();
+  const stack = await startStack(opts, (line) => {
+    const kind = requestKind(line);
+    if (kind) requests.set(kind, (requests.get(kind) ?? 0) + 1);
+  });
+  const counted = new Map<string, Record<string, number>>();
+  try {
     for (const pipeline of opts.pipelines) {
-      const spec = pipelineSpec(pipeline);
-      await rawThroughput(spec, opts.images, opts.images.length, opts.rawConcurrency); // warm-up
-      const rounds: E2eRound[] = [];
-      for (let r = 0; r < opts.rounds; r++) {
-        const raw = await rawThroughput(spec, opts.images, opts.tasks, opts.rawConcurrency);
-        const requestsBefore = new Map(requests);
-        const cpu0 = {
-          worker: processCpuMs(pid),
-          storage: processCpuMs(azurite.pid),
-          bench: process.cpuUsage(),
-          machine: machineCpuMs(),
-        };
-        const rssStart = rssMb(pid, 'VmRSS');
-        let rssPeak = rssStart;
-        const quarters: number[] = [];
-        const { ms, firstMs } = await runJob(
-          host,
-          pipeline,
-          opts.images,
-          opts.tasks,
-          () => (rssPeak = Math.max(rssPeak, rssMb(pid, 'VmRSS'))),
-          (done) => {
-            if (quarters.length < 3 && done >= ((quarters.length + 1) * opts.tasks) / 4)
-              quarters.push(rssMb(pid, 'VmRSS'));
-          },
-        );
-        const worker = processCpuMs(pid) - cpu0.worker;
-        const storage = processCpuMs(azurite.pid) - cpu0.storage;
-        const benchUsage = process.cpuUsage(cpu0.bench);
-        const bench = (benchUsage.user + benchUsage.system) / 1000;
-        const machine = machineCpuMs();
-        const busy = machine.busy - cpu0.machine.busy;
-        const perTask = (v: number) => round1(v / opts.tasks);
-        // Azurite logs a request after answering it, and the host deletes a message after logging its outcome:
-        // wait (a little) until every task's delete is counted.
-        const deletes = () => (requests.get('queue delete') ?? 0) - (requestsBefore.get('queue delete') ?? 0);
-        for (const deadline = Date.now() + 5000; deletes() < opts.tasks && Date.now() < deadline;)
-          await new Promise((r) => setTimeout(r, 20));
-        const byKind = Object.fromEntries(
+      const before = new Map(requests);
+      await runJob(stack.host, pipeline, opts.images, opts.tasks);
+      // Azurite logs a request after answering it, and the host deletes a message after logging its outcome:
+      // wait (a little) until every task's delete is counted.
+      const deletes = () => (requests.get('queue delete') ?? 0) - (before.get('queue delete') ?? 0);
+      for (const deadline = Date.now() + 5000; deletes() < opts.tasks && Date.now() < deadline;)
+        await new Promise((r) => setTimeout(r, 20));
+      counted.set(
+        pipeline.name,
+        Object.fromEntries(
           [...requests]
-            .map(([kind, n]) => [kind, round2((n - (requestsBefore.get(kind) ?? 0)) / opts.tasks)] as const)
+            .map(([kind, n]) => [kind, round2((n - (before.get(kind) ?? 0)) / opts.tasks)] as const)
             .filter(([, n]) => n > 0)
             .sort(([a], [b]) => a.localeCompare(b)),
-        );
-        const queuedTasksPerS = (opts.tasks / ms) * 1000;
-        const round: E2eRound = {
-          raw_tasks_per_s: round2(raw.tasksPerS),
-          raw_cpu_ms_per_task: round1(raw.cpuMsPerTask),
-          queued_tasks_per_s: round2(queuedTasksPerS),
-          ratio: round2(queuedTasksPerS / raw.tasksPerS),
-          wall_ms: Math.round(ms),
-          first_task_ms: Math.round(firstMs),
-          cpu_ms_per_task: {
-            worker: perTask(worker),
-            storage: perTask(storage),
-            bench: perTask(bench),
-            other: perTask(Math.max(0, busy - worker - storage - bench)),
-            idle: perTask(Math.max(0, ms * cores - busy)),
-          },
-          requests_per_task: byKind,
-          requests_total_per_task: round2(Object.values(byKind).reduce((a, b) => a + b, 0)),
-          rss_mb: { start: rssStart, peak: rssPeak, end: rssMb(pid, 'VmRSS'), quarters },
-        };
+        ),
+      );
+    }
+  } finally {
+    await stack.stop();
+  }
+  return counted;
+}
+
+export async function benchE2e(opts: E2eOptions): Promise<E2eResult> {
+  const log = opts.log ?? (() => undefined);
+  const stack = await startStack(opts);
+  const results: E2ePipelineResult[] = [];
+  let settings: Record<string, string>;
+  let peakRss: number;
+  try {
+    for (const pipeline of opts.pipelines) {
+      await rawThroughput(pipelineSpec(pipeline), opts.images, opts.images.length, opts.rawConcurrency); // warm-up
+      const rounds: E2eRound[] = [];
+      for (let r = 0; r < opts.rounds; r++) {
+        const round = await measureRound(stack, pipeline, opts);
         rounds.push(round);
         log(
           `${pipeline.name} round ${r + 1}: raw ${round.raw_tasks_per_s} tasks/s, queued ${round.queued_tasks_per_s} tasks/s (${round.ratio}×)`,
@@ -431,33 +489,30 @@ export async function benchE2e(opts: E2eOptions): Promise<E2eResult> {
         raw_tasks_per_s: round2(median(rounds.map((r) => r.raw_tasks_per_s))),
         queued_tasks_per_s: round2(median(rounds.map((r) => r.queued_tasks_per_s))),
         ratio: round2(median(rounds.map((r) => r.ratio))),
+        requests_per_task: {},
+        requests_total_per_task: 0,
       });
     }
-    // as the host process really has them (its environment at start), not as this process meant to set them
-    const environ = new Map(
-      readFileSync(`/proc/${pid}/environ`, 'utf8')
-        .split('\0')
-        .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)] as const),
-    );
-    const settings = Object.fromEntries(
-      [
-        'UV_THREADPOOL_SIZE',
-        'SHARP_CONCURRENCY',
-        ...Object.keys(ALLOCATOR_ENV),
-        ...Object.keys(opts.hostEnv ?? {}),
-      ].map((k) => [k, environ.get(k) ?? 'default'] as const),
-    );
-    return {
-      tasks: opts.tasks,
-      rounds: opts.rounds,
-      images: opts.images.map((i) => `${i.name} ${i.width}×${i.height}`),
-      cores,
-      raw_concurrency: opts.rawConcurrency,
-      host: { settings, peak_rss_mb: rssMb(pid, 'VmHWM') },
-      pipelines: results,
-    };
+    settings = hostSettings(stack.pid, opts);
+    peakRss = rssMb(stack.pid, 'VmHWM');
   } finally {
-    await host?.stop();
-    await azurite.stop();
+    await stack.stop();
   }
+  const requests = await countRequests(opts);
+  return {
+    tasks: opts.tasks,
+    rounds: opts.rounds,
+    images: opts.images.map((i) => `${i.name} ${i.width}×${i.height}`),
+    cores: cpus().length,
+    raw_concurrency: opts.rawConcurrency,
+    host: { settings, peak_rss_mb: peakRss },
+    pipelines: results.map((p) => {
+      const byKind = requests.get(p.pipeline) ?? {};
+      return {
+        ...p,
+        requests_per_task: byKind,
+        requests_total_per_task: round2(Object.values(byKind).reduce((a, b) => a + b, 0)),
+      };
+    }),
+  };
 }

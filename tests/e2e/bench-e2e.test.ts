@@ -43,14 +43,14 @@ describe('npm run bench -- e2e', () => {
         pipeline: string;
         capability: string;
         ratio: number;
+        requests_per_task: Record<string, number>;
         rounds: {
           raw_tasks_per_s: number;
           queued_tasks_per_s: number;
           first_task_ms: number;
           wall_ms: number;
           cpu_ms_per_task: Record<string, number>;
-          requests_per_task: Record<string, number>;
-          rss_mb: { start: number; peak: number; end: number };
+          rss_mb: { start: number; peak: number; end: number; quarters: number[] };
         }[];
       }[];
     };
@@ -71,18 +71,19 @@ describe('npm run bench -- e2e', () => {
       expect(round.cpu_ms_per_task.worker).toBeGreaterThan(0);
       expect(round.cpu_ms_per_task.storage).toBeGreaterThan(0);
       // per task: its message is sent, deleted; its input read once and its result written once
-      expect(round.requests_per_task).toMatchObject({
+      expect(p.requests_per_task).toMatchObject({
         'queue send': 1,
         'queue delete': 1,
         'blob read': 1,
         'blob write': 1,
       });
-      expect(round.requests_per_task['queue receive']).toBeGreaterThan(0);
+      expect(p.requests_per_task['queue receive']).toBeGreaterThan(0);
       // the record is claimed, then marked succeeded (two Merge writes), and never read: the message carries its ETag
-      expect(round.requests_per_task['table merge']).toBe(2);
-      expect(round.requests_per_task['table read']).toBeUndefined();
+      expect(p.requests_per_task['table merge']).toBe(2);
+      expect(p.requests_per_task['table read']).toBeUndefined();
       expect(round.rss_mb.start).toBeGreaterThan(0);
       expect(round.rss_mb.peak).toBeGreaterThanOrEqual(round.rss_mb.start);
+      expect(round.rss_mb.quarters).toHaveLength(3);
     }
     expect(result.host.peak_rss_mb).toBeGreaterThan(0);
     // the host runs with the allocator npm start gives it (read from its /proc environ)
