@@ -23,9 +23,9 @@ describe('local.settings.json and host.json, read as func reads them', () => {
       functionTimeoutMs: 600000,
       functions: null,
       queues: {
-        batchSize: 4,
-        newBatchThreshold: 2,
-        maxPollingIntervalMs: 2000,
+        batchSize: 8,
+        newBatchThreshold: 4,
+        maxPollingIntervalMs: 500,
         visibilityTimeoutMs: 10000,
         maxDequeueCount: 5,
         messageEncoding: 'base64',
