@@ -14,8 +14,8 @@
  * deployment with remote storage does at least this. On another VM size, run the bench there and set
  * WORKER_TASKS_PER_MIN (e.g. `light=1800,heavy=1500`).
  */
-const LIGHT_TASKS_PER_MIN = 2100;
-const HEAVY_TASKS_PER_MIN = 1900;
+const LIGHT_TASKS_PER_MIN = 1800;
+const HEAVY_TASKS_PER_MIN = 1700;
 
 export const CAPABILITIES = [
   {

@@ -17,6 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { freePort, startAzurite, type RunningAzurite } from '../azurite';
 import { PROJECT_ROOT } from '../paths';
+import { CAPABILITIES } from '../../shared/capabilities';
 import { ALLOCATOR_ENV } from '../../shared/config';
 import { processImage } from '../../shared/imaging/pipeline';
 import { normalizeTaskSpec, type TaskSpec } from '../../shared/imaging/spec';
@@ -156,35 +157,42 @@ export async function rawThroughput(
 }
 
 /**
- * What kind of storage request an access-log line is: the service follows from the resource (the app's
- * containers, queues and tables are named by resourceNames), the operation from the method and path.
+ * What kind of storage request an access-log line is, and on which of the app's resources: the service follows
+ * from the resource, the operation from the method and path, and the resource is named without the namespace
+ * (`table merge (tasks)`, `table update (workers)`, `blob read (images)`, `queue receive (tasks-light)`), so the
+ * task path's own requests are told apart from heartbeats and polls of other queues.
  */
-export function requestKind(line: string): string | undefined {
+export function requestKind(line: string, namespace = ''): string | undefined {
   const match = /"([A-Z]+) ([^ ]+) HTTP\/[\d.]+"/.exec(line);
   if (!match) return undefined;
   const [, method, url] = match;
   const [pathname, query = ''] = url.split('?');
   const parts = pathname.split('/').filter(Boolean).slice(1); // after the account
   const resource = decodeURIComponent(parts[0] ?? '');
+  const name = (raw: string) => {
+    const bare = raw.replace(/\(.*\)$/, '');
+    return ` (${namespace && bare.startsWith(namespace) ? bare.slice(namespace.length).replace(/^-/, '') : bare})`;
+  };
   if (parts[1] === 'messages') {
     const op = { GET: 'receive', POST: 'send', DELETE: parts[2] ? 'delete' : 'clear', PUT: 'update' }[method];
-    return `queue ${op ?? method.toLowerCase()}`;
+    return `queue ${op ?? method.toLowerCase()}${name(resource)}`;
   }
   if (resource === '$batch') return 'table batch';
   if (/^Tables\b/.test(resource)) return 'table create';
   if (/\(.+\)$/.test(resource)) {
     const op = { GET: 'read', PUT: 'update', MERGE: 'merge', PATCH: 'merge', DELETE: 'delete' }[method];
-    return `table ${op ?? method.toLowerCase()}`;
+    return `table ${op ?? method.toLowerCase()}${name(resource)}`;
   }
-  if (/restype=container/.test(query)) return `blob container ${method.toLowerCase()}`;
+  if (/restype=container/.test(query)) return `blob container ${method.toLowerCase()}${name(resource)}`;
   if (parts.length === 0) return `service ${method.toLowerCase()}`;
   if (parts.length === 1) {
-    if (/comp=metadata/.test(query)) return `queue properties`;
-    if (/\(\)$/.test(resource) || /\$filter=/.test(query)) return 'table query';
-    return method === 'POST' ? 'table insert' : `queue ${method === 'PUT' ? 'create' : method.toLowerCase()}`;
+    if (/comp=metadata/.test(query)) return `queue properties${name(resource)}`;
+    if (/\(\)$/.test(resource) || /\$filter=/.test(query)) return `table query${name(resource)}`;
+    if (method === 'POST') return `table insert${name(resource)}`;
+    return `queue ${method === 'PUT' ? 'create' : method.toLowerCase()}${name(resource)}`;
   }
   const op = { GET: 'read', HEAD: 'properties', PUT: 'write', DELETE: 'delete' }[method];
-  return `blob ${op ?? method.toLowerCase()}`;
+  return `blob ${op ?? method.toLowerCase()}${name(resource)}`;
 }
 
 interface Host {
@@ -336,9 +344,9 @@ interface Stack {
 }
 
 /** Azurite and the built host, the images uploaded, every image once through each pipeline (JIT, first loads). */
-async function startStack(opts: E2eOptions, accessLog?: (line: string) => void): Promise<Stack> {
-  const azurite = await startAzurite(accessLog ? { accessLog } : {});
+async function startStack(opts: E2eOptions, accessLog?: (line: string, namespace: string) => void): Promise<Stack> {
   const namespace = `b${randomUUID().replace(/-/g, '').slice(0, 10)}`;
+  const azurite = await startAzurite(accessLog ? { accessLog: (line) => accessLog(line, namespace) } : {});
   let host: Host | undefined;
   const stop = async () => {
     await host?.stop();
@@ -434,8 +442,8 @@ async function measureRound(stack: Stack, pipeline: E2ePipeline, opts: E2eOption
  */
 async function countRequests(opts: E2eOptions): Promise<Map<string, Record<string, number>>> {
   const requests = new Map<string, number>();
-  const stack = await startStack(opts, (line) => {
-    const kind = requestKind(line);
+  const stack = await startStack(opts, (line, namespace) => {
+    const kind = requestKind(line, namespace);
     if (kind) requests.set(kind, (requests.get(kind) ?? 0) + 1);
   });
   const counted = new Map<string, Record<string, number>>();
@@ -445,7 +453,9 @@ async function countRequests(opts: E2eOptions): Promise<Map<string, Record<strin
       await runJob(stack.host, pipeline, opts.images, opts.tasks);
       // Azurite logs a request after answering it, and the host deletes a message after logging its outcome:
       // wait (a little) until every task's delete is counted.
-      const deletes = () => (requests.get('queue delete') ?? 0) - (before.get('queue delete') ?? 0);
+      const queue = CAPABILITIES.find((c) => c.name === pipeline.capability)?.queue;
+      const deleteKind = `queue delete (${queue})`;
+      const deletes = () => (requests.get(deleteKind) ?? 0) - (before.get(deleteKind) ?? 0);
       for (const deadline = Date.now() + 5000; deletes() < opts.tasks && Date.now() < deadline;)
         await new Promise((r) => setTimeout(r, 20));
       counted.set(
