@@ -144,33 +144,61 @@ export function selectedFunctions(hostJson: unknown, env: NodeJS.ProcessEnv = pr
   return hostJson;
 }
 
-export function readHostConfig(root: string, env: NodeJS.ProcessEnv = process.env): HostConfig {
-  const file = path.join(root, 'host.json');
-  const json = withEnvOverrides(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>, env) as HostJson;
-  const q = json.extensions?.queues ?? {};
-  const batchSize = integer(q.batchSize, 16, 'extensions.queues.batchSize');
+/**
+ * host.json `extensions.queues`, defaulted and bounded as the queue extension's QueuesOptions.cs (azure-sdk-for-net
+ * sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Config/QueuesOptions.cs) bounds them: batchSize
+ * 1 to 32 (the most a receive returns), newBatchThreshold at least 0, maxPollingInterval at least
+ * QueuePollingIntervals.Minimum (100 ms), maxDequeueCount at least 1. The real host refuses to start on a value out
+ * of range (the setter throws while the options are bound); so does this one, naming the setting.
+ */
+function queueOptions(q: NonNullable<NonNullable<HostJson['extensions']>['queues']>): QueueOptions {
+  const atLeast = (n: number, min: number, setting: string, shown = String(min)) => {
+    if (n < min)
+      throw new Error(`host.json extensions.queues.${setting}: expected at least ${shown} but received ${n}`);
+    return n;
+  };
+  const batchSize = atLeast(integer(q.batchSize, 16, 'extensions.queues.batchSize'), 1, 'batchSize');
+  if (batchSize > 32)
+    throw new Error(
+      `host.json extensions.queues.batchSize: expected at most 32 (the most one receive returns) but received ${batchSize}`,
+    );
   const encoding = (q.messageEncoding ?? 'base64').toLowerCase();
   if (encoding !== 'base64' && encoding !== 'none')
     throw new Error(
       `host.json extensions.queues.messageEncoding: expected "base64" or "none" but received "${q.messageEncoding}"`,
     );
   return {
+    batchSize,
+    // the host's default is batchSize / 2 (per core in newer versions; one core's worth here)
+    newBatchThreshold: atLeast(
+      integer(q.newBatchThreshold, Math.floor(batchSize / 2), 'extensions.queues.newBatchThreshold'),
+      0,
+      'newBatchThreshold',
+    ),
+    maxPollingIntervalMs: q.maxPollingInterval
+      ? atLeast(
+          parseTimeSpan(q.maxPollingInterval, 'extensions.queues.maxPollingInterval'),
+          100,
+          'maxPollingInterval',
+          '00:00:00.100 (100 ms)',
+        )
+      : 60_000,
+    visibilityTimeoutMs: q.visibilityTimeout
+      ? parseTimeSpan(q.visibilityTimeout, 'extensions.queues.visibilityTimeout')
+      : 0,
+    maxDequeueCount: atLeast(integer(q.maxDequeueCount, 5, 'extensions.queues.maxDequeueCount'), 1, 'maxDequeueCount'),
+    messageEncoding: encoding,
+  };
+}
+
+export function readHostConfig(root: string, env: NodeJS.ProcessEnv = process.env): HostConfig {
+  const file = path.join(root, 'host.json');
+  const json = withEnvOverrides(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>, env) as HostJson;
+  return {
     routePrefix: (json.extensions?.http?.routePrefix ?? 'api').replace(/^\/+|\/+$/g, ''),
     functionTimeoutMs: json.functionTimeout ? parseTimeSpan(json.functionTimeout, 'functionTimeout') : 5 * 60 * 1000,
     functions: selectedFunctions(json.functions, env),
     singleton: singletonOptions(json.singleton, env),
-    queues: {
-      batchSize,
-      // the host's default is batchSize / 2 (per core in newer versions; one core's worth here)
-      newBatchThreshold: integer(q.newBatchThreshold, Math.floor(batchSize / 2), 'extensions.queues.newBatchThreshold'),
-      maxPollingIntervalMs: q.maxPollingInterval
-        ? parseTimeSpan(q.maxPollingInterval, 'extensions.queues.maxPollingInterval')
-        : 60_000,
-      visibilityTimeoutMs: q.visibilityTimeout
-        ? parseTimeSpan(q.visibilityTimeout, 'extensions.queues.visibilityTimeout')
-        : 0,
-      maxDequeueCount: integer(q.maxDequeueCount, 5, 'extensions.queues.maxDequeueCount'),
-      messageEncoding: encoding,
-    },
+    queues: queueOptions(json.extensions?.queues ?? {}),
   };
 }

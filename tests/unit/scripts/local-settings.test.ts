@@ -81,4 +81,36 @@ describe('local.settings.json and host.json, read as func reads them', () => {
       'host.json extensions.queues.batchSize: expected an integer but received "many"',
     );
   });
+
+  // QueuesOptions.cs in azure-sdk-for-net (sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Config/):
+  // its setters refuse these values, so the real host does not start with them
+  it("bounds the queue settings as the queue extension's QueuesOptions does", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'host-json-'));
+    writeFileSync(path.join(dir, 'host.json'), JSON.stringify({ version: '2.0' }));
+    const queues = (env: NodeJS.ProcessEnv) =>
+      readHostConfig(
+        dir,
+        Object.fromEntries(Object.entries(env).map(([k, v]) => [`AzureFunctionsJobHost__extensions__queues__${k}`, v])),
+      ).queues;
+    // the smallest and largest values it takes (MaxPollingInterval: QueuePollingIntervals.Minimum, 100 ms)
+    expect(
+      queues({ batchSize: '1', newBatchThreshold: '0', maxPollingInterval: '00:00:00.100', maxDequeueCount: '1' }),
+    ).toMatchObject({ batchSize: 1, newBatchThreshold: 0, maxPollingIntervalMs: 100, maxDequeueCount: 1 });
+    expect(queues({ batchSize: '32' }).batchSize).toBe(32);
+    const refused: [Record<string, string>, string][] = [
+      [{ batchSize: '0' }, 'batchSize: expected at least 1 but received 0'],
+      [{ batchSize: '33' }, 'batchSize: expected at most 32 (the most one receive returns) but received 33'],
+      [{ newBatchThreshold: '-1' }, 'newBatchThreshold: expected at least 0 but received -1'],
+      [
+        { maxPollingInterval: '00:00:00.050' },
+        'maxPollingInterval: expected at least 00:00:00.100 (100 ms) but received 50',
+      ],
+      [{ maxDequeueCount: '0' }, 'maxDequeueCount: expected at least 1 but received 0'],
+    ];
+    for (const [env, message] of refused) expect(() => queues(env)).toThrow(`host.json extensions.queues.${message}`);
+    // the project's own host.json is within them (it polls at 0.5 s)
+    expect(readHostConfig(path.resolve(__dirname, '../../..'), {}).queues.maxPollingIntervalMs).toBeGreaterThanOrEqual(
+      100,
+    );
+  });
 });
