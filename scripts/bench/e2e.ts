@@ -21,7 +21,7 @@ import { CAPABILITIES } from '../../shared/capabilities';
 import { ALLOCATOR_ENV } from '../../shared/config';
 import { processImage } from '../../shared/imaging/pipeline';
 import { normalizeTaskSpec, type TaskSpec } from '../../shared/imaging/spec';
-import type { BenchImage } from './filters';
+import { median, round2, type BenchImage } from './filters';
 
 export interface E2ePipeline {
   readonly name: string;
@@ -104,11 +104,6 @@ export interface E2eResult {
 }
 
 const round1 = (v: number) => Math.round(v * 10) / 10;
-const round2 = (v: number) => Math.round(v * 100) / 100;
-const median = (values: number[]) => {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Linux reports process and machine CPU in clock ticks of 10 ms (USER_HZ, 100 on every mainstream kernel). */
 const TICK_MS = 10;
@@ -477,7 +472,7 @@ async function countRequests(opts: E2eOptions): Promise<Map<string, Record<strin
 export async function benchE2e(opts: E2eOptions): Promise<E2eResult> {
   const log = opts.log ?? (() => undefined);
   const stack = await startStack(opts);
-  const results: E2ePipelineResult[] = [];
+  const timed = new Map<E2ePipeline, E2eRound[]>();
   let settings: Record<string, string>;
   let peakRss: number;
   try {
@@ -491,17 +486,7 @@ export async function benchE2e(opts: E2eOptions): Promise<E2eResult> {
           `${pipeline.name} round ${r + 1}: raw ${round.raw_tasks_per_s} tasks/s, queued ${round.queued_tasks_per_s} tasks/s (${round.ratio}×)`,
         );
       }
-      results.push({
-        pipeline: pipeline.name,
-        capability: pipeline.capability,
-        filters: pipeline.filters,
-        rounds,
-        raw_tasks_per_s: round2(median(rounds.map((r) => r.raw_tasks_per_s))),
-        queued_tasks_per_s: round2(median(rounds.map((r) => r.queued_tasks_per_s))),
-        ratio: round2(median(rounds.map((r) => r.ratio))),
-        requests_per_task: {},
-        requests_total_per_task: 0,
-      });
+      timed.set(pipeline, rounds);
     }
     settings = hostSettings(stack.pid, opts);
     peakRss = rssMb(stack.pid, 'VmHWM');
@@ -516,10 +501,16 @@ export async function benchE2e(opts: E2eOptions): Promise<E2eResult> {
     cores: cpus().length,
     raw_concurrency: opts.rawConcurrency,
     host: { settings, peak_rss_mb: peakRss },
-    pipelines: results.map((p) => {
-      const byKind = requests.get(p.pipeline) ?? {};
+    pipelines: [...timed].map(([pipeline, rounds]): E2ePipelineResult => {
+      const byKind = requests.get(pipeline.name) ?? {};
       return {
-        ...p,
+        pipeline: pipeline.name,
+        capability: pipeline.capability,
+        filters: pipeline.filters,
+        rounds,
+        raw_tasks_per_s: round2(median(rounds.map((r) => r.raw_tasks_per_s))),
+        queued_tasks_per_s: round2(median(rounds.map((r) => r.queued_tasks_per_s))),
+        ratio: round2(median(rounds.map((r) => r.ratio))),
         requests_per_task: byKind,
         requests_total_per_task: round2(Object.values(byKind).reduce((a, b) => a + b, 0)),
       };

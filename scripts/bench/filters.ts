@@ -69,11 +69,11 @@ export function benchSpec(filter: string): TaskSpec {
   return normalizeTaskSpec({ filters, output: { format: 'jpeg', quality: 80 } });
 }
 
-const median = (values: number[]) => {
+export const median = (values: number[]) => {
   const s = [...values].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const round2 = (v: number) => Math.round(v * 100) / 100;
+export const round2 = (v: number) => Math.round(v * 100) / 100;
 
 export async function timeFilter(
   filter: string,

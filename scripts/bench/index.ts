@@ -34,6 +34,23 @@ filters: ${knownBenchFilters().join(', ')} (default: all; with --compare-peer: $
 
 class UsageError extends Error {}
 
+/** The options, or undefined once what was wrong with them and the usage are printed (exit code 2). */
+function parsed<T>(parser: (argv: string[]) => T, argv: string[]): T | undefined {
+  try {
+    return parser(argv);
+  } catch (err) {
+    console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    return undefined;
+  }
+}
+
+function integerOption(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`expected --${name} to be an integer between ${min} and ${max} but received '${value}'`);
+  return n;
+}
+
 /** No colours: the tables are pasted into READMEs and issue notes. */
 const PLAIN = { head: [], border: [] };
 
@@ -65,11 +82,7 @@ function parse(argv: string[]): Options {
     throw new UsageError(
       `expected the benchmark name 'filters' or 'e2e' but received ${positionals.join(' ') || 'nothing'}`,
     );
-  const iterations = Number(values.iterations);
-  if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1000)
-    throw new UsageError(
-      `expected --iterations to be an integer between 1 and 1000 but received '${values.iterations}'`,
-    );
+  const iterations = integerOption('iterations', values.iterations, 1, 1000);
   const filters = values.filters
     ?.split(',')
     .map((f) => f.trim())
@@ -96,13 +109,6 @@ interface E2eCliOptions {
   pipelines: string[];
   rawConcurrency: number;
   json: boolean;
-}
-
-function integerOption(name: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(`expected --${name} to be an integer between ${min} and ${max} but received '${value}'`);
-  return n;
 }
 
 function parseE2e(argv: string[]): E2eCliOptions {
@@ -197,13 +203,8 @@ function printE2e(result: E2eResult): void {
 }
 
 async function mainE2e(argv: string[]): Promise<number> {
-  let opts: E2eCliOptions;
-  try {
-    opts = parseE2e(argv);
-  } catch (err) {
-    console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
-    return 2;
-  }
+  const opts = parsed(parseE2e, argv);
+  if (!opts) return 2;
   const dir = await imagesDir(opts);
   const result = await benchE2e({
     images: await loadImages(dir),
@@ -290,13 +291,8 @@ async function comparePeer(opts: Options, dir: string): Promise<void> {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.find((a) => !a.startsWith('-')) === 'e2e') return mainE2e(argv);
-  let opts: Options;
-  try {
-    opts = parse(argv);
-  } catch (err) {
-    console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
-    return 2;
-  }
+  const opts = parsed(parse, argv);
+  if (!opts) return 2;
   const dir = await imagesDir(opts);
   if (opts.comparePeer) {
     await comparePeer(opts, dir);
