@@ -10,11 +10,11 @@ import path from 'node:path';
 import { main } from '../../scripts/bench';
 import { machineCpuMs, processCpuMs, requestKind } from '../../scripts/bench/e2e';
 import { photo } from '../helpers/images';
+import { captureConsole } from '../helpers/console';
 
 describe('npm run bench -- e2e', () => {
   let dir: string;
-  let stdout: string[];
-  let stderr: string[];
+  const { stdout, stderr } = captureConsole();
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'bench-e2e-'));
@@ -22,14 +22,6 @@ describe('npm run bench -- e2e', () => {
     await writeFile(path.join(dir, 'b.png'), await photo(64, 96, 'png'));
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
-
-  beforeEach(() => {
-    stdout = [];
-    stderr = [];
-    jest.spyOn(console, 'log').mockImplementation((line: string) => void stdout.push(line));
-    jest.spyOn(console, 'error').mockImplementation((line: string) => void stderr.push(line));
-  });
-  afterEach(() => jest.restoreAllMocks());
 
   it('--json: raw and queued throughput, the CPU budget, requests by kind and RSS for both pipelines', async () => {
     expect(await main(['e2e', '--images', dir, '--tasks', '4', '--rounds', '1', '--json'])).toBe(0);

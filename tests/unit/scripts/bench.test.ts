@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { main } from '../../../scripts/bench';
 import { photo } from '../../helpers/images';
+import { captureConsole } from '../../helpers/console';
 
 /** Stands in for peer_filters.py: same CLI and JSON shape, fixed timings (10 ms per image). */
 const FAKE_PEER = `
@@ -15,8 +16,7 @@ console.log(JSON.stringify(out));
 
 describe('npm run bench -- filters', () => {
   let dir: string;
-  let stdout: string[];
-  let stderr: string[];
+  const { stdout, stderr } = captureConsole();
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'bench-'));
@@ -26,14 +26,6 @@ describe('npm run bench -- filters', () => {
     await writeFile(path.join(dir, 'peer.js'), FAKE_PEER);
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
-
-  beforeEach(() => {
-    stdout = [];
-    stderr = [];
-    jest.spyOn(console, 'log').mockImplementation((line: string) => void stdout.push(line));
-    jest.spyOn(console, 'error').mockImplementation((line: string) => void stderr.push(line));
-  });
-  afterEach(() => jest.restoreAllMocks());
 
   it('--json prints exactly one JSON object in the peer benchmark’s shape', async () => {
     expect(

@@ -12,9 +12,10 @@ import type { Storage } from '../../../shared/storage/clients';
 import { decodeMessageText } from '../../../shared/storage/queue';
 import { createJob } from '../../../shared/tasks/jobs';
 import { CLAIM_STALE_AFTER_MS, TaskStore, type TaskRecord } from '../../../shared/tasks/store';
-import { processTaskMessage, type WorkerDeps, type WorkerOutcome } from '../../../shared/tasks/worker';
+import { processTaskMessage, type WorkerOutcome } from '../../../shared/tasks/worker';
 import { photo } from '../../helpers/images';
 import { useAzurite } from '../../helpers/storage';
+import { workerDeps } from '../../helpers/worker';
 
 const env = useAzurite();
 
@@ -103,19 +104,11 @@ describe('claims', () => {
     return { storage, taskId, text: texts[0], tasks };
   }
 
-  const deps = (storage: Storage, extra: Partial<WorkerDeps> = {}): WorkerDeps => ({
-    storage,
-    capability: 'light',
-    workerId: 'w-new',
-    deadAfterMs: 3000,
-    ...extra,
-  });
-
   it('a live claim stands: the copy is deferred, hidden on the queue, and the registry is asked once', async () => {
     const { storage, taskId, text, tasks } = await claimedBy('w-old', 10000);
     const asked: (string | null)[] = [];
     const isClaimRunning = (claim: TaskRecord) => (asked.push(claim.worker_id), Promise.resolve(true));
-    expect(await processTaskMessage(Buffer.from(text), deps(storage, { isClaimRunning }))).toBe('deferred');
+    expect(await processTaskMessage(Buffer.from(text), workerDeps(storage, { isClaimRunning }))).toBe('deferred');
     expect(asked).toEqual(['w-old']);
     expect(await tasks.get(taskId)).toMatchObject({ status: 'processing', worker_id: 'w-old', attempts: 1 });
     expect((await storage.queue('light').peekMessages()).peekedMessageItems).toEqual([]); // hidden for now
@@ -126,26 +119,26 @@ describe('claims', () => {
     const storage = await env.storage();
     const { texts } = await job(storage, 1);
     const isClaimRunning = () => Promise.reject(new Error('the registry must not be read'));
-    expect(await processTaskMessage(Buffer.from(texts[0]), deps(storage, { isClaimRunning }))).toBe('succeeded');
+    expect(await processTaskMessage(Buffer.from(texts[0]), workerDeps(storage, { isClaimRunning }))).toBe('succeeded');
   });
 
   it('a claim whose worker is dead, or no longer runs the task, is taken over and the task completes', async () => {
     const { storage, taskId, text, tasks } = await claimedBy('w-old', 10000);
     const isClaimRunning = () => Promise.resolve(false);
-    expect(await processTaskMessage(Buffer.from(text), deps(storage, { isClaimRunning }))).toBe('succeeded');
+    expect(await processTaskMessage(Buffer.from(text), workerDeps(storage, { isClaimRunning }))).toBe('succeeded');
     expect(await tasks.get(taskId)).toMatchObject({ status: 'succeeded', worker_id: 'w-new', attempts: 2 });
   });
 
   it('a claim older than the function timeout is taken over whatever the registry says', async () => {
     const { storage, taskId, text, tasks } = await claimedBy('w-old', CLAIM_STALE_AFTER_MS + 1000);
     const isClaimRunning = () => Promise.resolve(true);
-    expect(await processTaskMessage(Buffer.from(text), deps(storage, { isClaimRunning }))).toBe('succeeded');
+    expect(await processTaskMessage(Buffer.from(text), workerDeps(storage, { isClaimRunning }))).toBe('succeeded');
     expect(await tasks.get(taskId)).toMatchObject({ status: 'succeeded', attempts: 2 });
   });
 
   it("a claim under this process's own id that it is not running is left from an earlier process", async () => {
     const { storage, taskId, text, tasks } = await claimedBy('w-new', 0);
-    expect(await processTaskMessage(Buffer.from(text), deps(storage))).toBe('succeeded');
+    expect(await processTaskMessage(Buffer.from(text), workerDeps(storage))).toBe('succeeded');
     expect(await tasks.get(taskId)).toMatchObject({ status: 'succeeded', attempts: 2 });
   });
 

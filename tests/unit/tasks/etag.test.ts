@@ -12,9 +12,10 @@ import { decodeMessageText } from '../../../shared/storage/queue';
 import type { TaskResult } from '../../../shared/storage/images';
 import { createJob } from '../../../shared/tasks/jobs';
 import { asCreated, TaskStore, type StoredTask } from '../../../shared/tasks/store';
-import { processTaskMessage, type WorkerDeps } from '../../../shared/tasks/worker';
+import { processTaskMessage } from '../../../shared/tasks/worker';
 import { photo } from '../../helpers/images';
 import { useAzurite } from '../../helpers/storage';
+import { workerDeps } from '../../helpers/worker';
 
 const env = useAzurite();
 
@@ -66,14 +67,6 @@ async function setUp() {
   return { storage, job, taskId, message, tasks: new TaskStore(storage.tasks), entity };
 }
 
-const deps = (storage: Storage, extra: Partial<WorkerDeps> = {}): WorkerDeps => ({
-  storage,
-  capability: 'light',
-  workerId: 'w-new',
-  deadAfterMs: 3000,
-  ...extra,
-});
-
 const RESULT: TaskResult = { blob: 'x.jpg', format: 'jpeg', content_type: 'image/jpeg', width: 1, height: 1, bytes: 1 };
 
 describe('a task message carries the ETag of its record as created', () => {
@@ -110,7 +103,9 @@ describe('the normal path', () => {
   it('claims and completes a task from createJob with two writes of its record and no read', async () => {
     const { storage, taskId, message, tasks } = await setUp();
     const counting = countingTable(storage);
-    expect(await processTaskMessage(Buffer.from(JSON.stringify(message)), deps(counting.storage))).toBe('succeeded');
+    expect(await processTaskMessage(Buffer.from(JSON.stringify(message)), workerDeps(counting.storage))).toBe(
+      'succeeded',
+    );
     expect(counting.calls).toEqual({
       reads: 0,
       writes: [
@@ -133,7 +128,7 @@ describe('the normal path', () => {
     const { storage, taskId, message, tasks } = await setUp();
     const counting = countingTable(storage);
     const { etag: _, ...old } = message;
-    expect(await processTaskMessage(old, deps(counting.storage))).toBe('succeeded');
+    expect(await processTaskMessage(old, workerDeps(counting.storage))).toBe('succeeded');
     expect(counting.calls.reads).toBe(1);
     expect(counting.calls.writes.map((w) => w.status)).toEqual(['ok', 'ok']);
     expect(await tasks.get(taskId)).toMatchObject({ status: 'succeeded', attempts: 1 });
@@ -146,16 +141,16 @@ describe('a stale etag takes the read path and behaves as before', () => {
     await tasks.start(taskId, 'w-old');
     const counting = countingTable(storage);
     const isClaimRunning = () => Promise.resolve(true);
-    expect(await processTaskMessage(message, deps(counting.storage, { isClaimRunning }))).toBe('deferred');
+    expect(await processTaskMessage(message, workerDeps(counting.storage, { isClaimRunning }))).toBe('deferred');
     expect(counting.calls).toEqual({ reads: 1, writes: [{ mode: 'Merge', status: 412 }] });
     expect(await tasks.get(taskId)).toMatchObject({ status: 'processing', worker_id: 'w-old', attempts: 1 });
   });
 
   it('a task that succeeded is acknowledged without work', async () => {
     const { storage, taskId, message, tasks } = await setUp();
-    expect(await processTaskMessage(message, deps(storage))).toBe('succeeded');
+    expect(await processTaskMessage(message, workerDeps(storage))).toBe('succeeded');
     const counting = countingTable(storage);
-    expect(await processTaskMessage(message, deps(counting.storage))).toBe('already_succeeded');
+    expect(await processTaskMessage(message, workerDeps(counting.storage))).toBe('already_succeeded');
     expect(counting.calls).toEqual({ reads: 1, writes: [{ mode: 'Merge', status: 412 }] });
     expect(await tasks.get(taskId)).toMatchObject({ status: 'succeeded', attempts: 1 });
   });
@@ -166,7 +161,7 @@ describe('a stale etag takes the read path and behaves as before', () => {
     await tasks.requeue(taskId);
     expect(Object.keys(await entity())).not.toContain('failure_type'); // requeue removed the columns
     const counting = countingTable(storage);
-    expect(await processTaskMessage(message, deps(counting.storage))).toBe('succeeded');
+    expect(await processTaskMessage(message, workerDeps(counting.storage))).toBe('succeeded');
     expect(counting.calls.reads).toBe(1);
     expect(await tasks.get(taskId)).toMatchObject({
       status: 'succeeded',
@@ -181,7 +176,7 @@ describe('a stale etag takes the read path and behaves as before', () => {
     const { storage, job, message } = await setUp();
     const missing = { ...message, task_id: `${job.job_id}_0001` };
     const counting = countingTable(storage);
-    expect(await processTaskMessage(missing, deps(counting.storage))).toBe('sent_to_poison');
+    expect(await processTaskMessage(missing, workerDeps(counting.storage))).toBe('sent_to_poison');
     expect(counting.calls).toEqual({ reads: 1, writes: [{ mode: 'Merge', status: 404 }] });
     const [poisoned] = (await storage.poisonQueue('light').receiveMessages()).receivedMessageItems;
     expect(JSON.parse(decodeMessageText(poisoned.messageText))).toEqual(missing);
@@ -190,7 +185,7 @@ describe('a stale etag takes the read path and behaves as before', () => {
   it('a retry of a delivery that failed after its claim takes its claim over', async () => {
     const { storage, taskId, message, tasks } = await setUp();
     await tasks.start(taskId, 'w-new');
-    expect(await processTaskMessage(message, deps(storage))).toBe('succeeded');
+    expect(await processTaskMessage(message, workerDeps(storage))).toBe('succeeded');
     expect(await tasks.get(taskId)).toMatchObject({ status: 'succeeded', attempts: 2 });
   });
 });
@@ -200,7 +195,7 @@ describe('an etag that is no entity tag of this record never loses the task', ()
     'etag %j: the task is read and processed',
     async (etag) => {
       const { storage, taskId, message, tasks } = await setUp();
-      expect(await processTaskMessage({ ...message, etag }, deps(storage))).toBe('succeeded');
+      expect(await processTaskMessage({ ...message, etag }, workerDeps(storage))).toBe('succeeded');
       expect(await tasks.get(taskId)).toMatchObject({ status: 'succeeded', attempts: 1 });
     },
   );
@@ -211,7 +206,7 @@ describe('an etag that is no entity tag of this record never loses the task', ()
     const isClaimRunning = () => Promise.resolve(true);
     for (const etag of ['*', `${String(message.etag)}, *`]) {
       const counting = countingTable(storage);
-      expect(await processTaskMessage({ ...message, etag }, deps(counting.storage, { isClaimRunning }))).toBe(
+      expect(await processTaskMessage({ ...message, etag }, workerDeps(counting.storage, { isClaimRunning }))).toBe(
         'deferred',
       );
       expect(counting.calls).toEqual({ reads: 1, writes: [] });
@@ -224,7 +219,7 @@ describe('an etag that is no entity tag of this record never loses the task', ()
     const malformed = Object.assign(new Error('InvalidInput'), { name: 'RestError', statusCode: 400 });
     const etag = 'W/"unparseable\\tag"';
     const counting = countingTable(storage, (ifMatch) => (ifMatch === etag ? malformed : undefined));
-    expect(await processTaskMessage({ ...message, etag }, deps(counting.storage))).toBe('succeeded');
+    expect(await processTaskMessage({ ...message, etag }, workerDeps(counting.storage))).toBe('succeeded');
     expect(counting.calls.reads).toBe(1);
     expect(counting.calls.writes.map((w) => w.status)).toEqual([400, 'ok', 'ok']);
     expect(await tasks.get(taskId)).toMatchObject({ status: 'succeeded', attempts: 1 });
@@ -239,7 +234,7 @@ describe('an etag that is not a string of at most 256 characters fails the messa
     ['x'.repeat(257), 'a string of 257 characters'],
   ])('etag %j', async (etag, received) => {
     const { storage, taskId, message, tasks } = await setUp();
-    expect(await processTaskMessage({ ...message, etag }, deps(storage))).toBe('failed');
+    expect(await processTaskMessage({ ...message, etag }, workerDeps(storage))).toBe('failed');
     expect(await tasks.get(taskId)).toMatchObject({
       status: 'failed',
       failure_type: 'job_failure',
