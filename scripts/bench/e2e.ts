@@ -115,11 +115,11 @@ export function processCpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
 }
 
-/** The machine's busy and idle CPU time so far, in ms, summed over its cores (/proc/stat). */
-export function machineCpuMs(): { busy: number; idle: number } {
+/** The machine's busy CPU time so far (all but idle and iowait), in ms, summed over its cores (/proc/stat). */
+export function machineBusyMs(): number {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-  return { busy: (user + nice + system + irq + softirq + steal) * TICK_MS, idle: (idle + iowait) * TICK_MS };
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + steal) * TICK_MS;
 }
 
 function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -390,7 +390,7 @@ async function measureRound(stack: Stack, pipeline: E2ePipeline, opts: E2eOption
     worker: processCpuMs(pid),
     storage: processCpuMs(azurite.pid),
     bench: process.cpuUsage(),
-    machine: machineCpuMs(),
+    machine: machineBusyMs(),
   };
   const rssStart = rssMb(pid, 'VmRSS');
   let rssPeak = rssStart;
@@ -410,7 +410,7 @@ async function measureRound(stack: Stack, pipeline: E2ePipeline, opts: E2eOption
   const storage = processCpuMs(azurite.pid) - cpu0.storage;
   const benchUsage = process.cpuUsage(cpu0.bench);
   const bench = (benchUsage.user + benchUsage.system) / 1000;
-  const busy = machineCpuMs().busy - cpu0.machine.busy;
+  const busy = machineBusyMs() - cpu0.machine;
   const perTask = (v: number) => round1(v / opts.tasks);
   const queuedTasksPerS = (opts.tasks / ms) * 1000;
   return {
