@@ -52,11 +52,6 @@ export interface CapabilityScaling {
 }
 
 export type CapabilityName = (typeof CAPABILITIES)[number]['name'];
-
-/** What one busy worker of a capability completes per minute (see LIGHT_TASKS_PER_MIN). */
-export interface CapabilityCapacity {
-  readonly tasksPerMinPerWorker: number;
-}
 export type Capability = (typeof CAPABILITIES)[number];
 
 export const poisonQueueOf = (queue: string): string => `${queue}-poison`;
