@@ -20,6 +20,7 @@ import type { CapabilityName } from '../capabilities';
 import type { FilterSpec } from '../imaging/spec';
 import type { Encoding } from '../imaging/output';
 import { isStatus } from '../storage/clients';
+import { updateIfMatch } from '../storage/table-writes';
 import type { TaskResult } from '../storage/images';
 import { jobIdOf } from './message';
 
@@ -383,14 +384,15 @@ export class TaskStore {
   /**
    * Writes `change` over `current`, guarded by its ETag: only the changed columns (Merge), so a column
    * the transition does not own keeps what the server has; the whole record (Replace) only when the
-   * change clears a column the record has, since a Merge cannot remove one.
+   * change clears a column the record has, since a Merge cannot remove one. Writes of one job asked for
+   * together (a queue batch's claims) go as one transaction (updateIfMatch), each under its own ETag.
    */
   private write(current: StoredTask, change: TaskChange): Promise<{ etag?: string }> {
     const { record, etag } = current;
     const clears = (Object.keys(change) as (keyof TaskChange)[]).some((k) => change[k] === null && record[k] !== null);
-    if (clears) return this.table.updateEntity(toEntity({ ...record, ...change }), 'Replace', { etag });
+    if (clears) return updateIfMatch(this.table, toEntity({ ...record, ...change }), 'Replace', etag);
     const columns = { partitionKey: record.job_id, rowKey: record.task_id, ...present(changeColumns(change)) };
-    return this.table.updateEntity(columns, 'Merge', { etag });
+    return updateIfMatch(this.table, columns, 'Merge', etag);
   }
 
   private async read(taskId: string): Promise<StoredTask | undefined> {
