@@ -196,10 +196,17 @@ const VARIABLES: Record<string, Json> = {
   appInsightsName: expr(`concat(${param('baseName')}, '-ai-', variables('suffix'))`),
 };
 
-/** The app's queues: each capability's queue and its poison queue, with no namespace (one app per account). */
+/**
+ * The app's queues: each capability's queue and its poison queue, and the completion callbacks' queue and its
+ * poison queue, with no namespace (one app per account).
+ */
 export function templateQueues(): string[] {
   const names = resourceNames('');
-  return CAPABILITIES.flatMap((c) => [names.queueOf(c.name), names.poisonQueueOf(c.name)]);
+  return [
+    ...CAPABILITIES.flatMap((c) => [names.queueOf(c.name), names.poisonQueueOf(c.name)]),
+    names.callbacksQueue,
+    `${names.callbacksQueue}-poison`,
+  ];
 }
 
 export function templateContainers(): string[] {
@@ -209,7 +216,7 @@ export function templateContainers(): string[] {
 
 export function templateTables(): string[] {
   const names = resourceNames('');
-  return [names.tasksTable, names.deadLettersTable, names.workersTable, names.metricsTable];
+  return [names.tasksTable, names.deadLettersTable, names.workersTable, names.metricsTable, names.callbacksTable];
 }
 
 function storageResources(): ArmResource[] {

@@ -266,6 +266,56 @@ export const SETTINGS = {
     reason:
       'measured with `npm run bench -- e2e` on 2 vCPU with Azurite on the same cores (queued tasks/s × 60); re-measure on another VM size',
   },
+  callbackSecret: {
+    kind: 'text',
+    env: 'CALLBACK_SECRET',
+    fallback: '',
+    shownDefault: '(none: callbacks refused)',
+    pattern: /^(|[\x21-\x7e]{32,512})$/,
+    expected: 'a key of 32 to 512 printable characters without spaces (e.g. `openssl rand -hex 32`)',
+    secret: true,
+    meaning:
+      'HMAC-SHA256 key that signs every completion callback (X-Signature); without it a job with callback_url is refused (501)',
+    reason: 'an unsigned callback could be forged by anyone who learns the URL: no secret, no callbacks',
+  },
+  callbackAllowPrivate: {
+    kind: 'text',
+    env: 'CALLBACK_ALLOW_PRIVATE',
+    fallback: 'false',
+    pattern: /^(true|false)$/,
+    expected: 'true or false',
+    meaning:
+      'true: callback URLs may be http and may resolve to loopback, link-local or private addresses (development, tests, receivers on a private network)',
+    reason: 'off, a callback URL cannot make the app call its own network or the cloud metadata endpoint (SSRF)',
+  },
+  callbackMaxAttempts: {
+    kind: 'integer',
+    env: 'CALLBACK_MAX_ATTEMPTS',
+    fallback: 8,
+    min: 1,
+    max: 50,
+    meaning: 'deliveries of a completion callback before it is given up (state dead, shown on GET /api/jobs/{id})',
+    reason: 'with the 30 s base delay doubling, 8 attempts span about an hour of receiver downtime',
+  },
+  callbackTimeoutMs: {
+    kind: 'integer',
+    env: 'CALLBACK_TIMEOUT_MS',
+    fallback: 10_000,
+    min: 100,
+    max: 120_000,
+    meaning: 'how long one callback delivery may take (connect, send, answer) before it counts as failed',
+    reason: 'a receiver should acknowledge at once and work later; 10 s is what GitHub allows',
+  },
+  callbackRetryBaseSeconds: {
+    kind: 'integer',
+    env: 'CALLBACK_RETRY_BASE_SECONDS',
+    fallback: 30,
+    min: 1,
+    max: 3600,
+    meaning:
+      'delay before the second callback delivery; each later one waits twice as long as the one before (at most 1 hour)',
+    reason: 'a receiver that is restarting gets time to come back; 1 in tests',
+  },
 } as const satisfies Record<string, Setting>;
 
 export type Settings = SettingsOf<typeof SETTINGS>;

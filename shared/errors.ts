@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   bad_request: { status: 400, title: 'The request is malformed' },
   storage_unavailable: { status: 503, title: 'Storage is unavailable' },
   invalid_configuration: { status: 500, title: 'The service is misconfigured' },
+  callbacks_not_configured: { status: 501, title: 'Completion callbacks are not configured' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

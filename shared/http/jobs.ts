@@ -2,12 +2,15 @@
  * POST /api/jobs in its three forms (JSON naming blobs, a raw image body, multipart files) and
  * GET /api/jobs/{job_id}. The pipeline is validated before anything is uploaded or enqueued.
  */
+import { randomUUID } from 'node:crypto';
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { checkCallbackUrl, type Resolver } from '../callback-url';
 import { appSettings, type Settings } from '../config';
 import { AppError, MAX_REPORTED_PROBLEMS, ValidationError } from '../errors';
 import { normalizeTaskSpec, type TaskSpec } from '../imaging/spec';
 import type { Storage } from '../storage/clients';
 import { checkedUpload, listImages, missingImages, storeUploads, validImageName } from '../storage/images';
+import { callbackView, getCallback, registerCallback } from '../tasks/callbacks';
 import { createJob, summarizeJob } from '../tasks/jobs';
 import { TaskStore, type TaskRecord } from '../tasks/store';
 import { fieldProblem, isPlainObject, shownKey, unknownKeyProblems } from '../validation';
@@ -50,11 +53,34 @@ interface Submission {
   readonly request: HttpRequest;
   readonly storage: Storage;
   readonly settings: Settings;
+  readonly resolve?: Resolver;
 }
 
 interface SubmittedWork {
   readonly images: string[];
   readonly spec: TaskSpec;
+  /** Where to POST the completion event, checked (shape and resolved addresses). */
+  readonly callbackUrl?: string;
+}
+
+/**
+ * A submitted callback_url, checked before anything is stored: refused without CALLBACK_SECRET (events are
+ * never sent unsigned), and unless it is https and resolves to public addresses only (callback-url.ts).
+ */
+async function checkedCallback(
+  raw: unknown,
+  { settings, resolve }: Pick<Submission, 'settings' | 'resolve'>,
+): Promise<string | undefined> {
+  if (raw === undefined || raw === null) return undefined;
+  if (!settings.callbackSecret) {
+    throw new AppError(
+      'callbacks_not_configured',
+      'Expected no callback_url: this deployment has no CALLBACK_SECRET to sign completion events with, so it sends none; submit without callback_url and poll status_url, or ask the operator to set CALLBACK_SECRET',
+    );
+  }
+  const checked = await checkCallbackUrl(raw, { allowPrivate: settings.callbackAllowPrivate === 'true', resolve });
+  if (!(checked instanceof URL)) throw new ValidationError([checked]);
+  return checked.href;
 }
 
 function checkImageCount(count: number, settings: Settings): void {
@@ -69,11 +95,11 @@ function checkImageCount(count: number, settings: Settings): void {
 }
 
 /** Fields the JSON form takes; anything else is refused by name, with the closest known one. */
-const JSON_FIELDS = ['images', 'filters', 'filter_params', 'output'];
+const JSON_FIELDS = ['images', 'filters', 'filter_params', 'output', 'callback_url'];
 /** Query parameters of the raw form; `code` is the function key the Functions host reads from the query. */
-const RAW_QUERY = ['filters', 'filter_params', 'format', 'quality', 'name', 'code'];
+const RAW_QUERY = ['filters', 'filter_params', 'format', 'quality', 'name', 'callback_url', 'code'];
 /** Text fields of the multipart form (file parts may have any field name). */
-const FORM_FIELDS = ['filters', 'filter_params', 'output'];
+const FORM_FIELDS = ['filters', 'filter_params', 'output', 'callback_url'];
 
 function refuseUnknown(
   keys: readonly string[],
@@ -86,7 +112,7 @@ function refuseUnknown(
 }
 
 /** JSON form: `images` names blobs in the images container; omitted means all of them. */
-async function fromJson({ request, storage, settings }: Submission): Promise<SubmittedWork> {
+async function fromJson({ request, storage, settings, resolve }: Submission): Promise<SubmittedWork> {
   const body = await readJson(request, settings.maxBodyBytes);
   if (!isPlainObject(body)) {
     const expected = 'a JSON object with filters, and optionally images, filter_params, output';
@@ -97,6 +123,7 @@ async function fromJson({ request, storage, settings }: Submission): Promise<Sub
   if (Array.isArray(body.images) && body.images.length > settings.maxImagesPerJob)
     checkImageCount(body.images.length, settings);
   const spec = normalizeTaskSpec(body, settings);
+  const callbackUrl = await checkedCallback(body.callback_url, { settings, resolve });
   let images: string[];
   if (body.images === undefined) {
     images = (await listImages(storage)).map((image) => image.name);
@@ -122,7 +149,7 @@ async function fromJson({ request, storage, settings }: Submission): Promise<Sub
       },
     );
   }
-  return { images, spec };
+  return { images, spec, callbackUrl };
 }
 
 /**
@@ -145,7 +172,7 @@ function rawFilename(request: HttpRequest): string | undefined {
 }
 
 /** Raw form: the body is one image; the pipeline comes from the query string. */
-async function fromRawImage({ request, storage, settings }: Submission): Promise<SubmittedWork> {
+async function fromRawImage({ request, storage, settings, resolve }: Submission): Promise<SubmittedWork> {
   const q = request.query;
   refuseUnknown([...new Set(q.keys())], RAW_QUERY, (key) => `query.${key}`, 'query parameter');
   const format = q.get('format');
@@ -161,15 +188,16 @@ async function fromRawImage({ request, storage, settings }: Submission): Promise
     },
     settings,
   );
+  const callbackUrl = await checkedCallback(q.get('callback_url') ?? undefined, { settings, resolve });
   const body = await readBody(request, settings.maxBodyBytes);
   if (body.length === 0) throw new ValidationError([fieldProblem('body', 'the image bytes', undefined)]);
   const upload = await checkedUpload(body, settings, { filename: rawFilename(request) });
   const [stored] = await storeUploads(storage, [upload]);
-  return { images: [stored.name], spec };
+  return { images: [stored.name], spec, callbackUrl };
 }
 
 /** Multipart form: every file part is an image; fields filters, filter_params, output. */
-async function fromMultipart({ request, storage, settings }: Submission): Promise<SubmittedWork> {
+async function fromMultipart({ request, storage, settings, resolve }: Submission): Promise<SubmittedWork> {
   const form = await readForm(request, settings.maxBodyBytes);
   const entries = [...form.entries()];
   const textFields = entries.flatMap(([key, value]) => (typeof value === 'string' ? [key] : []));
@@ -186,6 +214,7 @@ async function fromMultipart({ request, storage, settings }: Submission): Promis
     },
     settings,
   );
+  const callbackUrl = await checkedCallback(field('callback_url') ?? undefined, { settings, resolve });
   const files = entries.flatMap(([, v]) => (typeof v === 'string' ? [] : [v]));
   checkImageCount(files.length, settings);
   // every part is checked before any is stored: a refused part leaves nothing behind
@@ -200,7 +229,7 @@ async function fromMultipart({ request, storage, settings }: Submission): Promis
     }
   }
   const stored = await storeUploads(storage, uploads);
-  return { images: stored.map((s) => s.name), spec };
+  return { images: stored.map((s) => s.name), spec, callbackUrl };
 }
 
 const READERS: ReadonlyArray<[(mediaType: string) => boolean, (s: Submission) => Promise<SubmittedWork>]> = [
@@ -209,7 +238,12 @@ const READERS: ReadonlyArray<[(mediaType: string) => boolean, (s: Submission) =>
   [(type) => type === 'multipart/form-data', fromMultipart],
 ];
 
-export function jobRoutes(getStorage: () => Storage, settings: Settings = appSettings()) {
+/** `resolve`: how callback URL hosts are resolved (tests inject one; DNS otherwise). */
+export function jobRoutes(
+  getStorage: () => Storage,
+  settings: Settings = appSettings(),
+  options: { readonly resolve?: Resolver } = {},
+) {
   return {
     submitJob: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const storage = getStorage();
@@ -222,9 +256,12 @@ export function jobRoutes(getStorage: () => Storage, settings: Settings = appSet
         );
       }
       await storage.ensureResources();
-      const { images, spec } = await read({ request, storage, settings });
-      const job = await createJob(storage, images, spec);
+      const { images, spec, callbackUrl } = await read({ request, storage, settings, resolve: options.resolve });
       const base = apiBase(request);
+      const jobId = randomUUID();
+      const now = new Date();
+      if (callbackUrl) await registerCallback(storage, jobId, callbackUrl, base, now);
+      const job = await createJob(storage, images, spec, now, jobId);
       const statusUrl = `${base}/jobs/${job.job_id}`;
       return json(
         202,
@@ -238,6 +275,7 @@ export function jobRoutes(getStorage: () => Storage, settings: Settings = appSet
             status: t.status,
             ...taskLinks(base, t),
           })),
+          ...(callbackUrl ? { callback: { url: callbackUrl, state: 'pending' } } : {}),
         },
         { location: statusUrl },
       );
@@ -248,12 +286,19 @@ export function jobRoutes(getStorage: () => Storage, settings: Settings = appSet
       if (!JOB_ID.test(jobId ?? '')) throw new ValidationError([fieldProblem('job_id', 'a job id (UUID)', jobId)]);
       const storage = getStorage();
       await storage.ensureResources();
-      const tasks = await new TaskStore(storage.tasks).listJob(jobId);
+      const [tasks, callback] = await Promise.all([
+        new TaskStore(storage.tasks).listJob(jobId),
+        getCallback(storage, jobId),
+      ]);
       if (tasks.length === 0) throw new AppError('not_found', `No job ${jobId}`);
       const base = apiBase(request);
       const summary = summarizeJob(jobId, tasks);
       const links = await resultLinksOf(storage, tasks, settings);
-      return json(200, { ...summary, tasks: summary.tasks.map((t) => ({ ...t, ...taskLinks(base, t, links) })) });
+      return json(200, {
+        ...summary,
+        tasks: summary.tasks.map((t) => ({ ...t, ...taskLinks(base, t, links) })),
+        ...(callback ? { callback: callbackView(callback, settings) } : {}),
+      });
     }),
   };
 }

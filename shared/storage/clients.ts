@@ -144,6 +144,7 @@ export class Storage {
   readonly deadLetters: TableClient;
   readonly workers: TableClient;
   readonly metrics: TableClient;
+  readonly callbacks: TableClient;
   private readonly queues: QueueServiceClient;
   private ready: Promise<void> | undefined;
 
@@ -165,6 +166,12 @@ export class Storage {
     this.deadLetters = table(names.deadLettersTable);
     this.workers = table(names.workersTable);
     this.metrics = table(names.metricsTable);
+    this.callbacks = table(names.callbacksTable);
+  }
+
+  /** The queue of completion callback checks and deliveries. */
+  callbackQueue(): QueueClient {
+    return this.queues.getQueueClient(this.names.callbacksQueue);
   }
 
   queue(capability: CapabilityName): QueueClient {
@@ -195,6 +202,8 @@ export class Storage {
       this.deadLetters.createTable().catch(ignoreExists),
       this.workers.createTable().catch(ignoreExists),
       this.metrics.createTable().catch(ignoreExists),
+      this.callbacks.createTable().catch(ignoreExists),
+      this.callbackQueue().createIfNotExists(),
       ...CAPABILITIES.flatMap((c) => [
         this.queue(c.name).createIfNotExists(),
         this.poisonQueue(c.name).createIfNotExists(),

@@ -12,6 +12,9 @@ export interface ResourceNames {
   readonly deadLettersTable: string;
   readonly workersTable: string;
   readonly metricsTable: string;
+  /** Completion callback registrations (partition = job) and the queue of their checks and deliveries. */
+  readonly callbacksTable: string;
+  readonly callbacksQueue: string;
   queueOf(capability: CapabilityName): string;
   poisonQueueOf(capability: CapabilityName): string;
 }
@@ -28,6 +31,8 @@ export function resourceNames(namespace = appSettings().storageNamespace): Resou
     deadLettersTable: `${namespace}deadletters`,
     workersTable: `${namespace}workers`,
     metricsTable: `${namespace}metrics`,
+    callbacksTable: `${namespace}callbacks`,
+    callbacksQueue: `${dash}callbacks`,
     queueOf: queue,
     poisonQueueOf: (capability: CapabilityName) => poisonQueueOf(queue(capability)),
   });

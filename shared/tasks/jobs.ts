@@ -22,8 +22,8 @@ export async function createJob(
   images: readonly string[],
   spec: TaskSpec,
   now = new Date(),
+  jobId: string = randomUUID(),
 ): Promise<CreatedJob> {
-  const jobId = randomUUID();
   const capability = capabilityFor(spec.filters.map((f) => f.name)).name;
   const store = new TaskStore(storage.tasks);
   const created = await store.create(

@@ -23,7 +23,7 @@ beforeAll(() => {
 describe('function registrations', () => {
   it('loads the function files package.json main names', () => {
     expect(functionFiles(ROOT).map((f) => path.relative(ROOT, f))).toEqual(
-      ['admin', 'dashboard', 'deadLetters', 'health', 'images', 'jobs', 'metrics', 'tasks', 'workers'].map(
+      ['admin', 'callbacks', 'dashboard', 'deadLetters', 'health', 'images', 'jobs', 'metrics', 'tasks', 'workers'].map(
         (n) => `dist/functions/${n}.js`,
       ),
     );
@@ -74,15 +74,19 @@ describe('function registrations', () => {
     expect(reserved).toEqual([]);
   });
 
-  it('registers one worker and one poison function per capability, from the capability table', () => {
+  it('registers one worker and one poison function per capability, from the capability table, and the callbacks', () => {
     const queues = functions
       .filter((f) => f.trigger.type === 'queueTrigger')
       .map((f) => [f.name, f.trigger.queueName, f.trigger.connection]);
     expect(queues.sort()).toEqual(
-      CAPABILITIES.flatMap((c) => [
-        [poisonFunctionName(c.name), `${c.queue}-poison`, 'AzureWebJobsStorage'],
-        [workerFunctionName(c.name), c.queue, 'AzureWebJobsStorage'],
-      ]).sort(),
+      [
+        ...CAPABILITIES.flatMap((c) => [
+          [poisonFunctionName(c.name), `${c.queue}-poison`, 'AzureWebJobsStorage'],
+          [workerFunctionName(c.name), c.queue, 'AzureWebJobsStorage'],
+        ]),
+        ['deliverCallback', 'callbacks', 'AzureWebJobsStorage'],
+        ['callbackPoison', 'callbacks-poison', 'AzureWebJobsStorage'],
+      ].sort(),
     );
   });
 

@@ -236,7 +236,11 @@ describe('what the app uses', () => {
   const leaves = (type: string) => ofType(`Microsoft.Storage/storageAccounts/${type}`).map(leafName).sort();
 
   it('has exactly the capability table’s queues and their poison queues, the queues the functions listen on', () => {
-    const expected = CAPABILITIES.flatMap((c) => [names.queueOf(c.name), names.poisonQueueOf(c.name)]).sort();
+    const callbacks = [names.callbacksQueue, `${names.callbacksQueue}-poison`];
+    const expected = [
+      ...CAPABILITIES.flatMap((c) => [names.queueOf(c.name), names.poisonQueueOf(c.name)]),
+      ...callbacks,
+    ].sort();
     expect(leaves('queueServices/queues')).toEqual(expected);
     const saved = process.env.STORAGE_NAMESPACE;
     delete process.env.STORAGE_NAMESPACE;
@@ -254,7 +258,7 @@ describe('what the app uses', () => {
   it('has the containers and tables of shared/storage/names.ts, and a container for the deployment package', () => {
     expect(leaves('blobServices/containers')).toEqual([names.images, names.processed, 'app-package'].sort());
     expect(leaves('tableServices/tables')).toEqual(
-      [names.tasksTable, names.deadLettersTable, names.workersTable, names.metricsTable].sort(),
+      [names.tasksTable, names.deadLettersTable, names.workersTable, names.metricsTable, names.callbacksTable].sort(),
     );
     expect(site().properties.functionAppConfig.deployment.storage.value).toMatch(
       /primaryEndpoints\.blob, 'app-package'\)\]$/,
