@@ -619,7 +619,7 @@ describe('POST /api/jobs: bounded work, named mistakes, nothing half-stored', ()
       expect.objectContaining({
         field: 'fitlers',
         message:
-          "Unknown field fitlers: expected one of images, filters, filter_params, output (did you mean 'filters'?)",
+          "Unknown field fitlers: expected one of images, filters, filter_params, output, callback_url (did you mean 'filters'?)",
       }),
     ]);
     const proto = await submit('{"images": ["ok.jpg"], "filters": [], "__proto__": {"x": 1}}', {
