@@ -3,13 +3,13 @@
  * running stays, a run stops at RETENTION_MAX_DELETES and the next one continues, and a run over what is
  * already clean deletes nothing.
  */
-import { randomUUID } from 'node:crypto';
 import { loadSettings } from '../../../shared/config';
 import type { Storage } from '../../../shared/storage/clients';
 import { SAMPLE_METADATA } from '../../../shared/storage/images';
 import { DeadLetterStore } from '../../../shared/tasks/dead-letters';
 import { applyRetention, retentionSummary, type RetentionReport } from '../../../shared/tasks/retention';
-import { TaskStore, type TaskRecord } from '../../../shared/tasks/store';
+import type { TaskRecord } from '../../../shared/tasks/store';
+import { job, type Outcome } from '../../helpers/aged-jobs';
 import { useAzurite } from '../../helpers/storage';
 
 const env = useAzurite();
@@ -17,41 +17,6 @@ const DAY = 24 * 60 * 60 * 1000;
 /** The fake clock of a run: 40 days from now, so what is written "now" is 40 days old. */
 const LATER = () => new Date(Date.now() + 40 * DAY);
 const ago = (now: Date, days: number) => new Date(now.getTime() - days * DAY);
-
-type Outcome = 'succeeded' | 'failed' | 'processing' | 'queued';
-
-/** A job whose tasks reach `outcomes[i]` at `at[i]` (a result blob for each succeeded one). */
-async function job(storage: Storage, outcomes: readonly Outcome[], at: readonly Date[]): Promise<TaskRecord[]> {
-  const store = new TaskStore(storage.tasks);
-  const jobId = randomUUID();
-  const created = await store.create(
-    outcomes.map((_, i) => ({
-      task_id: `${jobId}_${String(i).padStart(4, '0')}`,
-      job_id: jobId,
-      image: 'a.jpg',
-      filters: [],
-      output_spec: { format: 'jpeg', quality: 80 },
-      capability: 'light',
-      queue: storage.names.queueOf('light'),
-    })),
-    at[0],
-  );
-  for (const [i, outcome] of outcomes.entries()) {
-    const taskId = created[i].record.task_id;
-    if (outcome === 'queued') continue;
-    if (outcome === 'failed') {
-      await store.fail(taskId, { type: 'job_failure', reason: 'corrupt_image', error: 'bad' }, at[i]);
-      continue;
-    }
-    const started = await store.start(taskId, 'worker-1', undefined, at[i]);
-    if (outcome === 'processing') continue;
-    const blob = `${taskId}.jpg`;
-    await storage.processed.getBlockBlobClient(blob).uploadData(Buffer.from('result'));
-    const output = { blob, format: 'jpeg', content_type: 'image/jpeg', width: 1, height: 1, bytes: 6 };
-    await store.succeed(started!.task, output, 5, at[i]);
-  }
-  return store.listJob(jobId);
-}
 
 async function taskIds(storage: Storage): Promise<string[]> {
   const ids: string[] = [];
