@@ -71,7 +71,11 @@ export interface SweepReport {
   readonly retention_days: number | null;
   readonly cutoff: string | null;
   readonly deleted: number;
-  /** Expired rows or blobs still there after this run (the budget ran out); the next run continues. */
+  /**
+   * Expired rows or blobs still there after this run (the budget ran out); the next run continues. For task
+   * records, the ended rows older than the cutoff in jobs not yet examined: at most what the next runs delete
+   * (some may belong to jobs still running).
+   */
   readonly left: number;
   /** Why nothing was swept, when nothing was. */
   readonly skipped?: string;
