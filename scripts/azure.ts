@@ -6,8 +6,8 @@
  * concurrency per instance from host.json.
  *
  * What it creates: a storage account reached only by Microsoft Entra ID (shared keys off), its
- * containers, queues, tables and a lifecycle rule; Log Analytics + Application Insights with
- * identity-based ingestion; one user-assigned managed identity with data-plane roles on that
+ * containers, queues, tables and lifecycle rules that expire results and uploads; Log Analytics +
+ * Application Insights with identity-based ingestion; one user-assigned managed identity with data-plane roles on that
  * storage account and on that Application Insights component only; a Flex Consumption plan and
  * Function App (Node 22) whose host, deployment package and telemetry all use that identity.
  *
@@ -170,12 +170,23 @@ const PARAMETERS: Record<string, Parameter> = {
         'Always-ready instances of the HTTP group: 0 scales to zero (a cold start on the first request), 1 or more removes cold starts and is billed all day.',
     },
   },
-  retentionDays: {
+  retentionResultsDays: {
     type: 'int',
-    defaultValue: 7,
+    defaultValue: SETTINGS.retentionResultsDays.fallback,
     minValue: 1,
-    maxValue: 3650,
-    metadata: { description: 'Days after which uploads (images/) and results (processed/) are deleted.' },
+    maxValue: SETTINGS.retentionResultsDays.max,
+    metadata: {
+      description: `${SETTINGS.retentionResultsDays.env}: days after which a result (processed/) is deleted by the storage account's lifecycle rule; the API answers 410 for it from then on.`,
+    },
+  },
+  retentionUploadsDays: {
+    type: 'int',
+    defaultValue: SETTINGS.retentionUploadsDays.fallback,
+    minValue: 1,
+    maxValue: SETTINGS.retentionUploadsDays.max,
+    metadata: {
+      description: `${SETTINGS.retentionUploadsDays.env}: days after which an uploaded image (images/) is deleted by the storage account's lifecycle rule.`,
+    },
   },
   metricsSchedule: {
     type: 'string',
@@ -217,6 +228,23 @@ export function templateContainers(): string[] {
 export function templateTables(): string[] {
   const names = resourceNames('');
   return [names.tasksTable, names.deadLettersTable, names.workersTable, names.metricsTable, names.callbacksTable];
+}
+
+/**
+ * A lifecycle management rule: block blobs of one container are deleted once not modified for the parameter's
+ * days. Azure applies rules about once a day at no charge for the deletes (the app sets RETENTION_BLOBS=lifecycle,
+ * so its retention timer does not list these containers).
+ */
+function expiryRule(name: string, container: string, days: string): Json {
+  return {
+    name,
+    enabled: true,
+    type: 'Lifecycle',
+    definition: {
+      filters: { blobTypes: ['blockBlob'], prefixMatch: [`${container}/`] },
+      actions: { baseBlob: { delete: { daysAfterModificationGreaterThan: expr(param(days)) } } },
+    },
+  };
 }
 
 function storageResources(): ArmResource[] {
@@ -271,17 +299,8 @@ function storageResources(): ArmResource[] {
       properties: {
         policy: {
           rules: [
-            {
-              name: 'expire-uploads-and-results',
-              enabled: true,
-              type: 'Lifecycle',
-              definition: {
-                filters: { blobTypes: ['blockBlob'], prefixMatch: [`${images}/`, `${processed}/`] },
-                actions: {
-                  baseBlob: { delete: { daysAfterModificationGreaterThan: expr(param('retentionDays')) } },
-                },
-              },
-            },
+            expiryRule('expire-results', processed, 'retentionResultsDays'),
+            expiryRule('expire-uploads', images, 'retentionUploadsDays'),
           ],
         },
       },
@@ -374,6 +393,10 @@ export function deployedSettings(): Partial<Record<keyof typeof SETTINGS, string
     // The host's telemetry and ours (shared/telemetry.ts) both sign in as the identity: the component refuses keys.
     appInsightsAuthentication: expr(`concat('Authorization=AAD;ClientId=', ${identityClientId})`),
     serviceName: 'image-pipeline',
+    // the lifecycle rules delete results and uploads; the app's 410 for an expired result counts the same days
+    retentionResultsDays: expr(`string(${param('retentionResultsDays')})`),
+    retentionUploadsDays: expr(`string(${param('retentionUploadsDays')})`),
+    retentionBlobs: 'lifecycle',
   };
 }
 

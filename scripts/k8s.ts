@@ -7,8 +7,8 @@
  * - api: every HTTP function (Deployment + Service, keys in a Kubernetes Secret)
  * - worker-<capability>: the capability's queue worker and poison functions, scaled by KEDA on
  *   its queue (and its poison queue, so dead letters are recorded even at zero replicas)
- * - metrics: the timer functions and the completion callbacks' queue functions (light: a table read and an
- *   HTTP POST per message), exactly one replica, never autoscaled
+ * - metrics: the timer functions (collectMetrics, applyRetention) and the completion callbacks' queue
+ *   functions (light: a table read and an HTTP POST per message), exactly one replica, never autoscaled
  * A function that fits no role stops the generator: every function must run somewhere.
  *
  * `npm run k8s` rewrites the file; a test fails when it differs from what this script renders.

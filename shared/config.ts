@@ -316,6 +316,91 @@ export const SETTINGS = {
       'delay before the second callback delivery; each later one waits twice as long as the one before (at most 1 hour)',
     reason: 'a receiver that is restarting gets time to come back; 1 in tests',
   },
+  retentionResultsDays: {
+    kind: 'integer',
+    env: 'RETENTION_RESULTS_DAYS',
+    fallback: 30,
+    min: 0,
+    max: 36_500,
+    meaning:
+      'days a result blob (container `processed`) is kept after it was written; 0 keeps results forever. An expired result answers 410',
+    reason:
+      'a month to fetch a result is far beyond any client polling a job; results are copies anyone can make again',
+  },
+  retentionUploadsDays: {
+    kind: 'integer',
+    env: 'RETENTION_UPLOADS_DAYS',
+    fallback: 30,
+    min: 0,
+    max: 36_500,
+    meaning:
+      'days an uploaded image (container `images`) is kept after it was written; 0 keeps uploads forever. The sample set seeded by `npm start` is never removed',
+    reason:
+      'uploads are inputs for jobs that run within minutes; a month leaves time to retry; set 0 to keep a library of images',
+  },
+  retentionTasksDays: {
+    kind: 'integer',
+    env: 'RETENTION_TASKS_DAYS',
+    fallback: 30,
+    min: 0,
+    max: 36_500,
+    meaning:
+      'days the task records of a job are kept after its last task ended (a job with a queued or processing task is never removed); their results go with them; 0 keeps them forever',
+    reason:
+      'as long as the results: a record without its result still says what happened, a result without its record cannot be found',
+  },
+  retentionDeadLettersDays: {
+    kind: 'integer',
+    env: 'RETENTION_DEAD_LETTERS_DAYS',
+    fallback: 14,
+    min: 0,
+    max: 36_500,
+    meaning: 'days a dead letter (Table `deadletters`) is kept after its message failed; 0 keeps them forever',
+    reason: 'two weeks covers a holiday before someone looks at the failures; a requeued letter starts again',
+  },
+  retentionMetricsDays: {
+    kind: 'integer',
+    env: 'RETENTION_METRICS_DAYS',
+    fallback: 7,
+    min: 0,
+    max: 36_500,
+    meaning:
+      'days any row of Table `metrics` is kept after it was written (never less than METRICS_RETENTION_MINUTES); 0 keeps them forever',
+    reason:
+      'the metrics timer keeps METRICS_RETENTION_MINUTES of snapshots itself; this catches what it leaves (its timer stopped, other rows), and 7 days is the longest history it allows',
+  },
+  retentionSchedule: {
+    kind: 'text',
+    env: 'RETENTION_SCHEDULE',
+    fallback: '0 30 3 * * *',
+    pattern: TIMER_SCHEDULE,
+    expected:
+      'an NCRONTAB schedule of 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) or 5 (without {second}), or a TimeSpan such as 1.00:00:00',
+    meaning: 'schedule of the retention timer (UTC): NCRONTAB (6 fields, or 5 without seconds) or a TimeSpan interval',
+    reason: 'once a day, at a quiet hour; a run missed while the app was down runs when it starts (schedule monitor)',
+  },
+  retentionMaxDeletes: {
+    kind: 'integer',
+    env: 'RETENTION_MAX_DELETES',
+    fallback: 5000,
+    min: 1,
+    max: 1_000_000,
+    meaning:
+      'most rows and blobs one run of the retention timer deletes; the rest is left for the next run (the log says how many)',
+    reason:
+      '5000 deletes take about a minute (50 table transactions, blobs 100 at a time), far within the 10-minute functionTimeout',
+  },
+  retentionBlobs: {
+    kind: 'text',
+    env: 'RETENTION_BLOBS',
+    fallback: 'timer',
+    pattern: /^(timer|lifecycle)$/,
+    expected: "'timer' or 'lifecycle'",
+    meaning:
+      "who deletes expired results and uploads: `timer` (the retention timer lists the containers) or `lifecycle` (the storage account's lifecycle management rules; the timer does only tables and the results of jobs it removes)",
+    reason:
+      'Azurite and most Kubernetes storage have no lifecycle rules; the Azure template sets `lifecycle`, where deletion by rule costs nothing',
+  },
 } as const satisfies Record<string, Setting>;
 
 export type Settings = SettingsOf<typeof SETTINGS>;

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   image_not_found: { status: 404, title: 'The image does not exist' },
   not_found: { status: 404, title: 'Not found' },
   not_ready: { status: 409, title: 'The result is not ready' },
+  result_expired: { status: 410, title: 'The result has expired' },
   image_exists: { status: 409, title: 'An image with this name exists' },
   precondition_failed: { status: 412, title: 'The image changed' },
   body_too_large: { status: 413, title: 'The request body is too large' },

@@ -12,6 +12,7 @@ import type { Storage } from '../storage/clients';
 import { checkedUpload, listImages, missingImages, storeUploads, validImageName } from '../storage/images';
 import { callbackView, getCallback, registerCallback } from '../tasks/callbacks';
 import { createJob, summarizeJob } from '../tasks/jobs';
+import { isResultExpired } from '../tasks/retention';
 import { TaskStore, type TaskRecord } from '../tasks/store';
 import { fieldProblem, isPlainObject, shownKey, unknownKeyProblems } from '../validation';
 import { mediaType, parseFiltersField, parseJsonField, readBody, readForm, readJson } from './body';
@@ -39,9 +40,10 @@ export async function resultLinksOf(
   tasks: readonly TaskRecord[],
   settings: Settings,
 ): Promise<Map<string, string>> {
-  const done = tasks.filter((t) => t.status === 'succeeded' && t.output);
-  if (done.length === 0 || !storage.results.canSign) return new Map();
   const now = new Date();
+  // an expired result gets no link: result_url stays the result route, which answers 410
+  const done = tasks.filter((t) => t.status === 'succeeded' && t.output && !isResultExpired(t, settings, now));
+  if (done.length === 0 || !storage.results.canSign) return new Map();
   const link = async (t: TaskRecord) =>
     [t.task_id, (await storage.results.link(t.output!.blob, settings.resultLinkTtlSeconds, now)).url] as const;
   // without a link (no user delegation key: storage down, or the identity lacks the role) result_url

@@ -5,9 +5,10 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { appSettings, type Settings } from '../config';
 import { AppError, ValidationError } from '../errors';
-import type { Storage } from '../storage/clients';
+import { isStatus, type Storage } from '../storage/clients';
 import { readResult } from '../storage/images';
 import { TASK_ID } from '../tasks/message';
+import { isResultExpired } from '../tasks/retention';
 import { TaskStore, type TaskRecord } from '../tasks/store';
 import { fieldProblem } from '../validation';
 import { apiBase, resultLinksOf, taskLinks } from './jobs';
@@ -15,13 +16,29 @@ import { handled, json } from './respond';
 import { isLive, listWorkers } from '../metrics/worker-registry';
 import { isClaimRunning } from '../metrics/worker-stats';
 
-async function findTask(storage: Storage, taskId: string | undefined): Promise<TaskRecord> {
+async function findTask(storage: Storage, taskId: string | undefined, settings: Settings): Promise<TaskRecord> {
   if (!TASK_ID.test(taskId ?? ''))
     throw new ValidationError([fieldProblem('task_id', 'a task id <job uuid>_<index>', taskId)]);
   await storage.ensureResources();
   const task = await new TaskStore(storage.tasks).get(taskId!);
-  if (!task) throw new AppError('not_found', `No task ${taskId}`);
+  if (!task) {
+    const kept = settings.retentionTasksDays
+      ? ` (task records are kept ${settings.retentionTasksDays} days after their job ended: RETENTION_TASKS_DAYS)`
+      : '';
+    throw new AppError('not_found', `No task ${taskId}${kept}`);
+  }
   return task;
+}
+
+/** 410 for a result past RETENTION_RESULTS_DAYS, or whose blob is gone (retention, a lifecycle rule, a purge). */
+function expired(task: TaskRecord, settings: Settings): AppError {
+  const kept = settings.retentionResultsDays
+    ? `results are kept ${settings.retentionResultsDays} days (RETENTION_RESULTS_DAYS) and this one was made at ${task.completed_at}`
+    : 'its blob was deleted';
+  return new AppError(
+    'result_expired',
+    `The result of task ${task.task_id} is no longer stored: ${kept}; submit the image again for a new one`,
+  );
 }
 
 /** Why a queued task waits: roughly how many messages are ahead of it, and whether any worker serves its queue. */
@@ -73,7 +90,7 @@ export function taskRoutes(getStorage: () => Storage, settings: Settings = appSe
   return {
     getTask: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const storage = getStorage();
-      const task = await findTask(storage, request.params.task_id);
+      const task = await findTask(storage, request.params.task_id, settings);
       const waiting = task.status === 'queued' ? { queue_position: await queuePosition(storage, task) } : {};
       const running = task.status === 'processing' ? { claim: await claimOf(storage, task) } : {};
       const links = await resultLinksOf(storage, [task], settings);
@@ -83,7 +100,7 @@ export function taskRoutes(getStorage: () => Storage, settings: Settings = appSe
     getTaskResult: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const stream = wantsStream(request);
       const storage = getStorage();
-      const task = await findTask(storage, request.params.task_id);
+      const task = await findTask(storage, request.params.task_id, settings);
       if (task.status !== 'succeeded' || !task.output) {
         const why =
           task.status === 'failed'
@@ -94,12 +111,15 @@ export function taskRoutes(getStorage: () => Storage, settings: Settings = appSe
           `Task ${task.task_id} has no result because ${why}; poll ${apiBase(request)}/tasks/${task.task_id}`,
         );
       }
+      if (isResultExpired(task, settings)) throw expired(task, settings);
       if (!stream && storage.results.canSign) {
         // the link is a bearer secret: it goes to the client only, never to a log
         const { url } = await storage.results.link(task.output.blob, settings.resultLinkTtlSeconds);
         return { status: 302, headers: { location: url, 'cache-control': 'no-store' } };
       }
-      const data = await readResult(storage, task.output);
+      const data = await readResult(storage, task.output).catch((err: unknown) => {
+        throw isStatus(err, 404) ? expired(task, settings) : err;
+      });
       return {
         status: 200,
         body: data,

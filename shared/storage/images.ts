@@ -50,6 +50,15 @@ export async function listImages(storage: Storage): Promise<ListedImage[]> {
   return images;
 }
 
+/**
+ * Metadata of the sample images `npm start` seeds into an empty `images` container: retention never removes
+ * them (they are the default input of a job that names no images). Uploads carry no such metadata.
+ */
+export const SAMPLE_METADATA = Object.freeze({ origin: 'sample' });
+
+export const isSampleImage = (blob: { readonly metadata?: Record<string, string> }): boolean =>
+  blob.metadata?.origin === SAMPLE_METADATA.origin;
+
 /** The names among `names` that are not in the `images` container, each looked up once. */
 export async function missingImages(storage: Storage, names: readonly string[]): Promise<string[]> {
   const unique = [...new Set(names)];

@@ -23,9 +23,19 @@ beforeAll(() => {
 describe('function registrations', () => {
   it('loads the function files package.json main names', () => {
     expect(functionFiles(ROOT).map((f) => path.relative(ROOT, f))).toEqual(
-      ['admin', 'callbacks', 'dashboard', 'deadLetters', 'health', 'images', 'jobs', 'metrics', 'tasks', 'workers'].map(
-        (n) => `dist/functions/${n}.js`,
-      ),
+      [
+        'admin',
+        'callbacks',
+        'dashboard',
+        'deadLetters',
+        'health',
+        'images',
+        'jobs',
+        'metrics',
+        'retention',
+        'tasks',
+        'workers',
+      ].map((n) => `dist/functions/${n}.js`),
     );
   });
 
@@ -90,9 +100,12 @@ describe('function registrations', () => {
     );
   });
 
-  it('registers the metrics timer on its schedule, nothing else, and nothing twice', () => {
+  it('registers the metrics and retention timers on their schedules, nothing else, and nothing twice', () => {
     expect(functions.filter((f) => f.trigger.type === 'timerTrigger').map((f) => [f.name, f.trigger.schedule])).toEqual(
-      [['collectMetrics', '*/10 * * * * *']],
+      [
+        ['collectMetrics', '*/10 * * * * *'],
+        ['applyRetention', '0 30 3 * * *'],
+      ],
     );
     expect(functions.filter((f) => !['httpTrigger', 'queueTrigger', 'timerTrigger'].includes(f.trigger.type))).toEqual(
       [],

@@ -265,14 +265,45 @@ describe('what the app uses', () => {
     );
   });
 
-  it('expires uploads and results after the retention parameter', () => {
+  it('expires results and uploads by lifecycle rules, after the days the app also counts (RETENTION_*_DAYS)', () => {
     const [policy] = ofType('Microsoft.Storage/storageAccounts/managementPolicies') as any[];
     expect(leafName(policy)).toBe('default');
-    const [rule] = policy.properties.policy.rules;
-    expect(rule.definition.filters.prefixMatch.sort()).toEqual([`${names.images}/`, `${names.processed}/`].sort());
-    expect(rule.definition.actions.baseBlob.delete.daysAfterModificationGreaterThan).toBe(
-      "[parameters('retentionDays')]",
+    const rules = policy.properties.policy.rules.map((rule: any) => [
+      rule.name,
+      rule.enabled,
+      rule.definition.filters,
+      rule.definition.actions,
+    ]);
+    const deleteAfter = (parameter: string) => ({
+      baseBlob: { delete: { daysAfterModificationGreaterThan: `[parameters('${parameter}')]` } },
+    });
+    expect(rules).toEqual([
+      [
+        'expire-results',
+        true,
+        { blobTypes: ['blockBlob'], prefixMatch: [`${names.processed}/`] },
+        deleteAfter('retentionResultsDays'),
+      ],
+      [
+        'expire-uploads',
+        true,
+        { blobTypes: ['blockBlob'], prefixMatch: [`${names.images}/`] },
+        deleteAfter('retentionUploadsDays'),
+      ],
+    ]);
+    // the deployment package's container is never expired
+    expect(JSON.stringify(rules)).not.toContain('app-package');
+    // the app answers 410 after the same days, and leaves these blobs to the rules
+    const settings = Object.fromEntries(
+      (site().properties.siteConfig.appSettings as { name: string; value: string }[]).map((s) => [s.name, s.value]),
     );
+    expect(settings).toMatchObject({
+      [SETTINGS.retentionResultsDays.env]: "[string(parameters('retentionResultsDays'))]",
+      [SETTINGS.retentionUploadsDays.env]: "[string(parameters('retentionUploadsDays'))]",
+      [SETTINGS.retentionBlobs.env]: 'lifecycle',
+    });
+    expect(template.parameters.retentionResultsDays.defaultValue).toBe(SETTINGS.retentionResultsDays.fallback);
+    expect(template.parameters.retentionUploadsDays.defaultValue).toBe(SETTINGS.retentionUploadsDays.fallback);
   });
 
   it('sets app settings the app’s own validation accepts, with the parameters at their defaults', () => {
@@ -283,6 +314,7 @@ describe('what the app uses', () => {
       if (tree.kind === 'literal') return String(tree.value);
       const what = `${tree.name}(${tree.args.map(symbolic).join(', ')})${tree.access.map((p) => `.${p}`).join('')}`;
       if (tree.name === 'concat') return tree.args.map(evaluate).join('');
+      if (tree.name === 'string') return evaluate(tree.args[0]);
       if (tree.name === 'parameters')
         return JSON.stringify(template.parameters[symbolic(tree.args[0])].defaultValue).replace(/^"(.*)"$/, '$1');
       if (what === 'variables(storageName)') return 'imgpipeabcdefghijklm';
@@ -303,6 +335,9 @@ describe('what the app uses', () => {
         'appInsightsAuthentication',
         'appInsightsConnectionString',
         'metricsSchedule',
+        'retentionBlobs',
+        'retentionResultsDays',
+        'retentionUploadsDays',
         'serviceName',
         'workerSlots',
       ].sort(),

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { CAPABILITIES, poisonFunctionName, workerFunctionName } from '../../shared/capabilities';
 import { functionFiles, loadFunctions } from '../../scripts/local-host/loader';
 import type { RegisteredFunction } from '../../scripts/local-host/functions-core';
@@ -40,6 +41,14 @@ const functionsImage = (o: K8sObject) =>
 
 it('roles.yaml is what `npm run k8s` renders from the registrations and the capability table', () => {
   expect(readFileSync(ROLES_FILE, 'utf8')).toBe(renderRoles(functions));
+});
+
+it('runs the retention timer beside the metrics timer, in the one Deployment that runs timers', () => {
+  const rendered = parseAllDocuments(renderRoles(functions)).map((d) => d.toJSON() as K8sObject);
+  const timers = rendered.filter((o) => o.kind === 'Deployment' && selectedFunctionsOf(o).includes('applyRetention'));
+  expect(timers.map((d) => [d.metadata.name, selectedFunctionsOf(d), d.spec.replicas])).toEqual([
+    ['image-pipeline-metrics', ['applyRetention', 'callbackPoison', 'collectMetrics', 'deliverCallback'], 1],
+  ]);
 });
 
 describe.each(OVERLAYS)('%s', (dir) => {

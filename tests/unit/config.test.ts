@@ -142,6 +142,43 @@ describe('settings from the environment', () => {
     );
   });
 
+  it('RETENTION_*: days per kind of data (0 keeps forever), a daily schedule, a bound per run, who deletes blobs', () => {
+    expect(loadSettings({})).toMatchObject({
+      retentionResultsDays: 30,
+      retentionUploadsDays: 30,
+      retentionTasksDays: 30,
+      retentionDeadLettersDays: 14,
+      retentionMetricsDays: 7,
+      retentionSchedule: '0 30 3 * * *',
+      retentionMaxDeletes: 5000,
+      retentionBlobs: 'timer',
+    });
+    expect(
+      loadSettings({ RETENTION_RESULTS_DAYS: '0', RETENTION_BLOBS: 'lifecycle', RETENTION_SCHEDULE: '1.00:00:00' }),
+    ).toMatchObject({ retentionResultsDays: 0, retentionBlobs: 'lifecycle', retentionSchedule: '1.00:00:00' });
+    expect(
+      problemsOf({
+        RETENTION_RESULTS_DAYS: '30d',
+        RETENTION_UPLOADS_DAYS: '-1',
+        RETENTION_TASKS_DAYS: '1.5',
+        RETENTION_DEAD_LETTERS_DAYS: 'two weeks',
+        RETENTION_METRICS_DAYS: '40000',
+        RETENTION_SCHEDULE: 'daily',
+        RETENTION_MAX_DELETES: '0',
+        RETENTION_BLOBS: 'both',
+      }),
+    ).toEqual([
+      "Expected an integer between 0 and 36500 for RETENTION_RESULTS_DAYS but received '30d' of type string",
+      "Expected an integer between 0 and 36500 for RETENTION_UPLOADS_DAYS but received '-1' of type string",
+      "Expected an integer between 0 and 36500 for RETENTION_TASKS_DAYS but received '1.5' of type string",
+      "Expected an integer between 0 and 36500 for RETENTION_DEAD_LETTERS_DAYS but received 'two weeks' of type string",
+      "Expected an integer between 0 and 36500 for RETENTION_METRICS_DAYS but received '40000' of type string",
+      expect.stringContaining("for RETENTION_SCHEDULE but received 'daily' of type string"),
+      "Expected an integer between 1 and 1000000 for RETENTION_MAX_DELETES but received '0' of type string",
+      "Expected 'timer' or 'lifecycle' for RETENTION_BLOBS but received 'both' of type string",
+    ]);
+  });
+
   it('documents what each setting means and why each default is what it is', () => {
     for (const setting of Object.values(SETTINGS)) {
       expect(setting.meaning.length).toBeGreaterThan(10);
