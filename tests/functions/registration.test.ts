@@ -23,7 +23,7 @@ beforeAll(() => {
 describe('function registrations', () => {
   it('loads the function files package.json main names', () => {
     expect(functionFiles(ROOT).map((f) => path.relative(ROOT, f))).toEqual(
-      ['admin', 'dashboard', 'deadLetters', 'health', 'images', 'jobs', 'metrics', 'tasks', 'workers'].map(
+      ['admin', 'dashboard', 'deadLetters', 'health', 'images', 'jobs', 'metrics', 'openapi', 'tasks', 'workers'].map(
         (n) => `dist/functions/${n}.js`,
       ),
     );
@@ -54,6 +54,7 @@ describe('function registrations', () => {
       ['listImages', 'images', 'GET', 'function'],
       ['metrics', 'metrics', 'GET', 'function'],
       ['metricsHistory', 'metrics/history', 'GET', 'function'],
+      ['openapi', 'openapi.json', 'GET', 'anonymous'], // the OpenAPI document: public like the catalog
       ['purgeTasks', 'tasks', 'DELETE', 'admin'],
       ['putImage', 'images/{name}', 'PUT', 'function'],
       ['requeueDeadLetters', 'dead-letters/{capability}/requeue', 'POST', 'admin'],
