@@ -473,7 +473,16 @@ function catalogSchemas(): Record<string, Schema> {
         }),
       ),
     }),
-    OpenApiDocument: { type: 'object', required: ['openapi', 'info', 'paths'] },
+    OpenApiDocument: {
+      type: 'object',
+      description: 'An OpenAPI 3.1 document (https://spec.openapis.org/oas/3.1/schema).',
+      properties: {
+        openapi: { type: 'string', pattern: '^3\\.1\\.\\d+$' },
+        info: { type: 'object' },
+        paths: { type: 'object' },
+      },
+      required: ['openapi', 'info', 'paths'],
+    },
   };
 }
 
