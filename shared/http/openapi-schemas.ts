@@ -50,7 +50,12 @@ const bool: Schema = { type: 'boolean' };
 const time: Schema = { type: 'string', format: 'date-time' };
 const url: Schema = { type: 'string', format: 'uri' };
 const uuid: Schema = { type: 'string', format: 'uuid' };
-const nullable = (s: Schema): Schema => ({ ...s, type: [s.type, 'null'] });
+/** The schema or null (an enum lists null too: `enum` is checked on its own, whatever `type` allows). */
+const nullable = (s: Schema): Schema => ({
+  ...s,
+  type: [s.type, 'null'],
+  ...(Array.isArray(s.enum) ? { enum: [...(s.enum as unknown[]), null] } : {}),
+});
 const oneOfValues = (values: readonly string[]): Schema => ({ type: 'string', enum: [...values] });
 const arrayOf = (items: Schema): Schema => ({ type: 'array', items });
 /** A closed object: every property listed, `optional` ones may be absent. */
@@ -139,7 +144,7 @@ function pipelineSchemas(settings: Settings): Record<string, Schema> {
       filterName(f.name),
       {
         type: 'object',
-        description: `${f.description} (capability ${f.capability}). Parameters may also come from filter_params.${f.name}; a required one must be in one of the two.`,
+        description: `${f.description} Capability: ${f.capability}. Parameters may also come from filter_params.${f.name}; a required one must be in one of the two.`,
         properties: {
           name: { const: f.name },
           ...Object.fromEntries(Object.entries(f.params).map(([k, p]) => [k, nullable(paramSchema(p))])),
