@@ -4,7 +4,7 @@
  * count of each. Images, the worker registry and metrics are kept. The route is not under
  * `admin/`: the Functions host reserves that prefix for its own API and refuses such a route.
  */
-import { app } from '@azure/functions';
+import { app } from '../shared/http/app';
 import { purgeRoutes } from '../shared/http/purge';
 import { httpStorage } from '../shared/storage/clients';
 

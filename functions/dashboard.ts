@@ -7,7 +7,7 @@
  * Both are anonymous on purpose: they are static files with no data in them (no task, metric or
  * name is rendered into the HTML), and the page has to load before the user can type the key.
  */
-import { app } from '@azure/functions';
+import { app } from '../shared/http/app';
 import { dashboardRoutes } from '../shared/http/dashboard';
 
 const routes = dashboardRoutes();

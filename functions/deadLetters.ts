@@ -4,7 +4,7 @@
  * and their messages back on the capability queue. It changes what every worker runs next, so it
  * takes the operator's key, not the key handed to clients that submit jobs.
  */
-import { app } from '@azure/functions';
+import { app } from '../shared/http/app';
 import { deadLetterRoutes } from '../shared/http/dead-letters';
 import { httpStorage } from '../shared/storage/clients';
 

@@ -5,7 +5,7 @@
  * every deployment of this code, carries no user data, and a client
  * needs it before it has a key (the CLI checks a pipeline against it before anything is sent).
  */
-import { app } from '@azure/functions';
+import { app } from '../shared/http/app';
 import { healthRoutes } from '../shared/http/health';
 import { httpStorage } from '../shared/storage/clients';
 

@@ -6,7 +6,7 @@
  * A name outside letters, digits, `.`, `_`, `-` (an undecodable escape such as `%zz` included) → 400
  * naming `name`.
  */
-import { app } from '@azure/functions';
+import { app } from '../shared/http/app';
 import { imageRoutes } from '../shared/http/images';
 import { httpStorage } from '../shared/storage/clients';
 

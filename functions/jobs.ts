@@ -5,7 +5,7 @@
  * uploaded file are checked before any upload is stored, under `<file name>-<12 hex>.<ext>`.
  * GET /api/jobs/{job_id} (function key): progress and tasks.
  */
-import { app } from '@azure/functions';
+import { app } from '../shared/http/app';
 import { jobRoutes } from '../shared/http/jobs';
 import { httpStorage } from '../shared/storage/clients';
 

@@ -5,7 +5,7 @@
  * (function key): queue names, task figures and worker ids describe the app's traffic, so they are
  * not for strangers; a Prometheus scraper sends the key as the x-functions-key header.
  */
-import { app } from '@azure/functions';
+import { app } from '../shared/http/app';
 import { appSettings } from '../shared/config';
 import { collectAndStore } from '../shared/metrics/collect';
 import { metricsRoutes } from '../shared/http/metrics';

@@ -3,7 +3,7 @@
  * are ahead). GET /api/tasks/{task_id}/result (function key): 302 to a short-lived read-only link to
  * the result (RESULT_LINK_TTL_SECONDS), ?download=stream for the bytes; 409 until done.
  */
-import { app } from '@azure/functions';
+import { app } from '../shared/http/app';
 import { taskRoutes } from '../shared/http/tasks';
 import { httpStorage } from '../shared/storage/clients';
 

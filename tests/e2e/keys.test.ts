@@ -115,7 +115,7 @@ describe('LOCAL_HOST_AUTH=keys: every registered HTTP route at its level', () =>
         .filter((r) => r.level === 'anonymous')
         .map((r) => r.fn)
         .sort(),
-    ).toEqual(['dashboard', 'dashboardAssets', 'filters', 'health']);
+    ).toEqual(['dashboard', 'dashboardAssets', 'filters', 'health', 'openapi']);
   });
 
   it('anonymous routes answer without a key', async () => {

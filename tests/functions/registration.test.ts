@@ -32,6 +32,7 @@ describe('function registrations', () => {
         'images',
         'jobs',
         'metrics',
+        'openapi',
         'retention',
         'tasks',
         'workers',
@@ -64,6 +65,7 @@ describe('function registrations', () => {
       ['listImages', 'images', 'GET', 'function'],
       ['metrics', 'metrics', 'GET', 'function'],
       ['metricsHistory', 'metrics/history', 'GET', 'function'],
+      ['openapi', 'openapi.json', 'GET', 'anonymous'], // the OpenAPI document: public like the catalog
       ['purgeTasks', 'tasks', 'DELETE', 'admin'],
       ['putImage', 'images/{name}', 'PUT', 'function'],
       ['requeueDeadLetters', 'dead-letters/{capability}/requeue', 'POST', 'admin'],
