@@ -8,6 +8,8 @@ import { startHeartbeat, WorkerStats } from '../../../shared/metrics/worker-stat
 import { listWorkers } from '../../../shared/metrics/worker-registry';
 import { enqueue } from '../../../shared/storage/queue';
 import { useAzurite } from '../../helpers/storage';
+import { checkHistogram, parseExposition } from '../../helpers/prometheus';
+import { bucketOf, MAX_LATENCY_MS } from '../../../shared/metrics/latency';
 
 const env = useAzurite();
 
@@ -46,8 +48,12 @@ describe('metrics snapshots', () => {
       failed: 1,
       success_rate: 0.857,
       throughput_per_min: 6,
-      latency_ms: { p50: 100, p95: 100 },
     });
+    // six tasks of ≥ 20 ms: whole milliseconds below 100 ms, not a bucket bound
+    expect(heavy.tasks.latency_ms.p50).toBeGreaterThanOrEqual(20);
+    expect(heavy.tasks.latency_ms.p99).toBeLessThan(100);
+    expect(heavy.totals).toMatchObject({ completed: 6, failed: 1, errors: 0 });
+    expect(heavy.totals.latency_sum_ms).toBeGreaterThanOrEqual(120);
     expect(heavy.tasks.arrivals_per_min).toBe(19); // 7 finished + 12 more waiting than before
     expect(heavy.workers.active).toBe(0); // the heartbeat said it stopped
     expect(heavy.recommendation).toMatchObject({ current_workers: 0, action: 'SCALE_UP', urgency: 'HIGH' });
@@ -78,18 +84,34 @@ describe('metrics snapshots', () => {
     expect((await listWorkers(storage))[0].status).toBe('stopped');
   });
 
-  it('renders valid Prometheus text with one label per capability', async () => {
+  it('renders Prometheus text that parses, with one label per capability and a histogram per capability', async () => {
     const storage = await env.storage();
     const text = toPrometheus(await collectSnapshot(storage));
-    const samples = text.split('\n').filter((l) => l && !l.startsWith('#'));
-    for (const line of samples)
-      expect(line).toMatch(
-        /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (-?[0-9.e+-]+|NaN)$/,
-      );
+    const families = parseExposition(text);
     expect(text).toContain('image_pipeline_queue_length{capability="heavy"} 0');
-    expect(text).toMatch(/# TYPE image_pipeline_tasks_completed_total counter/);
-    expect(samples.filter((l) => l.startsWith('image_pipeline_recommendation_action{capability="light"'))).toHaveLength(
-      3,
+    expect(families.get('image_pipeline_tasks_completed_total')!.type).toBe('counter');
+    checkHistogram('image_pipeline_task_duration_seconds', families.get('image_pipeline_task_duration_seconds')!);
+    expect(
+      families.get('image_pipeline_recommendation_action')!.samples.filter((s) => s.labels.capability === 'light'),
+    ).toHaveLength(3);
+  });
+
+  it('keeps a stored snapshot under 64 KiB (its one string property) with every latency bucket of every worker full', async () => {
+    const storage = await env.storage();
+    const stats = new WorkerStats(
+      'worker-full',
+      CAPABILITIES.map((c) => c.name),
     );
+    for (const c of CAPABILITIES) {
+      const counters = stats.countersOf(c.name);
+      for (let ms = 0; ms <= MAX_LATENCY_MS; ms = bucketOf(ms + 1)) {
+        counters.latency[String(ms)] = 999_999_999;
+        if (ms === MAX_LATENCY_MS) break;
+      }
+    }
+    await storage.workers.upsertEntity(stats.toEntity(new Date()), 'Replace');
+    const snapshot = await collectAndStore(storage);
+    expect(JSON.stringify(snapshot).length * 2).toBeLessThanOrEqual(64 * 1024);
+    expect(Object.keys((await latestSnapshot(storage))!.capabilities.heavy.totals.latency)).toHaveLength(551);
   });
 });
