@@ -67,6 +67,21 @@ describe('metrics snapshots', () => {
     expect(second.capabilities.light.tasks.completed).toBe(0);
   });
 
+  it('reads a worker row and a stored snapshot from before the fine histogram (latency an array) as no latency', async () => {
+    const storage = await env.storage();
+    const stats = new WorkerStats('worker-old', ['heavy']);
+    const row = stats.toEntity(new Date());
+    const old = { completed: 4, failed: 0, errors: 0, busy_ms: 900, latency: [4, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
+    await storage.workers.upsertEntity({ ...row, counters: JSON.stringify({ heavy: old }) }, 'Replace');
+    const first = await collectSnapshot(storage, undefined, new Date(Date.now() - 10000));
+    const legacy = JSON.parse(JSON.stringify(first)) as typeof first;
+    (legacy.capabilities.heavy.totals as unknown as { latency: number[] }).latency = old.latency;
+    const second = await collectSnapshot(storage, legacy);
+    expect(second.capabilities.heavy.totals).toMatchObject({ completed: 4, latency: {}, latency_sum_ms: 0 });
+    expect(second.capabilities.heavy.tasks.latency_ms).toEqual({ p50: null, p95: null, p99: null });
+    parseExposition(toPrometheus(legacy));
+  });
+
   it('stores snapshots, serves the latest and a window of history, and prunes past the retention', async () => {
     const storage = await env.storage();
     const base = Date.now();
