@@ -4,7 +4,7 @@
  * takes its differences from.
  */
 import { appSettings } from '../config';
-import type { Storage } from '../storage/clients';
+import { isStatus, type Storage } from '../storage/clients';
 import type { Snapshot } from './snapshot';
 
 const PARTITION = 'snapshots';
@@ -33,6 +33,18 @@ export async function snapshotsSince(
     if (snapshots.length >= limit) break;
   }
   return snapshots;
+}
+
+/** The snapshot taken at `timestamp` (one point read), or undefined when none was (or it is past the retention). */
+export async function snapshotAt(storage: Storage, timestamp: string): Promise<Snapshot | undefined> {
+  try {
+    const e = await storage.metrics.getEntity<{ data: string }>(PARTITION, rowKeyOf(Date.parse(timestamp)));
+    const snapshot = JSON.parse(e.data) as Snapshot;
+    return snapshot.timestamp === new Date(Date.parse(timestamp)).toISOString() ? snapshot : undefined;
+  } catch (err) {
+    if (isStatus(err, 404)) return undefined;
+    throw err;
+  }
 }
 
 export async function latestSnapshot(storage: Storage): Promise<Snapshot | undefined> {

@@ -9,7 +9,8 @@ import type { Storage } from '../storage/clients';
 import { CAPABILITIES, type CapabilityName } from '../capabilities';
 import { DEFAULT_POLICY, policyFor, recommend, round, workerCapacity, type Recommendation } from './recommendation';
 import { isLive, listWorkers, type WorkerView } from './worker-registry';
-import { emptyCounters, LATENCY_BUCKETS_MS, type CapabilityCounters } from './worker-stats';
+import { emptyCounters, type CapabilityCounters } from './worker-stats';
+import { asHistogram, merge, quantile, subtract, type LatencyHistogram } from './latency';
 
 export interface CapabilityMetrics {
   readonly queue: string;
@@ -23,7 +24,8 @@ export interface CapabilityMetrics {
     readonly success_rate: number | null;
     readonly throughput_per_min: number;
     readonly arrivals_per_min: number;
-    readonly latency_ms: { readonly p50: number | null; readonly p95: number | null };
+    /** Completed-task latency percentiles over the window, from the workers' merged histograms (latency.ts). */
+    readonly latency_ms: { readonly p50: number | null; readonly p95: number | null; readonly p99: number | null };
   };
   readonly recommendation: Recommendation;
   /** Cumulative counters over every worker ever registered, for the next snapshot's differences. */
@@ -54,7 +56,9 @@ function sumCounters(workers: readonly WorkerView[], capability: CapabilityName)
     total.failed += c.failed;
     total.errors += c.errors;
     total.busy_ms += c.busy_ms;
-    c.latency.forEach((n, i) => (total.latency[i] += n));
+    // a row written before the histogram had fine buckets (an array) counts as none
+    total.latency = merge(total.latency, asHistogram(c.latency));
+    total.latency_sum_ms += c.latency_sum_ms ?? 0;
   }
   return total;
 }
@@ -68,21 +72,18 @@ function difference(now: CapabilityCounters, before: CapabilityCounters | undefi
     failed: minus(now.failed, base.failed),
     errors: minus(now.errors, base.errors),
     busy_ms: minus(now.busy_ms, base.busy_ms),
-    latency: now.latency.map((n, i) => minus(n, base.latency[i] ?? 0)),
+    latency: subtract(now.latency, asHistogram(base.latency)),
+    latency_sum_ms: minus(now.latency_sum_ms, base.latency_sum_ms ?? 0),
   };
 }
 
-/** The upper bound of the bucket holding the p-th percentile (histograms give bounds, not exact values). */
-export function percentile(histogram: readonly number[], p: number): number | null {
-  const count = histogram.reduce((a, b) => a + b, 0);
-  if (count === 0) return null;
-  let seen = 0;
-  for (const [i, n] of histogram.entries()) {
-    seen += n;
-    if (seen >= p * count)
-      return Number.isFinite(LATENCY_BUCKETS_MS[i]) ? LATENCY_BUCKETS_MS[i] : LATENCY_BUCKETS_MS[i - 1];
-  }
-  return null;
+/** p50, p95 and p99 of a histogram, whole milliseconds (null when no task completed). */
+export function percentiles(histogram: LatencyHistogram) {
+  const at = (q: number) => {
+    const ms = quantile(histogram, q);
+    return ms === null ? null : Math.round(ms);
+  };
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
 }
 
 export async function queueFigures(storage: Storage, capability: CapabilityName, now: Date) {
@@ -144,7 +145,7 @@ export async function collectSnapshot(
         success_rate: finished ? round(delta.completed / finished, 3) : null,
         throughput_per_min: minutes ? round(delta.completed / minutes, 2) : 0,
         arrivals_per_min: round(arrivals, 2),
-        latency_ms: { p50: percentile(delta.latency, 0.5), p95: percentile(delta.latency, 0.95) },
+        latency_ms: percentiles(delta.latency),
       },
       recommendation: recommend(
         {

@@ -11,9 +11,14 @@ import { isStatus } from '../storage/clients';
 import { redactSecrets } from '../redact';
 import { WORKER_ID, type WorkerOutcome } from '../tasks/worker';
 import { deadAfterMs, statusOf } from './worker-registry';
+import { record, type LatencyHistogram } from './latency';
 
-/** Upper bounds (ms) of the latency histogram's buckets; the last one catches everything. */
+/**
+ * Upper bounds (ms) of the coarse latency buckets Prometheus shows (`le`, in seconds); the last one catches
+ * everything. Each is a bound of the fine histogram (latency.ts), so their counts are exact.
+ */
 export const LATENCY_BUCKETS_MS = [
+  50,
   100,
   250,
   500,
@@ -23,6 +28,8 @@ export const LATENCY_BUCKETS_MS = [
   10000,
   30000,
   60000,
+  120000,
+  300000,
   Number.POSITIVE_INFINITY,
 ] as const;
 
@@ -32,8 +39,10 @@ export interface CapabilityCounters {
   /** Transient errors: the host retries these messages. */
   errors: number;
   busy_ms: number;
-  /** Completed-task latency counts per LATENCY_BUCKETS_MS bucket. */
-  latency: number[];
+  /** Completed-task latencies: a fine, mergeable histogram (latency.ts). */
+  latency: LatencyHistogram;
+  /** Sum of the completed-task latencies, ms (Prometheus' `_sum`). */
+  latency_sum_ms: number;
 }
 
 export interface RecentTask {
@@ -52,7 +61,8 @@ export const emptyCounters = (): CapabilityCounters => ({
   failed: 0,
   errors: 0,
   busy_ms: 0,
-  latency: LATENCY_BUCKETS_MS.map(() => 0),
+  latency: {},
+  latency_sum_ms: 0,
 });
 
 /**
@@ -99,7 +109,8 @@ export class WorkerStats {
       const ms = Date.now() - started;
       if (outcome === 'succeeded') {
         counters.completed += 1;
-        counters.latency[LATENCY_BUCKETS_MS.findIndex((bound) => ms <= bound)] += 1;
+        record(counters.latency, ms);
+        counters.latency_sum_ms += ms;
       } else if (outcome === 'failed') counters.failed += 1;
       return outcome;
     } catch (err) {

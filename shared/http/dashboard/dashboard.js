@@ -343,6 +343,8 @@
         confidence: el('strong'),
         reason: el('p', { class: 'reason' }),
         model: el('p', { class: 'model muted' }),
+        // the instant of the snapshot the queue card and this advice both come from
+        at: el('span', { class: 'rec-at muted' }),
       },
     };
     const { rec, kpis } = view;
@@ -365,6 +367,7 @@
           rec.action,
           el('span', { class: 'muted', text: 'urgency' }),
           rec.urgency,
+          rec.at,
         ),
         el(
           'div',
@@ -398,11 +401,19 @@
     view.queueName.textContent = `queue ${m.queue}`;
 
     const { kpis } = view;
+    // The queue card shows the snapshot's queue, the one its advice was computed from, and says when; the queue read
+    // now (live) is in the tooltip.
+    const at = `at ${clock(timestamp)}`;
+    const live = state.metrics.live?.capabilities?.[view.name];
     kpis.queue.set(
       [num(m.queue_length)],
-      m.queue_length ? `oldest ${m.oldest_message_age_s ?? '—'} s` : 'empty',
+      `${m.queue_length ? `oldest ${m.oldest_message_age_s ?? '—'} s` : 'empty'} · ${at}`,
       m.queue_length > 0 ? 'warn' : '',
     );
+    kpis.queue.node.dataset.at = timestamp;
+    kpis.queue.node.title = live
+      ? `${num(live.queue_length)} waiting when read at ${clock(state.metrics.live.read_at)}`
+      : `snapshot of ${clock(timestamp)}`;
     kpis.workers.set(
       [`${num(m.workers.busy)} / ${num(m.workers.active)}`],
       `busy / active, ${pct(m.workers.utilization)} utilized`,
@@ -416,7 +427,7 @@
     kpis.latency.set(
       latency ? ms(latency.p95).split(' ') : ['—'],
       latency
-        ? `p50 ${ms(latency.p50)} · ${latency.at === timestamp ? 'now' : ago(latency.at)}`
+        ? `p50 ${ms(latency.p50)}${(latency.p99 ?? null) !== null ? ` · p99 ${ms(latency.p99)}` : ''} · ${latency.at === timestamp ? 'now' : ago(latency.at)}`
         : 'no task finished yet',
     );
     const rate = finished ? totals.completed / finished : m.tasks.success_rate;
@@ -437,6 +448,8 @@
     rec.confidenceFill.style.width = `${Math.round(r.confidence * 100)}%`;
     rec.confidence.textContent = pct(r.confidence);
     rec.reason.textContent = r.reason;
+    rec.at.textContent = at;
+    rec.at.dataset.at = timestamp;
     const model = r.model;
     rec.model.textContent = `μ ${num(model.service_per_worker_per_min, 1)} tasks/min per worker · workers for arrivals ${num(model.required_for_arrivals, 2)} + backlog ${num(model.required_for_backlog, 2)} · drains in ${model.drain_time_s === null ? 'never' : `${num(model.drain_time_s)} s`}`;
 

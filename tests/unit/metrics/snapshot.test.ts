@@ -8,6 +8,8 @@ import { startHeartbeat, WorkerStats } from '../../../shared/metrics/worker-stat
 import { listWorkers } from '../../../shared/metrics/worker-registry';
 import { enqueue } from '../../../shared/storage/queue';
 import { useAzurite } from '../../helpers/storage';
+import { checkHistogram, parseExposition } from '../../helpers/prometheus';
+import { bucketOf, MAX_LATENCY_MS } from '../../../shared/metrics/latency';
 
 const env = useAzurite();
 
@@ -46,13 +48,38 @@ describe('metrics snapshots', () => {
       failed: 1,
       success_rate: 0.857,
       throughput_per_min: 6,
-      latency_ms: { p50: 100, p95: 100 },
     });
+    // the window's percentiles are the six tasks' (as the worker reports their durations), not a bucket bound
+    const took = (JSON.parse(stats.toEntity(new Date()).recent_tasks) as { outcome: string; duration_ms: number }[])
+      .filter((t) => t.outcome === 'succeeded')
+      .map((t) => t.duration_ms)
+      .sort((a, b) => a - b);
+    const near = (shown: number | null, exact: number) =>
+      expect(Math.abs(shown! - exact)).toBeLessThanOrEqual(Math.max(1, exact * 0.1));
+    near(heavy.tasks.latency_ms.p50, took[2]);
+    near(heavy.tasks.latency_ms.p99, took[5]);
+    expect(heavy.totals).toMatchObject({ completed: 6, failed: 1, errors: 0 });
+    expect(heavy.totals.latency_sum_ms).toBeGreaterThanOrEqual(120);
     expect(heavy.tasks.arrivals_per_min).toBe(19); // 7 finished + 12 more waiting than before
     expect(heavy.workers.active).toBe(0); // the heartbeat said it stopped
     expect(heavy.recommendation).toMatchObject({ current_workers: 0, action: 'SCALE_UP', urgency: 'HIGH' });
     expect(heavy.recommendation.keda_replicas).toBeGreaterThan(0);
     expect(second.capabilities.light.tasks.completed).toBe(0);
+  });
+
+  it('reads a worker row and a stored snapshot from before the fine histogram (latency an array) as no latency', async () => {
+    const storage = await env.storage();
+    const stats = new WorkerStats('worker-old', ['heavy']);
+    const row = stats.toEntity(new Date());
+    const old = { completed: 4, failed: 0, errors: 0, busy_ms: 900, latency: [4, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
+    await storage.workers.upsertEntity({ ...row, counters: JSON.stringify({ heavy: old }) }, 'Replace');
+    const first = await collectSnapshot(storage, undefined, new Date(Date.now() - 10000));
+    const legacy = JSON.parse(JSON.stringify(first)) as typeof first;
+    (legacy.capabilities.heavy.totals as unknown as { latency: number[] }).latency = old.latency;
+    const second = await collectSnapshot(storage, legacy);
+    expect(second.capabilities.heavy.totals).toMatchObject({ completed: 4, latency: {}, latency_sum_ms: 0 });
+    expect(second.capabilities.heavy.tasks.latency_ms).toEqual({ p50: null, p95: null, p99: null });
+    parseExposition(toPrometheus(legacy));
   });
 
   it('stores snapshots, serves the latest and a window of history, and prunes past the retention', async () => {
@@ -78,18 +105,34 @@ describe('metrics snapshots', () => {
     expect((await listWorkers(storage))[0].status).toBe('stopped');
   });
 
-  it('renders valid Prometheus text with one label per capability', async () => {
+  it('renders Prometheus text that parses, with one label per capability and a histogram per capability', async () => {
     const storage = await env.storage();
     const text = toPrometheus(await collectSnapshot(storage));
-    const samples = text.split('\n').filter((l) => l && !l.startsWith('#'));
-    for (const line of samples)
-      expect(line).toMatch(
-        /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (-?[0-9.e+-]+|NaN)$/,
-      );
+    const families = parseExposition(text);
     expect(text).toContain('image_pipeline_queue_length{capability="heavy"} 0');
-    expect(text).toMatch(/# TYPE image_pipeline_tasks_completed_total counter/);
-    expect(samples.filter((l) => l.startsWith('image_pipeline_recommendation_action{capability="light"'))).toHaveLength(
-      3,
+    expect(families.get('image_pipeline_tasks_completed_total')!.type).toBe('counter');
+    checkHistogram('image_pipeline_task_duration_seconds', families.get('image_pipeline_task_duration_seconds')!);
+    expect(
+      families.get('image_pipeline_recommendation_action')!.samples.filter((s) => s.labels.capability === 'light'),
+    ).toHaveLength(3);
+  });
+
+  it('keeps a stored snapshot under 64 KiB (its one string property) with every latency bucket of every worker full', async () => {
+    const storage = await env.storage();
+    const stats = new WorkerStats(
+      'worker-full',
+      CAPABILITIES.map((c) => c.name),
     );
+    for (const c of CAPABILITIES) {
+      const counters = stats.countersOf(c.name);
+      for (let ms = 0; ms <= MAX_LATENCY_MS; ms = bucketOf(ms + 1)) {
+        counters.latency[String(ms)] = 999_999_999;
+        if (ms === MAX_LATENCY_MS) break;
+      }
+    }
+    await storage.workers.upsertEntity(stats.toEntity(new Date()), 'Replace');
+    const snapshot = await collectAndStore(storage);
+    expect(JSON.stringify(snapshot).length * 2).toBeLessThanOrEqual(64 * 1024);
+    expect(Object.keys((await latestSnapshot(storage))!.capabilities.heavy.totals.latency)).toHaveLength(551);
   });
 });

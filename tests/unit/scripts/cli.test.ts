@@ -542,7 +542,7 @@ const SNAPSHOT: Snapshot = {
         success_rate: 1,
         throughput_per_min: 96.02,
         arrivals_per_min: 0,
-        latency_ms: { p50: 5000, p95: 5000 },
+        latency_ms: { p50: 5000, p95: 5000, p99: 5000 },
       },
       recommendation: {
         current_workers: 1,
