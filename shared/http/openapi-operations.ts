@@ -248,7 +248,8 @@ export const OPERATIONS: Readonly<Record<string, OperationSpec>> = {
   },
   metrics: {
     tag: 'metrics',
-    summary: 'The latest metrics snapshot with queue figures read now; ?format=prometheus for the text exposition',
+    summary:
+      'The latest metrics snapshot (every figure of its timestamp) plus the queues read now (live); ?at= a kept snapshot; ?format=prometheus for the text exposition',
     storage: true,
     parameters: [
       {
@@ -257,6 +258,13 @@ export const OPERATIONS: Readonly<Record<string, OperationSpec>> = {
         description: 'json (default) or prometheus.',
         schema: { type: 'string', enum: ['json', 'prometheus'], default: 'json' },
       },
+      {
+        name: 'at',
+        in: 'query',
+        description:
+          "A snapshot's timestamp (its JSON `timestamp`): that snapshot, while METRICS_RETENTION_MINUTES keeps it.",
+        schema: { type: 'string', format: 'date-time' },
+      },
     ],
     responses: {
       '200': {
@@ -264,6 +272,7 @@ export const OPERATIONS: Readonly<Record<string, OperationSpec>> = {
         content: { 'application/json': ref('Snapshot'), 'text/plain': { type: 'string' } },
       },
       '400': badRequest,
+      '404': notFound('snapshot at that timestamp (never taken, or no longer kept)'),
     },
   },
   metricsHistory: {

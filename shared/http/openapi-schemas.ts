@@ -364,7 +364,7 @@ function metricsSchemas(): Record<string, Schema> {
       success_rate: nullable(num),
       throughput_per_min: num,
       arrivals_per_min: num,
-      latency_ms: object({ p50: nullable(num), p95: nullable(num) }),
+      latency_ms: ref('Percentiles'),
     }),
     recommendation: object({
       current_workers: int,
@@ -381,15 +381,45 @@ function metricsSchemas(): Record<string, Schema> {
         drain_time_s: nullable(num),
       }),
     }),
+    totals: {
+      ...object({
+        completed: int,
+        failed: int,
+        errors: int,
+        busy_ms: num,
+        latency_count: int,
+        latency_sum_ms: num,
+        latency_ms: ref('Percentiles'),
+      }),
+      description:
+        'Cumulative since the workers started, over every registered worker (the Prometheus counters and histogram _count/_sum).',
+    },
   });
+  const perCapability = (schema: Schema) => object(Object.fromEntries(CAPABILITIES.map((c) => [c.name, schema])));
   return {
+    Percentiles: {
+      ...object({ p50: nullable(num), p95: nullable(num), p99: nullable(num) }),
+      description: 'Latency percentiles in ms, from the merged worker histograms (null: no task completed).',
+    },
     CapabilityMetrics: capabilityMetrics,
-    Snapshot: object({
-      timestamp: time,
-      window_s: nullable(num),
-      host: object({ cpu_percent: num, memory_percent: num, memory_used_mb: num }),
-      capabilities: object(Object.fromEntries(CAPABILITIES.map((c) => [c.name, ref('CapabilityMetrics')]))),
-    }),
+    Snapshot: object(
+      {
+        timestamp: time,
+        window_s: nullable(num),
+        host: object({ cpu_percent: num, memory_percent: num, memory_used_mb: num }),
+        capabilities: perCapability(ref('CapabilityMetrics')),
+        live: {
+          ...object({
+            read_at: time,
+            capabilities: perCapability(
+              object({ queue_length: int, poison_length: int, oldest_message_age_s: nullable(num) }),
+            ),
+          }),
+          description: 'The latest snapshot only (not with ?at=): the queues as read at the request.',
+        },
+      },
+      ['live'],
+    ),
     MetricsHistory: object({ minutes: num, count: int, snapshots: arrayOf(ref('Snapshot')) }),
     WorkerList: object({
       count: int,

@@ -40,6 +40,7 @@ beforeAll(async () => {
       LOCAL_HOST_MASTER_KEY: MASTER_KEY,
       CALLBACK_SECRET: CALLBACK_SECRET,
       CALLBACK_ALLOW_PRIVATE: 'true',
+      METRICS_SCHEDULE: '*/2 * * * * *',
     },
     /Host listening on/,
   );
@@ -183,6 +184,16 @@ describe('every answer of the running app matches its operation in /api/openapi.
     const text = await get('metrics?format=prometheus');
     expect([text.status, text.headers.get('content-type')]).toEqual([200, expect.stringMatching(/^text\/plain/)]);
     expect((await get('metrics?format=xml')).status).toBe(400);
+    expect((await get('metrics')).body.live).toBeDefined();
+    // a snapshot the timer stored, asked for by its timestamp: no live queues (that is history)
+    const stored = await waitFor('a stored snapshot', async () => {
+      const { body } = await get('metrics/history?minutes=5');
+      return body.snapshots.at(-1)?.timestamp as string | undefined;
+    });
+    const at = await get(`metrics?at=${encodeURIComponent(stored)}`);
+    expect([at.status, at.body.timestamp, at.body.live]).toEqual([200, stored, undefined]);
+    expect((await get('metrics?at=2000-01-01T00:00:00.000Z')).status).toBe(404);
+    expect((await get('metrics?at=yesterday')).status).toBe(400);
     expect((await get('metrics/history?minutes=5')).status).toBe(200);
     expect((await get('metrics/history?minutes=-1')).status).toBe(400);
     expect((await get('workers')).body.count).toBeGreaterThanOrEqual(1);
