@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   bad_request: { status: 400, title: 'The request is malformed' },
   storage_unavailable: { status: 503, title: 'Storage is unavailable' },
   invalid_configuration: { status: 500, title: 'The service is misconfigured' },
+  job_active: { status: 409, title: 'The job still has tasks queued or processing' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

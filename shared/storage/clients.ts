@@ -144,6 +144,7 @@ export class Storage {
   readonly deadLetters: TableClient;
   readonly workers: TableClient;
   readonly metrics: TableClient;
+  readonly jobs: TableClient;
   private readonly queues: QueueServiceClient;
   private ready: Promise<void> | undefined;
 
@@ -165,6 +166,7 @@ export class Storage {
     this.deadLetters = table(names.deadLettersTable);
     this.workers = table(names.workersTable);
     this.metrics = table(names.metricsTable);
+    this.jobs = table(names.jobsTable);
   }
 
   queue(capability: CapabilityName): QueueClient {
@@ -195,6 +197,7 @@ export class Storage {
       this.deadLetters.createTable().catch(ignoreExists),
       this.workers.createTable().catch(ignoreExists),
       this.metrics.createTable().catch(ignoreExists),
+      this.jobs.createTable().catch(ignoreExists),
       ...CAPABILITIES.flatMap((c) => [
         this.queue(c.name).createIfNotExists(),
         this.poisonQueue(c.name).createIfNotExists(),

@@ -12,6 +12,8 @@ export interface ResourceNames {
   readonly deadLettersTable: string;
   readonly workersTable: string;
   readonly metricsTable: string;
+  /** The job index: one row per job, newest first (tasks/job-index.ts). */
+  readonly jobsTable: string;
   queueOf(capability: CapabilityName): string;
   poisonQueueOf(capability: CapabilityName): string;
 }
@@ -28,6 +30,7 @@ export function resourceNames(namespace = appSettings().storageNamespace): Resou
     deadLettersTable: `${namespace}deadletters`,
     workersTable: `${namespace}workers`,
     metricsTable: `${namespace}metrics`,
+    jobsTable: `${namespace}jobs`,
     queueOf: queue,
     poisonQueueOf: (capability: CapabilityName) => poisonQueueOf(queue(capability)),
   });
