@@ -15,7 +15,7 @@ export const purgeQuestion = (baseUrl: string): string =>
   `Delete all queued messages, task records, dead letters and processed results of the app at ${baseUrl}? [y/N]`;
 
 /** The first line typed, or undefined when stdin ends first (nothing typed, or /dev/null). */
-function readAnswer(io: CliIo): Promise<string | undefined> {
+export function readAnswer(io: CliIo): Promise<string | undefined> {
   const rl = createInterface({ input: io.stdin, terminal: false });
   return new Promise((resolve) => {
     rl.once('line', (line) => {
