@@ -50,13 +50,32 @@ async function taskStatuses(storage: Storage, jobId: string): Promise<TaskStatus
  */
 async function listed(storage: Storage, row: StoredJob): Promise<ListedJob | undefined> {
   const { final, ...entry } = row.entry;
-  if (final) return { ...entry, status: final.status, counts: final.counts };
+  if (final) return asListed(entry, final.status, final.counts, entry.total);
   const statuses = await taskStatuses(storage, entry.job_id);
   if (statuses.length === 0) return undefined;
   const { status, counts } = countStatuses(statuses);
   await new JobIndex(storage.jobs).cacheFinal(row, status, counts);
-  return { ...entry, total: statuses.length, status, counts };
+  return asListed(entry, status, counts, statuses.length);
 }
+
+/** A listed job, its fields in the order a reader looks for them. */
+const asListed = (
+  entry: Omit<JobEntry, 'final'>,
+  status: JobStatus,
+  counts: ListedJob['counts'],
+  total: number,
+): ListedJob => ({
+  job_id: entry.job_id,
+  status,
+  created_at: entry.created_at,
+  total,
+  counts,
+  capability: entry.capability,
+  images: entry.images,
+  filters: entry.filters,
+  output_format: entry.output_format,
+  retries: entry.retries,
+});
 
 /**
  * One page of jobs, newest first. Without a status filter, the next `limit` index rows; with one, up to

@@ -115,7 +115,7 @@ export interface Cursor {
 
 const TOKEN_VERSION = 1;
 const MAX_TOKEN_CHARS = 512;
-const TOKEN_EXPECTED = 'the continuation token of a previous page, as its `continuation` or `next_url` gave it';
+const TOKEN_EXPECTED = 'the continuation token of a previous page (its `continuation`, also in its `next_url`)';
 
 /** The opaque continuation token of a cursor: base64url of `{"v":1,"pk":…,"rk":…}`. */
 export const encodeCursor = (cursor: Cursor): string =>
@@ -236,7 +236,11 @@ export class JobIndex {
       output_format: row.entry.output_format,
       retries: row.entry.retries + 1,
     };
-    await this.table.updateEntity(entity, 'Replace');
+    try {
+      await this.table.updateEntity(entity, 'Replace');
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err; // deleted meanwhile: nothing to reopen
+    }
   }
 
   /** Removes a job's row; false when it had none. */
