@@ -227,4 +227,30 @@ describe('listing on Azurite', () => {
     expect(second.jobs).toEqual([]);
     expect(second.continuation).toBeUndefined();
   }, 60000);
+
+  it('a read that saw the tasks before a retry cannot cache its stale final status after it', async () => {
+    const storage = await env.storage();
+    const [jobId] = await jobsAt(storage, ['2026-05-01T10:00:00Z']);
+    const index = new JobIndex(storage.jobs);
+    const seen = (await index.get(jobId, '2026-05-01T10:00:00.000Z'))!; // the reader's row, read before its tasks
+    const current = (await index.get(jobId, '2026-05-01T10:00:00.000Z'))!;
+    await index.reopen(current); // the retry: tasks requeued, then the row rewritten
+    await index.cacheFinal(seen, 'failed', { queued: 0, processing: 0, succeeded: 0, failed: 2 });
+    const after = (await index.get(jobId, '2026-05-01T10:00:00.000Z'))!;
+    expect(after.entry.final).toBeUndefined();
+    expect(after.entry.retries).toBe(1);
+  });
+
+  it('createJob writes no index row when its tasks cannot be written', async () => {
+    const storage = await env.storage();
+    const broken = Object.create(storage) as Storage;
+    const tasks = Object.create(storage.tasks) as Storage['tasks'];
+    tasks.submitTransaction = () => Promise.reject(Object.assign(new Error('Server Busy'), { statusCode: 503 }));
+    Object.defineProperty(broken, 'tasks', { value: tasks });
+    await expect(createJob(broken, ['a.png'], spec, at('2026-06-01T10:00:00Z'))).rejects.toThrow('Server Busy');
+    expect((await listJobs(storage, { limit: 10 })).jobs).toEqual([]);
+    let rows = 0;
+    for await (const _ of storage.jobs.listEntities()) rows++;
+    expect(rows).toBe(0);
+  });
 });
