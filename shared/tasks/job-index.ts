@@ -12,11 +12,13 @@
  * the first row older than it. Jobs created before the index existed have no row and are not listed.
  *
  * A job's status comes from its tasks (summarizeJob), read when the job is listed: one query of the
- * job's partition of `tasks`. Workers never write here (no per-task cost). Once a read finds a job
- * final, the status and counts are cached on its row (written once, guarded by the row's ETag, which
- * the read took before it read the tasks), so a final job costs nothing more to list. A retry puts
- * tasks back to the queue first and then clears the cache with an unconditional write, which changes
- * the ETag: a read that saw the tasks before the retry can no longer write its stale final status.
+ * job's partition of `tasks`. Workers never write here (no per-task cost). Once a read finds every
+ * task of a job succeeded, that status and the counts are cached on its row (written once, guarded by
+ * the row's ETag, which the read took before it read the tasks), so such a job costs nothing more to
+ * list. Only `succeeded` is cached because only it is final for good: a failed task goes back to work
+ * through a retry, a dead-letter requeue or a redelivered message (none of which pass through here),
+ * so a failed or partially failed job is read from its tasks every time it is listed. A retry still
+ * rewrites the row unconditionally (it counts the retry), which changes the ETag.
  */
 import type { TableClient } from '@azure/data-tables';
 import { ValidationError } from '../errors';
@@ -26,8 +28,8 @@ import type { JobStatus } from './jobs';
 import type { TaskStatus } from './store';
 
 export const JOB_STATUSES: readonly JobStatus[] = ['queued', 'processing', 'succeeded', 'failed', 'partially_failed'];
-const FINAL: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'partially_failed']);
-export const isFinalStatus = (status: JobStatus): boolean => FINAL.has(status);
+/** The one status cached on a row: no transition leaves `succeeded`, so every task of such a job stays so. */
+const CACHED: ReadonlySet<JobStatus> = new Set(['succeeded']);
 
 const DAY_MS = 86_400_000;
 const MAX_DAY = 999_999;
@@ -55,7 +57,7 @@ export interface JobEntry {
   /** The pipeline's filter names, in order. */
   readonly filters: readonly string[];
   readonly output_format: string;
-  /** The status and counts, once a read found the job final (cached). */
+  /** The status and counts, once a read found every task succeeded (cached: it cannot change). */
   readonly final?: { readonly status: JobStatus; readonly counts: Readonly<Record<TaskStatus, number>> };
   /** How many times the job was retried. */
   readonly retries: number;
@@ -93,7 +95,7 @@ function toEntry(e: JobEntity): JobEntry {
     images: e.images,
     filters: e.filters ? e.filters.split(',') : [],
     output_format: e.output_format,
-    ...(status && FINAL.has(status) && e.final_counts
+    ...(status && CACHED.has(status) && e.final_counts
       ? { final: { status, counts: JSON.parse(e.final_counts) as Record<TaskStatus, number> } }
       : {}),
     retries: e.retries ?? 0,
@@ -204,11 +206,11 @@ export class JobIndex {
   }
 
   /**
-   * Caches a final status on the row, once, only if the row is still the version `row` read before
-   * the tasks were read (If-Match); losing to another write (a retry, another reader) is fine.
+   * Caches a status that cannot change any more (`succeeded`) on the row, once, only if the row is still
+   * the version `row` read before the tasks were read (If-Match); losing to another write is fine.
    */
   async cacheFinal(row: StoredJob, status: JobStatus, counts: Readonly<Record<TaskStatus, number>>): Promise<void> {
-    if (!FINAL.has(status) || row.entry.final) return;
+    if (!CACHED.has(status) || row.entry.final) return;
     const entity = {
       partitionKey: row.partitionKey,
       rowKey: row.rowKey,

@@ -150,7 +150,7 @@ describe('POST /api/jobs/{id}/retry', () => {
   it('re-enqueues the failed tasks as a new attempt of the same ids; the message carries the new ETag', async () => {
     const a = await api();
     const { jobId, okTask, failedTask } = await partlyFailedJob(a);
-    expect((await list(a)).json.jobs[0].status).toBe('partially_failed'); // cached on the index row
+    expect((await list(a)).json.jobs[0].status).toBe('partially_failed');
     await a.storage.images.getBlockBlobClient('later.png').uploadData(await photo(40, 30, 'png'));
     const retry = () => call(a.retryJob, { method: 'POST', path: '', params: { job_id: jobId } });
     const res = await retry();
@@ -163,7 +163,7 @@ describe('POST /api/jobs/{id}/retry', () => {
     });
     const record = await new TaskStore(a.storage.tasks).get(failedTask);
     expect(record).toMatchObject({ status: 'queued', attempts: 1, failure_reason: null, error: null });
-    // the job is open again: its cached final status is gone and the retry is counted
+    // the job is open again, and the retry is counted
     expect((await list(a)).json.jobs[0]).toMatchObject({ job_id: jobId, status: 'processing', retries: 1 });
     const [message] = await receiveAll(a.storage);
     expect(message).toMatchObject({ task_id: failedTask, image: 'later.png', attempts: 1, etag: expect.any(String) });

@@ -169,36 +169,47 @@ describe('listing on Azurite', () => {
     expect(rest.jobs.map((j) => j.job_id)).toEqual([ids[1]]);
   });
 
-  it('filters by status from the tasks, caches a final status once, and skips rows without tasks', async () => {
+  it('filters by status from the tasks, caches only a succeeded status, and skips rows without tasks', async () => {
     const storage = await env.storage();
-    const [queued, failed, gone] = await jobsAt(storage, [
+    const [queued, failed, done, gone] = await jobsAt(storage, [
       '2026-03-01T10:00:00Z',
       '2026-03-02T10:00:00Z',
       '2026-03-03T10:00:00Z',
+      '2026-03-04T10:00:00Z',
     ]);
     const store = new TaskStore(storage.tasks);
     for (const t of await store.listJob(failed)) {
       await store.fail(t.task_id, { type: 'job_failure', reason: 'corrupt_image', error: 'truncated' });
+    }
+    for (const t of await store.listJob(done)) {
+      await storage.tasks.updateEntity({ partitionKey: done, rowKey: t.task_id, status: 'succeeded' }, 'Merge');
     }
     for (const t of await store.listJob(gone)) await storage.tasks.deleteEntity(gone, t.task_id);
 
     const onlyFailed = await listJobs(storage, { limit: 10, status: 'failed' });
     expect(onlyFailed.jobs.map((j) => j.job_id)).toEqual([failed]);
     expect(onlyFailed.jobs[0].counts).toEqual({ queued: 0, processing: 0, succeeded: 0, failed: 2 });
-    expect((await listJobs(storage, { limit: 10 })).jobs.map((j) => j.job_id)).toEqual([failed, queued]);
+    expect((await listJobs(storage, { limit: 10 })).jobs.map((j) => j.job_id)).toEqual([done, failed, queued]);
 
     const index = new JobIndex(storage.jobs);
-    const row = await index.get(failed, '2026-03-02T10:00:00.000Z');
-    expect(row?.entry.final).toEqual({
-      status: 'failed',
-      counts: { queued: 0, processing: 0, succeeded: 0, failed: 2 },
+    expect((await index.get(done, '2026-03-03T10:00:00.000Z'))?.entry.final).toEqual({
+      status: 'succeeded',
+      counts: { queued: 0, processing: 0, succeeded: 2, failed: 0 },
     });
-    // a cached final status answers without reading the tasks
+    // failed is not for good (a retry, a dead-letter requeue or a redelivered message runs it again): not cached
+    expect((await index.get(failed, '2026-03-02T10:00:00.000Z'))?.entry.final).toBeUndefined();
+    const [first] = await store.listJob(failed);
+    await store.requeue(first.task_id); // what a dead-letter requeue does, without passing through the index
+    expect((await listJobs(storage, { limit: 10, status: 'partially_failed' })).jobs).toEqual([]);
+    expect((await listJobs(storage, { limit: 10, status: 'processing' })).jobs.map((j) => j.job_id)).toEqual([failed]);
+
+    // a cached status answers without reading the tasks
     const tasksQuery = jest.spyOn(storage.tasks, 'listEntities');
-    const again = await listJobs(storage, { limit: 10, status: 'failed' });
-    expect(again.jobs.map((j) => j.job_id)).toEqual([failed]);
+    const again = await listJobs(storage, { limit: 10, status: 'succeeded' });
+    expect(again.jobs.map((j) => j.job_id)).toEqual([done]);
     const partitionsRead = tasksQuery.mock.calls.map((c) => c[0]?.queryOptions?.filter);
-    expect(partitionsRead.some((f) => f?.includes(failed))).toBe(false);
+    expect(partitionsRead.some((f) => f?.includes(done))).toBe(false);
+    expect(partitionsRead.some((f) => f?.includes(failed))).toBe(true);
     tasksQuery.mockRestore();
   });
 
@@ -235,7 +246,7 @@ describe('listing on Azurite', () => {
     const seen = (await index.get(jobId, '2026-05-01T10:00:00.000Z'))!; // the reader's row, read before its tasks
     const current = (await index.get(jobId, '2026-05-01T10:00:00.000Z'))!;
     await index.reopen(current); // the retry: tasks requeued, then the row rewritten
-    await index.cacheFinal(seen, 'failed', { queued: 0, processing: 0, succeeded: 0, failed: 2 });
+    await index.cacheFinal(seen, 'succeeded', { queued: 0, processing: 0, succeeded: 2, failed: 0 });
     const after = (await index.get(jobId, '2026-05-01T10:00:00.000Z'))!;
     expect(after.entry.final).toBeUndefined();
     expect(after.entry.retries).toBe(1);
