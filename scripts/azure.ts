@@ -227,7 +227,14 @@ export function templateContainers(): string[] {
 
 export function templateTables(): string[] {
   const names = resourceNames('');
-  return [names.tasksTable, names.deadLettersTable, names.workersTable, names.metricsTable, names.callbacksTable];
+  return [
+    names.tasksTable,
+    names.deadLettersTable,
+    names.workersTable,
+    names.metricsTable,
+    names.callbacksTable,
+    names.jobsTable,
+  ];
 }
 
 /**

@@ -16,6 +16,7 @@ import { processIo, UsageError, writeLine, type CliIo } from './cli/io';
 import { registerCheck } from './cli/commands/check';
 import { registerCompare } from './cli/commands/compare';
 import { registerDeadLetters } from './cli/commands/dead-letters';
+import { registerJobs } from './cli/commands/jobs';
 import { registerMetrics } from './cli/commands/metrics';
 import { registerPurge } from './cli/commands/purge';
 import { registerStress } from './cli/commands/stress';
@@ -43,13 +44,13 @@ function urlFromEnv(env: NodeJS.ProcessEnv): string {
 function buildProgram(ctx: CliContext, io: CliIo): Command {
   const program = new Command('image-pipeline')
     .description(
-      'Drive the image pipeline over its HTTP API: check, submit, stress, monitor, compare, dead letters, purge.',
+      'Drive the image pipeline over its HTTP API: check, submit, stress, monitor, compare, jobs, dead letters, purge.',
     )
     .version(version)
     .option('--url <url>', `the API base URL (env ${URL_ENV}, default ${DEFAULT_URL})`, urlOption)
     .option(
       '--key <key>',
-      `the app's key, sent as x-functions-key (env ${KEY_ENV}); purge and requeue need the master key. ` +
+      `the app's key, sent as x-functions-key (env ${KEY_ENV}); purge, requeue and delete need the master key. ` +
         'For a localhost URL the default is the local host key in local.settings.json',
     )
     // Set before the commands are added: commander copies these settings into each of them.
@@ -62,6 +63,7 @@ function buildProgram(ctx: CliContext, io: CliIo): Command {
   registerStress(program, ctx);
   registerCompare(program, ctx);
   registerDeadLetters(program, ctx);
+  registerJobs(program, ctx);
   registerPurge(program, ctx);
   return program;
 }

@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   storage_unavailable: { status: 503, title: 'Storage is unavailable' },
   invalid_configuration: { status: 500, title: 'The service is misconfigured' },
   callbacks_not_configured: { status: 501, title: 'Completion callbacks are not configured' },
+  job_active: { status: 409, title: 'The job still has tasks queued or processing' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -128,4 +128,39 @@ export interface RequeueResult {
   readonly skipped: readonly { readonly id: string; readonly reason: string }[];
 }
 
+export type { DeleteReport, RetryOutcome } from '../../shared/tasks/job-actions';
+
+/** A task of GET /jobs/{id} with what the job view shows besides the record. */
+export interface JobTask extends TaskRecord {
+  readonly attempts: number;
+  readonly worker_id: string | null;
+  readonly image_url: string;
+  readonly result_url: string;
+}
+
+export interface JobDetail extends Job {
+  readonly tasks: readonly JobTask[];
+}
+
+/** One job of GET /jobs. */
+export interface ListedJob {
+  readonly job_id: string;
+  readonly status: JobStatus;
+  readonly created_at: string;
+  readonly total: number;
+  readonly counts: Readonly<Record<TaskStatus, number>>;
+  readonly capability: string;
+  readonly images: number;
+  readonly filters: readonly string[];
+  readonly output_format: string;
+  readonly retries: number;
+}
+
+export interface JobList {
+  readonly jobs: readonly ListedJob[];
+  readonly count: number;
+  readonly continuation: string | null;
+  readonly next_url: string | null;
+}
+
 export const isFinished = (status: JobStatus): boolean => status !== 'queued' && status !== 'processing';

@@ -19,7 +19,7 @@ import { mediaType, parseFiltersField, parseJsonField, readBody, readForm, readJ
 import { handled, json } from './respond';
 
 const ACCEPTED = 'application/json, image/* or multipart/form-data';
-const JOB_ID = /^[0-9a-f-]{36}$/;
+export const JOB_ID = /^[0-9a-f-]{36}$/;
 
 export const apiBase = (request: HttpRequest) => `${new URL(request.url).origin}/api`;
 
@@ -296,9 +296,11 @@ export function jobRoutes(
       const base = apiBase(request);
       const summary = summarizeJob(jobId, tasks);
       const links = await resultLinksOf(storage, tasks, settings);
+      // each task with its source image's link beside its result's: what a failed task read is one click away
+      const image = (t: TaskRecord) => ({ image_url: `${base}/images/${encodeURIComponent(t.image)}` });
       return json(200, {
         ...summary,
-        tasks: summary.tasks.map((t) => ({ ...t, ...taskLinks(base, t, links) })),
+        tasks: summary.tasks.map((t) => ({ ...t, ...image(t), ...taskLinks(base, t, links) })),
         ...(callback ? { callback: callbackView(callback, settings) } : {}),
       });
     }),

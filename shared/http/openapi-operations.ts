@@ -153,6 +153,70 @@ export const OPERATIONS: Readonly<Record<string, OperationSpec>> = {
     path: { job_id: JOB_ID },
     responses: { '200': jsonBody('Job', 'The job.'), '400': badRequest, '404': notFound('job') },
   },
+  listJobs: {
+    tag: 'jobs',
+    summary:
+      'Jobs newest first from the job index, paged: a page with ?status= may hold fewer than limit jobs and still continue',
+    storage: true,
+    parameters: [
+      {
+        name: 'status',
+        in: 'query',
+        description: 'Only jobs in this status.',
+        schema: { type: 'string', enum: ['queued', 'processing', 'succeeded', 'failed', 'partially_failed'] },
+      },
+      {
+        name: 'since',
+        in: 'query',
+        description: 'Only jobs created at or after this instant (ISO 8601).',
+        schema: { type: 'string', format: 'date-time' },
+      },
+      {
+        name: 'limit',
+        in: 'query',
+        description: 'Most jobs in the page.',
+        schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+      },
+      {
+        name: 'continuation',
+        in: 'query',
+        description: "The previous page's continuation (opaque).",
+        schema: { type: 'string', maxLength: 512 },
+      },
+    ],
+    responses: { '200': jsonBody('JobList', 'A page of jobs.'), '400': badRequest },
+  },
+  retryJob: {
+    tag: 'jobs',
+    summary: "Put the job's failed tasks back on their queue as a new attempt of the same task ids",
+    storage: true,
+    path: { job_id: JOB_ID },
+    responses: {
+      '200': jsonBody('JobRetried', 'What was requeued (none when nothing failed: safe to repeat).'),
+      '400': badRequest,
+      '404': notFound('job'),
+    },
+  },
+  deleteJob: {
+    tag: 'jobs',
+    summary: "Delete the job's task records, results and index row (source images stay)",
+    storage: true,
+    path: { job_id: JOB_ID },
+    parameters: [
+      {
+        name: 'force',
+        in: 'query',
+        description: 'true: delete even while tasks are queued or processing (their messages end as dead letters).',
+        schema: { type: 'string', enum: ['true', 'false'] },
+      },
+    ],
+    responses: {
+      '200': jsonBody('JobDeleted', 'What was deleted.'),
+      '400': badRequest,
+      '404': notFound('job'),
+      '409': problem(409, 'The job still has tasks queued or processing (job_active); ?force=true deletes anyway.'),
+    },
+  },
   getTask: {
     tag: 'tasks',
     summary: 'A task record (a queued task says how many messages are ahead; a running one who holds it)',

@@ -265,12 +265,13 @@ const taskRecordProperties: Record<string, Schema> = {
   error: nullable(str),
   status_url: url,
   result_url: { ...url, description: 'A short-lived read-only link once succeeded, else the result route.' },
+  image_url: { ...url, description: 'The source image (GET /api/images/{name}); in a job detail.' },
 };
 
 function taskSchemas(): Record<string, Schema> {
   return {
     TaskResult: object({ blob: str, format: str, content_type: str, width: int, height: int, bytes: int }),
-    TaskRecord: object(taskRecordProperties),
+    TaskRecord: object(taskRecordProperties, ['image_url']),
     Task: object(
       {
         ...taskRecordProperties,
@@ -280,7 +281,7 @@ function taskSchemas(): Record<string, Schema> {
         ),
         claim: object({ worker_id: nullable(str), since: nullable(time), live: bool, next: str }, ['next']),
       },
-      ['queue_position', 'claim'],
+      ['queue_position', 'claim', 'image_url'],
     ),
     JobSubmitted: object(
       {
@@ -300,6 +301,43 @@ function taskSchemas(): Record<string, Schema> {
       },
       ['callback'],
     ),
+    JobList: object({
+      jobs: arrayOf(
+        object(
+          {
+            job_id: uuid,
+            status: oneOfValues(JOB_STATUSES),
+            created_at: time,
+            total: int,
+            counts: object(Object.fromEntries(TASK_STATUSES.map((s) => [s, int]))),
+            capability: capabilityName,
+            images: int,
+            filters: arrayOf(str),
+            output_format: str,
+            retries: int,
+            status_url: url,
+          },
+          [],
+        ),
+      ),
+      count: int,
+      continuation: {
+        ...nullable(str),
+        description: 'Pass as ?continuation= for the next page; null when the walk is over.',
+      },
+      next_url: nullable(url),
+    }),
+    JobRetried: object({
+      job_id: uuid,
+      requeued: { ...arrayOf(str), description: 'The failed tasks put back on their queue, as a new attempt each.' },
+      failed_before: int,
+      status_url: url,
+    }),
+    JobDeleted: object({
+      job_id: uuid,
+      deleted: object({ task_records: int, results: int, job_record: bool }),
+      kept: arrayOf(str),
+    }),
     Callback: object({
       url,
       state: oneOfValues(CALLBACK_STATES),
@@ -492,6 +530,7 @@ function operationsSchemas(): Record<string, Schema> {
     PurgeReport: object({
       queued_messages: object({ deleted: int, queues: arrayOf(str) }),
       task_records: counted('table'),
+      job_records: counted('table'),
       dead_letters: counted('table'),
       processed_results: counted('container'),
       kept: arrayOf(str),

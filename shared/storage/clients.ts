@@ -145,6 +145,7 @@ export class Storage {
   readonly workers: TableClient;
   readonly metrics: TableClient;
   readonly callbacks: TableClient;
+  readonly jobs: TableClient;
   private readonly queues: QueueServiceClient;
   private ready: Promise<void> | undefined;
 
@@ -167,6 +168,7 @@ export class Storage {
     this.workers = table(names.workersTable);
     this.metrics = table(names.metricsTable);
     this.callbacks = table(names.callbacksTable);
+    this.jobs = table(names.jobsTable);
   }
 
   /** The queue of completion callback checks and deliveries. */
@@ -204,6 +206,7 @@ export class Storage {
       this.metrics.createTable().catch(ignoreExists),
       this.callbacks.createTable().catch(ignoreExists),
       this.callbackQueue().createIfNotExists(),
+      this.jobs.createTable().catch(ignoreExists),
       ...CAPABILITIES.flatMap((c) => [
         this.queue(c.name).createIfNotExists(),
         this.poisonQueue(c.name).createIfNotExists(),

@@ -15,6 +15,8 @@ export interface ResourceNames {
   /** Completion callback registrations (partition = job) and the queue of their checks and deliveries. */
   readonly callbacksTable: string;
   readonly callbacksQueue: string;
+  /** The job index: one row per job, newest first (tasks/job-index.ts). */
+  readonly jobsTable: string;
   queueOf(capability: CapabilityName): string;
   poisonQueueOf(capability: CapabilityName): string;
 }
@@ -33,6 +35,7 @@ export function resourceNames(namespace = appSettings().storageNamespace): Resou
     metricsTable: `${namespace}metrics`,
     callbacksTable: `${namespace}callbacks`,
     callbacksQueue: `${dash}callbacks`,
+    jobsTable: `${namespace}jobs`,
     queueOf: queue,
     poisonQueueOf: (capability: CapabilityName) => poisonQueueOf(queue(capability)),
   });

@@ -11,6 +11,7 @@ import { buildTaskMessage } from './message';
 import { capabilityFor } from './routing';
 import type { TaskSpec } from '../imaging/spec';
 import { TaskStore, type TaskRecord, type TaskStatus } from './store';
+import { JobIndex, partitionOf, rowOf } from './job-index';
 
 export interface CreatedJob {
   readonly job_id: string;
@@ -26,18 +27,26 @@ export async function createJob(
 ): Promise<CreatedJob> {
   const capability = capabilityFor(spec.filters.map((f) => f.name)).name;
   const store = new TaskStore(storage.tasks);
-  const created = await store.create(
-    images.map((image, i) => ({
-      task_id: `${jobId}_${String(i).padStart(4, '0')}`,
-      job_id: jobId,
-      image,
-      filters: spec.filters,
-      output_spec: spec.encoding,
-      capability,
-      queue: storage.names.queueOf(capability),
-    })),
-    now,
-  );
+  // the index row first: a job is listed only once it is indexed, and a job whose tasks could not be
+  // written loses its row again (a row without tasks is never listed anyway)
+  const indexed = await indexJob(storage, jobId, images, spec, capability, now);
+  const created = await store
+    .create(
+      images.map((image, i) => ({
+        task_id: `${jobId}_${String(i).padStart(4, '0')}`,
+        job_id: jobId,
+        image,
+        filters: spec.filters,
+        output_spec: spec.encoding,
+        capability,
+        queue: storage.names.queueOf(capability),
+      })),
+      now,
+    )
+    .catch(async (err: unknown) => {
+      await new JobIndex(storage.jobs).remove(indexed).catch(() => undefined);
+      throw err;
+    });
   // submitted_at is the records' created_at (the same `now`): with the ETag, a worker knows the record
   // as created without reading it
   const sent = await Promise.allSettled(
@@ -57,6 +66,27 @@ export async function createJob(
   return { job_id: jobId, tasks: records };
 }
 
+/** Writes the job's row in the job index (tasks/job-index.ts); answers its keys. */
+async function indexJob(
+  storage: Storage,
+  jobId: string,
+  images: readonly string[],
+  spec: TaskSpec,
+  capability: string,
+  now: Date,
+): Promise<{ partitionKey: string; rowKey: string }> {
+  await new JobIndex(storage.jobs).add({
+    job_id: jobId,
+    created_at: now.toISOString(),
+    total: images.length,
+    capability,
+    images: new Set(images).size,
+    filters: spec.filters.map((f) => f.name),
+    output_format: spec.encoding.format,
+  });
+  return { partitionKey: partitionOf(now), rowKey: rowOf(now, jobId) };
+}
+
 export type JobStatus = 'queued' | 'processing' | 'succeeded' | 'failed' | 'partially_failed';
 
 export interface JobSummary {
@@ -68,9 +98,18 @@ export interface JobSummary {
 }
 
 export function summarizeJob(jobId: string, tasks: readonly TaskRecord[]): JobSummary {
+  const { status, counts } = countStatuses(tasks.map((t) => t.status));
+  return { job_id: jobId, status, total: tasks.length, counts, tasks };
+}
+
+/** A job's counts per task status, and its status from them. */
+export function countStatuses(statuses: readonly TaskStatus[]): {
+  status: JobStatus;
+  counts: Record<TaskStatus, number>;
+} {
   const counts: Record<TaskStatus, number> = { queued: 0, processing: 0, succeeded: 0, failed: 0 };
-  for (const t of tasks) counts[t.status] += 1;
-  const done = counts.succeeded + counts.failed === tasks.length;
+  for (const s of statuses) counts[s] += 1;
+  const done = counts.succeeded + counts.failed === statuses.length;
   const status: JobStatus = !done
     ? counts.processing + counts.succeeded + counts.failed > 0
       ? 'processing'
@@ -80,5 +119,5 @@ export function summarizeJob(jobId: string, tasks: readonly TaskRecord[]): JobSu
       : counts.succeeded === 0
         ? 'failed'
         : 'partially_failed';
-  return { job_id: jobId, status, total: tasks.length, counts, tasks };
+  return { status, counts };
 }

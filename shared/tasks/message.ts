@@ -29,6 +29,11 @@ export interface TaskMessage {
    * without it (hand-written, or from before it existed) is read first, as is one whose record changed.
    */
   readonly etag?: string;
+  /**
+   * How many attempts the record at that ETag counts (a retried task's record is not as created): the
+   * worker's claim counts on from it. Absent: 0, as createJob's messages leave it.
+   */
+  readonly attempts?: number;
 }
 
 /** The longest etag a message may carry (an Azure Table ETag is about 60 characters). */
@@ -42,6 +47,8 @@ export interface DeliveredTask {
   readonly submitted_at: string;
   /** The record's ETag as created, when the message carries one (see TaskMessage). */
   readonly etag?: string;
+  /** The record's attempts at that ETag, when the message says (see TaskMessage). */
+  readonly attempts?: number;
   readonly spec: TaskSpec;
 }
 
@@ -103,6 +110,7 @@ export function buildTaskMessage(
   spec: TaskSpec,
   submittedAt: Date,
   etag?: string,
+  attempts?: number,
 ): TaskMessage {
   return {
     v: MESSAGE_VERSION,
@@ -113,6 +121,7 @@ export function buildTaskMessage(
     output: spec.encoding,
     submitted_at: submittedAt.toISOString(),
     ...(etag === undefined ? {} : { etag }),
+    ...(attempts ? { attempts } : {}),
   };
 }
 
@@ -137,6 +146,8 @@ export function parseTaskMessage(delivered: unknown, limits: Limits = appSetting
   }
   const badEtag = 'etag' in value ? etagProblem(value.etag) : undefined;
   if (badEtag) problems.push(badEtag);
+  if ('attempts' in value && !(Number.isSafeInteger(value.attempts) && (value.attempts as number) >= 0))
+    problems.push(fieldProblem('attempts', 'a whole number of attempts, 0 or more', value.attempts));
   let spec: TaskSpec | undefined;
   try {
     spec = normalizeTaskSpec({ filters: value.filters, output: value.output }, limits);
@@ -145,8 +156,16 @@ export function parseTaskMessage(delivered: unknown, limits: Limits = appSetting
     problems.push(...err.errors);
   }
   if (problems.length > 0 || !spec) throw new ValidationError(problems, 'queue message');
-  const { task_id, job_id, image, submitted_at, etag } = value as unknown as TaskMessage;
-  return Object.freeze({ task_id, job_id, image, submitted_at, ...(etag === undefined ? {} : { etag }), spec });
+  const { task_id, job_id, image, submitted_at, etag, attempts } = value as unknown as TaskMessage;
+  return Object.freeze({
+    task_id,
+    job_id,
+    image,
+    submitted_at,
+    ...(etag === undefined ? {} : { etag }),
+    ...(attempts === undefined ? {} : { attempts }),
+    spec,
+  });
 }
 
 /** What is wrong with a message's etag, if anything: present, it is a string of at most MAX_ETAG_CHARS. */

@@ -1,6 +1,6 @@
 /**
  * Purge: forget every task. Deletes the queued messages (main and poison queues), the task
- * records, the dead letters and the processed results; keeps the images (inputs), the worker
+ * records and the job index, the dead letters and the processed results; keeps the images (inputs), the worker
  * registry and the metrics history, which describe the app rather than its tasks.
  */
 import type { TableClient } from '@azure/data-tables';
@@ -10,6 +10,8 @@ import type { Storage } from '../storage/clients';
 export interface PurgeReport {
   readonly queued_messages: { readonly deleted: number; readonly queues: readonly string[] };
   readonly task_records: { readonly deleted: number; readonly table: string };
+  /** The job index's rows (tasks/job-index.ts): a job without tasks is not a job. */
+  readonly job_records: { readonly deleted: number; readonly table: string };
   readonly dead_letters: { readonly deleted: number; readonly table: string };
   readonly processed_results: { readonly deleted: number; readonly container: string };
   readonly kept: readonly string[];
@@ -65,10 +67,11 @@ export async function purgeTasks(storage: Storage): Promise<PurgeReport> {
   await storage.ensureResources();
   // Messages first, so no worker starts a task whose record is about to go.
   const messages = await clearQueues(storage);
-  const [tasks, deadLetters, results] = await Promise.all([
+  const [tasks, deadLetters, results, jobs] = await Promise.all([
     deleteAllEntities(storage.tasks),
     deleteAllEntities(storage.deadLetters),
     deleteProcessed(storage),
+    deleteAllEntities(storage.jobs),
   ]);
   const { names } = storage;
   return {
@@ -77,6 +80,7 @@ export async function purgeTasks(storage: Storage): Promise<PurgeReport> {
       queues: CAPABILITIES.flatMap((c) => [names.queueOf(c.name), names.poisonQueueOf(c.name)]),
     },
     task_records: { deleted: tasks, table: names.tasksTable },
+    job_records: { deleted: jobs, table: names.jobsTable },
     dead_letters: { deleted: deadLetters, table: names.deadLettersTable },
     processed_results: { deleted: results, container: names.processed },
     kept: [

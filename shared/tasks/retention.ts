@@ -24,6 +24,7 @@ import type { Settings } from '../config';
 import { isStatus, type Storage } from '../storage/clients';
 import { isSampleImage } from '../storage/images';
 import { MAX_TRANSACTION_ENTITIES } from '../storage/table-writes';
+import { JobIndex, partitionOf, rowOf } from './job-index';
 import type { TaskRecord } from './store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -91,6 +92,8 @@ export interface SweepReport {
   readonly kept_running_jobs?: number;
   /** Task records only: result blobs deleted with their jobs' records. */
   readonly results_deleted?: number;
+  /** For task records: rows of the job index removed with the last records of their job. */
+  readonly job_index_rows_deleted?: number;
 }
 
 export interface RetentionReport {
@@ -194,6 +197,7 @@ interface TaskRow {
   readonly rowKey: string;
   readonly status: string;
   readonly completed_at?: string;
+  readonly created_at?: string;
   readonly output?: string;
 }
 
@@ -207,7 +211,10 @@ function keepJob(rows: readonly TaskRow[], cutoff: string): 'running' | 'recent'
 async function readJob(table: TableClient, jobId: string): Promise<TaskRow[]> {
   const rows: TaskRow[] = [];
   const query = table.listEntities<TaskRow>({
-    queryOptions: { filter: odata`PartitionKey eq ${jobId}`, select: ['RowKey', 'status', 'completed_at', 'output'] },
+    queryOptions: {
+      filter: odata`PartitionKey eq ${jobId}`,
+      select: ['RowKey', 'status', 'completed_at', 'created_at', 'output'],
+    },
   });
   for await (const row of query) rows.push(row);
   return rows;
@@ -267,6 +274,7 @@ async function sweepTasks(storage: Storage, settings: Settings, now: Date, budge
   let results = 0;
   let left = 0;
   let running = 0;
+  let indexRows = 0;
   let previous: string | undefined;
   for await (const candidate of candidates) {
     const jobId = candidate.partitionKey!;
@@ -294,6 +302,14 @@ async function sweepTasks(storage: Storage, settings: Settings, now: Date, budge
       chunk.map((r) => r.rowKey),
     );
     budget.take(chunk.length + chunk.filter((r) => resultBlobOf(r) !== undefined).length);
+    // the whole job is gone: its row in the job index goes too (a row without tasks is never listed, but
+    // would stay in every page's scan); the row is keyed by the job's creation time, which every task has
+    const createdAt = rows[0].created_at;
+    if (chunk.length === rows.length && createdAt) {
+      const at = new Date(createdAt);
+      if (await new JobIndex(storage.jobs).remove({ partitionKey: partitionOf(at), rowKey: rowOf(at, jobId) }))
+        indexRows += 1;
+    }
     results += removedResults;
     deleted += removedRows;
     left += rows.length - chunk.length;
@@ -306,6 +322,7 @@ async function sweepTasks(storage: Storage, settings: Settings, now: Date, budge
     left,
     kept_running_jobs: running,
     results_deleted: results,
+    job_index_rows_deleted: indexRows,
   };
 }
 

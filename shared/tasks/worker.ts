@@ -125,7 +125,8 @@ function presumedRecord(message: DeliveredTask, deps: WorkerDeps): StoredTask | 
     capability: deps.capability,
     queue: deps.storage.names.queueOf(deps.capability),
   };
-  return { record: asCreated(task, message.submitted_at), etag: message.etag };
+  // a retried task's record counts its earlier attempts, and its message says how many
+  return { record: { ...asCreated(task, message.submitted_at), attempts: message.attempts ?? 0 }, etag: message.etag };
 }
 
 function lostClaim(deps: WorkerDeps, taskId: string): WorkerOutcome {

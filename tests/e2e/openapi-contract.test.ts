@@ -177,6 +177,31 @@ describe('every answer of the running app matches its operation in /api/openapi.
     expect((await get(`tasks/${task}/result?download=zip`)).status).toBe(400);
     expect((await get(`tasks/${failing.body.tasks[0].task_id}/result`)).status).toBe(409);
     expect((await get(`tasks/${UNKNOWN_JOB}_0000/result`)).status).toBe(404);
+
+    // the job list, retry and delete
+    const page = await get('jobs?limit=2');
+    expect([page.status, page.body.jobs.length, typeof page.body.continuation]).toEqual([200, 2, 'string']);
+    expect((await get(`jobs?limit=2&continuation=${page.body.continuation}`)).status).toBe(200);
+    expect((await get('jobs?status=failed')).body.jobs.map((j: { job_id: string }) => j.job_id)).toContain(
+      failing.body.job_id,
+    );
+    expect((await get('jobs?continuation=garbled!')).status).toBe(400);
+    expect((await get('jobs?limit=0')).status).toBe(400);
+    const retried = await send('POST', `jobs/${failing.body.job_id}/retry`, undefined, KEY);
+    expect([retried.status, retried.body.requeued]).toEqual([200, [failing.body.tasks[0].task_id]]);
+    expect((await send('POST', `jobs/${UNKNOWN_JOB}/retry`, undefined, KEY)).status).toBe(404);
+    expect((await send('POST', 'jobs/not-a-uuid/retry', undefined, KEY)).status).toBe(400);
+    expect((await finished(failing.body.job_id)).status).toBe('failed');
+    expect((await send('DELETE', `jobs/${failing.body.job_id}`, undefined, KEY)).status).toBe(401);
+    const deleted = await send('DELETE', `jobs/${failing.body.job_id}`, undefined, MASTER);
+    expect([deleted.status, deleted.body.deleted.task_records]).toEqual([200, 1]);
+    expect((await send('DELETE', `jobs/${failing.body.job_id}`, undefined, MASTER)).status).toBe(404);
+    expect((await send('DELETE', 'jobs/not-a-uuid', undefined, MASTER)).status).toBe(400);
+    // a job still at work is not deleted without ?force=true
+    const busy = await postJson('jobs', { images: ['contract.png'], filters: [{ name: 'median', size: 9 }] });
+    const active = await send('DELETE', `jobs/${busy.body.job_id}`, undefined, MASTER);
+    expect([409, 200]).toContain(active.status); // 200 only if the job already ended
+    if (active.status === 409) expect((await finished(busy.body.job_id)).status).toBe('succeeded');
   }, 120000);
 
   it('metrics, history, workers and dead letters', async () => {

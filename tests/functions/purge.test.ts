@@ -48,6 +48,7 @@ async function census(storage: Storage) {
   const queued = async (q: ReturnType<Storage['queue']>) => (await q.getProperties()).approximateMessagesCount ?? 0;
   return {
     tasks: await count(storage.tasks.listEntities()),
+    jobs: await count(storage.jobs.listEntities()),
     deadLetters: await count(storage.deadLetters.listEntities()),
     messages:
       (await queued(storage.queue('light'))) +
@@ -68,7 +69,16 @@ describe('DELETE /api/tasks', () => {
     await populate(mine);
     await populate(other);
     const before = await census(other);
-    expect(before).toEqual({ tasks: 2, deadLetters: 1, messages: 3, results: 1, images: 2, workers: 1, metrics: 1 });
+    expect(before).toEqual({
+      tasks: 2,
+      jobs: 1,
+      deadLetters: 1,
+      messages: 3,
+      results: 1,
+      images: 2,
+      workers: 1,
+      metrics: 1,
+    });
 
     const res = await call(purgeRoutes(() => mine).purgeTasks, { method: 'DELETE', path: '/api/tasks' });
     expect(res.status).toBe(200);
@@ -83,6 +93,7 @@ describe('DELETE /api/tasks', () => {
         ],
       },
       task_records: { deleted: 2, table: mine.names.tasksTable },
+      job_records: { deleted: 1, table: mine.names.jobsTable },
       dead_letters: { deleted: 1, table: mine.names.deadLettersTable },
       processed_results: { deleted: 1, container: mine.names.processed },
       kept: [
@@ -93,6 +104,7 @@ describe('DELETE /api/tasks', () => {
     });
     expect(await census(mine)).toEqual({
       tasks: 0,
+      jobs: 0,
       deadLetters: 0,
       messages: 0,
       results: 0,
@@ -106,6 +118,7 @@ describe('DELETE /api/tasks', () => {
     expect(again.json).toMatchObject({
       queued_messages: { deleted: 0 },
       task_records: { deleted: 0 },
+      job_records: { deleted: 0 },
       dead_letters: { deleted: 0 },
       processed_results: { deleted: 0 },
     });

@@ -55,6 +55,7 @@ describe('function registrations', () => {
       ['dashboardAssets', 'dashboard/assets/{file}', 'GET', 'anonymous'],
       ['deadLetters', 'dead-letters', 'GET', 'function'],
       ['deleteImage', 'images/{name}', 'DELETE', 'admin'],
+      ['deleteJob', 'jobs/{job_id}', 'DELETE', 'admin'],
       ['filters', 'filters', 'GET', 'anonymous'],
       ['getImage', 'images/{name}', 'GET', 'function'],
       ['getImageInfo', 'images/{name}/info', 'GET', 'function'],
@@ -63,12 +64,14 @@ describe('function registrations', () => {
       ['getTaskResult', 'tasks/{task_id}/result', 'GET', 'function'],
       ['health', 'health', 'GET', 'anonymous'],
       ['listImages', 'images', 'GET', 'function'],
+      ['listJobs', 'jobs', 'GET', 'function'],
       ['metrics', 'metrics', 'GET', 'function'],
       ['metricsHistory', 'metrics/history', 'GET', 'function'],
       ['openapi', 'openapi.json', 'GET', 'anonymous'], // the OpenAPI document: public like the catalog
       ['purgeTasks', 'tasks', 'DELETE', 'admin'],
       ['putImage', 'images/{name}', 'PUT', 'function'],
       ['requeueDeadLetters', 'dead-letters/{capability}/requeue', 'POST', 'admin'],
+      ['retryJob', 'jobs/{job_id}/retry', 'POST', 'function'],
       ['submitJob', 'jobs', 'POST', 'function'],
       ['workers', 'workers', 'GET', 'function'],
     ]);

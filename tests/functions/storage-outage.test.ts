@@ -8,6 +8,7 @@ import { loadSettings } from '../../shared/config';
 import { deadLetterRoutes } from '../../shared/http/dead-letters';
 import { healthRoutes } from '../../shared/http/health';
 import { imageRoutes } from '../../shared/http/images';
+import { jobActionRoutes } from '../../shared/http/job-actions';
 import { jobRoutes } from '../../shared/http/jobs';
 import { metricsRoutes } from '../../shared/http/metrics';
 import { purgeRoutes } from '../../shared/http/purge';
@@ -88,6 +89,10 @@ async function routesOver(connectionString: string) {
   const formJob = { method: 'POST', path: '/api/jobs', body: form.body };
   add('POST /jobs (multipart)', jobs.submitJob, { ...formJob, headers: { 'content-type': form.contentType } });
   add('GET /jobs/{id}', jobs.getJob, { path: `/api/jobs/${JOB}`, params: { job_id: JOB } });
+  const actions = jobActionRoutes(get);
+  add('GET /jobs', actions.listJobs, { path: '/api/jobs' });
+  add('POST /jobs/{id}/retry', actions.retryJob, { method: 'POST', path: '', params: { job_id: JOB } });
+  add('DELETE /jobs/{id}', actions.deleteJob, { method: 'DELETE', path: '', params: { job_id: JOB } });
   add('GET /tasks/{id}', tasks.getTask, { path: `/api/tasks/${TASK}`, params: { task_id: TASK } });
   const result = { path: `/api/tasks/${TASK}/result`, params: { task_id: TASK } };
   add('GET /tasks/{id}/result', tasks.getTaskResult, result);

@@ -258,7 +258,14 @@ describe('what the app uses', () => {
   it('has the containers and tables of shared/storage/names.ts, and a container for the deployment package', () => {
     expect(leaves('blobServices/containers')).toEqual([names.images, names.processed, 'app-package'].sort());
     expect(leaves('tableServices/tables')).toEqual(
-      [names.tasksTable, names.deadLettersTable, names.workersTable, names.metricsTable, names.callbacksTable].sort(),
+      [
+        names.tasksTable,
+        names.deadLettersTable,
+        names.workersTable,
+        names.metricsTable,
+        names.callbacksTable,
+        names.jobsTable,
+      ].sort(),
     );
     expect(site().properties.functionAppConfig.deployment.storage.value).toMatch(
       /primaryEndpoints\.blob, 'app-package'\)\]$/,

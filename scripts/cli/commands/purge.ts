@@ -15,7 +15,7 @@ export const purgeQuestion = (baseUrl: string): string =>
   `Delete all queued messages, task records, dead letters and processed results of the app at ${baseUrl}? [y/N]`;
 
 /** The first line typed, or undefined when stdin ends first (nothing typed, or /dev/null). */
-function readAnswer(io: CliIo): Promise<string | undefined> {
+export function readAnswer(io: CliIo): Promise<string | undefined> {
   const rl = createInterface({ input: io.stdin, terminal: false });
   return new Promise((resolve) => {
     rl.once('line', (line) => {
@@ -31,6 +31,7 @@ export function renderPurge(baseUrl: string, r: PurgeReport): string {
     `purged the app at ${baseUrl}:`,
     `  ${r.queued_messages.deleted} queued message(s) from ${r.queued_messages.queues.join(', ')}`,
     `  ${r.task_records.deleted} task record(s) from table ${r.task_records.table}`,
+    ...(r.job_records ? [`  ${r.job_records.deleted} job record(s) from table ${r.job_records.table}`] : []),
     `  ${r.dead_letters.deleted} dead letter(s) from table ${r.dead_letters.table}`,
     `  ${r.processed_results.deleted} processed result(s) from container ${r.processed_results.container}`,
     `kept: ${r.kept.join(', ')}`,

@@ -4,11 +4,13 @@
  * already clean deletes nothing.
  */
 import { loadSettings } from '../../../shared/config';
+import { normalizeTaskSpec } from '../../../shared/imaging/spec';
 import type { Storage } from '../../../shared/storage/clients';
 import { SAMPLE_METADATA } from '../../../shared/storage/images';
 import { DeadLetterStore } from '../../../shared/tasks/dead-letters';
 import { applyRetention, retentionSummary, type RetentionReport } from '../../../shared/tasks/retention';
-import type { TaskRecord } from '../../../shared/tasks/store';
+import { createJob } from '../../../shared/tasks/jobs';
+import { TaskStore, type TaskRecord } from '../../../shared/tasks/store';
 import { job, type Outcome } from '../../helpers/aged-jobs';
 import { useAzurite } from '../../helpers/storage';
 
@@ -79,6 +81,27 @@ describe('task records', () => {
     expect(again).toMatchObject({ deleted: 0, left: 0, complete: true });
     expect(await taskIds(storage)).toEqual(ids(recent, retried, running, waiting).sort());
     expect(ended.length + bigFailed.length).toBe(153);
+  });
+
+  it("removes a job's row in the job index with its last records, and keeps the rows of jobs it keeps", async () => {
+    const storage = await env.storage();
+    const now = LATER();
+    const spec = normalizeTaskSpec({ filters: ['grayscale'] });
+    const fail = { type: 'job_failure' as const, reason: 'corrupt_image', error: 'bad' };
+    const old = await createJob(storage, ['a.jpg', 'b.jpg'], spec, ago(now, 40));
+    const recent = await createJob(storage, ['a.jpg'], spec, ago(now, 2));
+    for (const t of [...old.tasks, ...recent.tasks]) {
+      await new TaskStore(storage.tasks).fail(t.task_id, fail, new Date(t.created_at));
+    }
+    const indexed = async () => {
+      const jobs: string[] = [];
+      for await (const e of storage.jobs.listEntities()) jobs.push(e.rowKey!.split('_')[1]);
+      return jobs;
+    };
+    expect((await indexed()).sort()).toEqual([old.job_id, recent.job_id].sort());
+    const report = await applyRetention(storage, loadSettings({}), now);
+    expect(sweep(report, 'task records')).toMatchObject({ deleted: 2, job_index_rows_deleted: 1 });
+    expect(await indexed()).toEqual([recent.job_id]);
   });
 
   it('stops at RETENTION_MAX_DELETES, keeps each record with its result, and the next runs finish the work', async () => {
