@@ -42,7 +42,11 @@ describe('the example blocks', () => {
       (l) => !/localhost:7071\/api\/(health|filters)\b/.test(l) && !l.includes('x-functions-key'),
     );
     expect(keyless).toEqual([]);
-    expect(calls.filter((l) => l.includes('$MASTER_KEY'))).toEqual([expect.stringMatching(/\/requeue/)]);
+    // the master key only for admin routes: requeue and deleting a job
+    expect(calls.filter((l) => l.includes('$MASTER_KEY'))).toEqual([
+      expect.stringMatching(/\/requeue/),
+      expect.stringMatching(/-X DELETE localhost:7071\/api\/jobs\//),
+    ]);
   });
 
   it('are rewritten in place, commands kept, and writing twice changes nothing', () => {
