@@ -222,5 +222,8 @@ it('host killed mid-task, storage stopped mid-job, duplicates at once: one final
   expect(workers.reduce((sum, w) => sum + w.processed, 0)).toBeLessThanOrEqual(all.length);
   // the local host creates no poison queue for a poison queue (QueueListenerFactory.CreatePoisonQueueReference)
   expect(queues.filter((q) => q.endsWith('-poison-poison'))).toEqual([]);
-  expect(queues.filter((q) => q.endsWith('-poison')).length).toBe(2);
+  // one poison queue per queue function's queue: the two capabilities' task queues and the callbacks queue
+  expect(queues.filter((q) => q.endsWith('-poison')).sort()).toEqual(
+    [names.poisonQueueOf('heavy'), names.poisonQueueOf('light'), `${names.callbacksQueue}-poison`].sort(),
+  );
 }, 150000);
