@@ -3,6 +3,8 @@
  * POST /api/dead-letters/{capability}/requeue (admin: the master key): failed tasks back to queued
  * and their messages back on the capability queue. It changes what every worker runs next, so it
  * takes the operator's key, not the key handed to clients that submit jobs.
+ * POST /api/dead-letters/{capability}/{id}/requeue (admin): the same for one dead letter; 404 when there is
+ * no such letter, 409/422 (and the letter stays) when it cannot run again.
  */
 import { app } from '../shared/http/app';
 import { deadLetterRoutes } from '../shared/http/dead-letters';
@@ -21,4 +23,10 @@ app.http('requeueDeadLetters', {
   methods: ['POST'],
   authLevel: 'admin',
   handler: routes.requeue,
+});
+app.http('requeueDeadLetter', {
+  route: 'dead-letters/{capability}/{id}/requeue',
+  methods: ['POST'],
+  authLevel: 'admin',
+  handler: routes.requeueOne,
 });

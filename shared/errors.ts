@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   invalid_configuration: { status: 500, title: 'The service is misconfigured' },
   callbacks_not_configured: { status: 501, title: 'Completion callbacks are not configured' },
   job_active: { status: 409, title: 'The job still has tasks queued or processing' },
+  dead_letter_not_replayable: { status: 422, title: 'The dead letter cannot run again' },
+  dead_letter_task_not_failed: { status: 409, title: "The dead letter's task is not failed" },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,5 +1,6 @@
 /**
- * GET /api/dead-letters and POST /api/dead-letters/{capability}/requeue. The list shows everything
+ * GET /api/dead-letters, POST /api/dead-letters/{capability}/requeue and, for one letter,
+ * POST /api/dead-letters/{capability}/{id}/requeue. The list shows everything
  * that ran out of retries: the dead letters the poison functions recorded, and the messages still in
  * each poison queue (with their raw text when it is not base64, which no function can take).
  */
@@ -7,7 +8,7 @@ import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { CAPABILITIES, type CapabilityName } from '../capabilities';
 import { AppError, ValidationError } from '../errors';
 import type { Storage } from '../storage/clients';
-import { DeadLetterStore, peekPoisonQueue, requeueDeadLetters } from '../tasks/dead-letters';
+import { DeadLetterStore, peekPoisonQueue, requeueDeadLetter, requeueDeadLetters } from '../tasks/dead-letters';
 import { fieldProblem } from '../validation';
 import { handled, json } from './respond';
 
@@ -16,6 +17,16 @@ function capabilityParam(value: string | undefined): CapabilityName {
   if (found) return found.name;
   const expected = `one of ${CAPABILITIES.map((c) => c.name).join(', ')}`;
   throw new ValidationError([fieldProblem('capability', expected, value)]);
+}
+
+/** A dead letter's id as listed: a task id or a queue message id (never a table key's forbidden characters). */
+const LETTER_ID = /^[A-Za-z0-9_-]{1,200}$/;
+
+function letterIdParam(value: string | undefined): string {
+  if (value !== undefined && LETTER_ID.test(value)) return value;
+  throw new ValidationError([
+    fieldProblem('id', "a dead letter's id as GET /api/dead-letters lists it (letters, digits, _ and -)", value),
+  ]);
 }
 
 export function deadLetterRoutes(getStorage: () => Storage) {
@@ -53,6 +64,33 @@ export function deadLetterRoutes(getStorage: () => Storage) {
         throw new AppError('not_found', `No dead letters for ${capability}`);
       }
       return json(200, result);
+    }),
+
+    requeueOne: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
+      const capability = capabilityParam(request.params.capability);
+      const id = letterIdParam(request.params.id);
+      const storage = getStorage();
+      await storage.ensureResources();
+      const done = await requeueDeadLetter(storage, capability, id);
+      switch (done.outcome) {
+        case 'requeued':
+          return json(200, done.result);
+        case 'not_found':
+          throw new AppError(
+            'not_found',
+            `No dead letter ${id} for ${capability} (already requeued, or never recorded; messages still waiting in the poison queue are requeued with POST /api/dead-letters/${capability}/requeue)`,
+          );
+        case 'task_not_failed':
+          throw new AppError(
+            'dead_letter_task_not_failed',
+            `Dead letter ${id} was not requeued: ${done.reason}, so there is nothing to run again; the letter stays (the capability's requeue drops such letters)`,
+          );
+        case 'not_replayable':
+          throw new AppError(
+            'dead_letter_not_replayable',
+            `Dead letter ${id} cannot run again: ${done.reason}; the letter stays so it can be read`,
+          );
+      }
     }),
   };
 }

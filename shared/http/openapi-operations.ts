@@ -376,6 +376,28 @@ export const OPERATIONS: Readonly<Record<string, OperationSpec>> = {
       '404': problem(404, 'The capability has no dead letters.'),
     },
   },
+  requeueDeadLetter: {
+    tag: 'dead letters',
+    summary: 'Put one dead letter back on its queue (its task back to queued)',
+    storage: true,
+    path: {
+      capability: { description: 'A capability name.', schema: ref('CapabilityName') },
+      id: {
+        description: "The dead letter's id, as GET /api/dead-letters lists it.",
+        schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,200}$' },
+      },
+    },
+    responses: {
+      '200': jsonBody('RequeueResult', 'The letter was requeued (requeued: 1).'),
+      '400': badRequest,
+      '404': problem(404, 'No such dead letter (already requeued, or never recorded).'),
+      '409': problem(409, "The letter's task is not failed (dead_letter_task_not_failed); the letter stays."),
+      '422': problem(
+        422,
+        'The letter is not a valid task message or names no task (dead_letter_not_replayable); it stays.',
+      ),
+    },
+  },
   purgeTasks: {
     tag: 'admin',
     summary: 'Forget every task: queued messages, task records, dead letters and results (images and metrics stay)',

@@ -38,6 +38,19 @@ type DeadLetterEntity = {
   failed_at: string;
 };
 
+function toLetter(capability: CapabilityName, e: DeadLetterEntity): DeadLetter {
+  return {
+    capability,
+    id: e.rowKey,
+    task_id: e.task_id ?? null,
+    reason: e.reason,
+    message: e.message,
+    dequeue_count: e.dequeue_count ?? null,
+    error: e.error ?? null,
+    failed_at: e.failed_at,
+  };
+}
+
 export class DeadLetterStore {
   constructor(private readonly table: TableClient) {}
 
@@ -56,23 +69,23 @@ export class DeadLetterStore {
     await this.table.upsertEntity(entity, 'Replace');
   }
 
+  /** One letter by its id, or undefined. */
+  async get(capability: CapabilityName, id: string): Promise<DeadLetter | undefined> {
+    try {
+      const e = await this.table.getEntity<DeadLetterEntity>(capability, id);
+      return toLetter(capability, e);
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
   async list(capability: CapabilityName): Promise<DeadLetter[]> {
     const letters: DeadLetter[] = [];
     const query = this.table.listEntities<DeadLetterEntity>({
       queryOptions: { filter: `PartitionKey eq '${capability}'` },
     });
-    for await (const e of query) {
-      letters.push({
-        capability,
-        id: e.rowKey,
-        task_id: e.task_id ?? null,
-        reason: e.reason,
-        message: e.message,
-        dequeue_count: e.dequeue_count ?? null,
-        error: e.error ?? null,
-        failed_at: e.failed_at,
-      });
-    }
+    for await (const e of query) letters.push(toLetter(capability, e));
     return letters.sort((a, b) => a.failed_at.localeCompare(b.failed_at));
   }
 
@@ -153,23 +166,65 @@ export async function requeueDeadLetters(storage: Storage, capability: Capabilit
   let requeued = 0;
   const skipped: { id: string; reason: string }[] = [];
   for (const letter of await letters.list(capability)) {
-    const invalid = unreplayable(letter.message);
-    if (invalid || !letter.task_id) {
-      skipped.push({ id: letter.id, reason: invalid ?? `no task to run (${letter.reason})` });
-      continue;
+    const outcome = await replayLetter(storage, letters, tasks, letter);
+    if (outcome.replayed) requeued += 1;
+    else {
+      skipped.push({ id: letter.id, reason: outcome.reason });
+      if (outcome.taskStatus) await letters.remove(capability, letter.id);
     }
-    const back = await tasks.requeue(letter.task_id);
-    if (!back?.changed) {
-      skipped.push({ id: letter.id, reason: back ? `task already ${back.task.record.status}` : 'no such task' });
-      if (back) await letters.remove(capability, letter.id);
-      continue;
-    }
-    await enqueue(storage.queue(capability), letter.message);
-    await letters.remove(capability, letter.id);
-    requeued += 1;
   }
   requeued += await drainPoisonQueue(storage, capability, letters);
   return { capability, queue: storage.names.queueOf(capability), requeued, skipped };
+}
+
+/** Why a letter was not replayed; `taskStatus` when its task exists but is not failed (nothing left to run). */
+type ReplayOutcome =
+  { readonly replayed: true } | { readonly replayed: false; readonly reason: string; readonly taskStatus?: string };
+
+/** One dead letter back to work: its failed task to queued, its message on the queue, the letter removed. */
+async function replayLetter(
+  storage: Storage,
+  letters: DeadLetterStore,
+  tasks: TaskStore,
+  letter: DeadLetter,
+): Promise<ReplayOutcome> {
+  const invalid = unreplayable(letter.message);
+  if (invalid || !letter.task_id) return { replayed: false, reason: invalid ?? `no task to run (${letter.reason})` };
+  const back = await tasks.requeue(letter.task_id);
+  if (!back) return { replayed: false, reason: 'no such task' };
+  if (!back.changed) {
+    const status = back.task.record.status;
+    return { replayed: false, reason: `task already ${status}`, taskStatus: status };
+  }
+  await enqueue(storage.queue(letter.capability), letter.message);
+  await letters.remove(letter.capability, letter.id);
+  return { replayed: true };
+}
+
+export type RequeueOneResult =
+  | { readonly outcome: 'requeued'; readonly result: RequeueResult }
+  | { readonly outcome: 'not_found' }
+  | { readonly outcome: 'not_replayable' | 'task_not_failed'; readonly reason: string };
+
+/**
+ * Replays one dead letter (by its id, as listed) the way requeueDeadLetters replays each. A letter that cannot
+ * run (not a valid task message, no task, or its task is not failed) stays where it is, and the outcome says
+ * why. Messages still in the poison queue are not dead letters yet: the capability's requeue takes them.
+ */
+export async function requeueDeadLetter(
+  storage: Storage,
+  capability: CapabilityName,
+  id: string,
+): Promise<RequeueOneResult> {
+  const letters = new DeadLetterStore(storage.deadLetters);
+  const letter = await letters.get(capability, id);
+  if (!letter) return { outcome: 'not_found' };
+  const outcome = await replayLetter(storage, letters, new TaskStore(storage.tasks), letter);
+  if (outcome.replayed) {
+    const result = { capability, queue: storage.names.queueOf(capability), requeued: 1, skipped: [] };
+    return { outcome: 'requeued', result };
+  }
+  return { outcome: outcome.taskStatus ? 'task_not_failed' : 'not_replayable', reason: outcome.reason };
 }
 
 async function drainPoisonQueue(

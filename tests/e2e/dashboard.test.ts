@@ -446,6 +446,7 @@ describe('the dashboard with keys (LOCAL_HOST_AUTH=keys)', () => {
         },
       }),
     );
+    page.on('dialog', (d) => void d.accept()); // requeue asks to confirm (the console suite dismisses one)
     await page.click('button.requeue[data-capability="light"]', { timeout: 15000 });
     await page.waitForSelector('#admin-key-form', { timeout: 10000 });
     expect(await page.locator('#admin .key-message').textContent()).toBe('Requeue light needs the admin (master) key.');

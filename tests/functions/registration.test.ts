@@ -70,6 +70,7 @@ describe('function registrations', () => {
       ['openapi', 'openapi.json', 'GET', 'anonymous'], // the OpenAPI document: public like the catalog
       ['purgeTasks', 'tasks', 'DELETE', 'admin'],
       ['putImage', 'images/{name}', 'PUT', 'function'],
+      ['requeueDeadLetter', 'dead-letters/{capability}/{id}/requeue', 'POST', 'admin'],
       ['requeueDeadLetters', 'dead-letters/{capability}/requeue', 'POST', 'admin'],
       ['retryJob', 'jobs/{job_id}/retry', 'POST', 'function'],
       ['submitJob', 'jobs', 'POST', 'function'],

@@ -99,6 +99,8 @@ async function routesOver(connectionString: string) {
   add('GET /dead-letters', dead.deadLetters, { path: '/api/dead-letters' });
   const requeue = { method: 'POST', path: '/api/dead-letters/light/requeue', params: { capability: 'light' } };
   add('POST /dead-letters/{cap}/requeue', dead.requeue, requeue);
+  const one = { method: 'POST', path: '/api/dead-letters/light/a1/requeue', params: { capability: 'light', id: 'a1' } };
+  add('POST /dead-letters/{cap}/{id}/requeue', dead.requeueOne, one);
   add('GET /metrics', metrics.metrics, { path: '/api/metrics' });
   add('GET /metrics?format=prometheus', metrics.metrics, { path: '/api/metrics?format=prometheus' });
   add('GET /metrics/history', metrics.metricsHistory, { path: '/api/metrics/history' });

@@ -1,4 +1,7 @@
-/** `dead-letters` lists what ran out of retries per capability; `requeue <capability>` sends it back to work. */
+/**
+ * `dead-letters` lists what ran out of retries per capability; `requeue <capability>` sends it back to work,
+ * `requeue <capability> <id>` one dead letter of it (the id as `dead-letters` lists it).
+ */
 import { Argument, type Command } from 'commander';
 import { CAPABILITIES } from '../../../shared/capabilities';
 import { ApiError, KEY_ENV, type ApiClient } from '../api';
@@ -25,10 +28,11 @@ export async function runDeadLetters(api: ApiClient, io: CliIo): Promise<number>
   return 0;
 }
 
-export async function runRequeue(api: ApiClient, io: CliIo, capability: string): Promise<number> {
+export async function runRequeue(api: ApiClient, io: CliIo, capability: string, id?: string): Promise<number> {
+  const one = id === undefined ? '' : `/${encodeURIComponent(id)}`;
   let result: RequeueResult;
   try {
-    result = await api.post<RequeueResult>(`/dead-letters/${encodeURIComponent(capability)}/requeue`);
+    result = await api.post<RequeueResult>(`/dead-letters/${encodeURIComponent(capability)}${one}/requeue`);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401)
       throw new Error(
@@ -36,7 +40,8 @@ export async function runRequeue(api: ApiClient, io: CliIo, capability: string):
       );
     // The app answers 404 when there is nothing to requeue: nothing to do is not a failure. A 404
     // from the host (no such route: a URL without /api) is.
-    if (!(err instanceof ApiError && err.status === 404 && err.fromApp)) throw err;
+    // One letter that is not there is: the id was wrong or it was requeued already (the problem says).
+    if (!(err instanceof ApiError && err.status === 404 && err.fromApp && !one)) throw err;
     writeLine(io.stdout, `${capability}: nothing to requeue (${err.problem?.detail ?? 'no dead letters'})`);
     return 0;
   }
@@ -56,9 +61,10 @@ export function registerDeadLetters(program: Command, ctx: CliContext): void {
 
   program
     .command('requeue')
-    .description("put a capability's dead letters back on its queue (needs the master key)")
+    .description("put a capability's dead letters, or one of them, back on its queue (needs the master key)")
     .addArgument(new Argument('<capability>', 'which capability').choices(CAPABILITIES.map((c) => c.name)))
-    .action(async (capability: string, _opts: unknown, cmd: Command) =>
-      ctx.exit(await runRequeue(ctx.api(cmd, 'admin'), ctx.io, capability)),
+    .addArgument(new Argument('[id]', 'one dead letter, by its id as `dead-letters` lists it'))
+    .action(async (capability: string, id: string | undefined, _opts: unknown, cmd: Command) =>
+      ctx.exit(await runRequeue(ctx.api(cmd, 'admin'), ctx.io, capability, id)),
     );
 }

@@ -624,6 +624,28 @@
     );
   }
 
+  /** Letters whose message is shown: the list is redrawn on every refresh, and an open body stays open. */
+  const openBodies = new Set();
+
+  /** The message as it was enqueued, collapsed (JSON indented when it parses). */
+  function letterBody(d) {
+    const key = `${d.capability}/${d.id}`;
+    let text = d.message;
+    try {
+      text = JSON.stringify(JSON.parse(d.message), null, 2);
+    } catch {
+      // not JSON: shown as it is
+    }
+    const details = el(
+      'details',
+      { class: 'dead-body', open: openBodies.has(key) },
+      el('summary', { text: 'message' }),
+      el('pre', { class: 'mono', text }),
+    );
+    details.addEventListener('toggle', () => (details.open ? openBodies.add(key) : openBodies.delete(key)));
+    return details;
+  }
+
   function renderDead() {
     const box = deadBody;
     if (!state.dead) {
@@ -688,6 +710,16 @@
               ),
               el('div', { class: 'reason', title: d.reason, text: d.reason }),
               d.error ? el('div', { class: 'dead-error mono', title: d.error, text: clip(d.error, 160) }) : null,
+              d.message ? letterBody(d) : null,
+              d.poison || !d.id
+                ? null
+                : el('button', {
+                    class: 'button quiet requeue-one',
+                    type: 'button',
+                    'data-capability': d.capability,
+                    'data-id': d.id,
+                    text: 'Requeue',
+                  }),
             ),
           ),
         )
@@ -710,17 +742,22 @@
     box.replaceChildren(counts, list, ...(actions ? [actions] : []));
   }
 
-  // ---------- requeue (the admin key) ----------
+  // ---------- actions that change things (confirmed; the admin key when the app asks for it) ----------
 
   /**
-   * The card's list is redrawn on every refresh; where requeue says what happened, or asks for the admin key,
-   * sits beside it, so a key being typed keeps its focus.
+   * Where an action says what happened, or asks for the admin key, sits beside the list it acts on (which is
+   * redrawn on every refresh), so a key being typed keeps its focus. One key form at a time.
    */
   const deadBody = el('div', {}, empty('Loading…'));
   const adminBox = el('div', { id: 'admin', class: 'admin-form' });
   byId('dead').replaceChildren(deadBody, adminBox);
+  const jobActionBox = byId('job-action');
+  const actionBoxes = [adminBox, jobActionBox];
 
-  function adminForm(capability, message) {
+  const lowerFirst = (text) => text.charAt(0).toLowerCase() + text.slice(1);
+
+  /** The admin (master) key form for `action`, in its box; submitting it runs the action with that key. */
+  function adminForm(action, message) {
     const input = el('input', {
       id: 'admin-key-input',
       type: 'password',
@@ -733,54 +770,361 @@
       'form',
       { id: 'admin-key-form', class: 'admin-form' },
       el('p', { class: 'key-message', role: 'alert', text: message }),
-      el('div', { class: 'key-row' }, input, el('button', { class: 'button', type: 'submit', text: 'Requeue' })),
+      el(
+        'div',
+        { class: 'key-row' },
+        input,
+        el('button', { class: 'button', type: 'submit', text: action.verb }),
+        el('button', { class: 'button quiet', type: 'button', 'data-cancel': '', text: 'Cancel' }),
+      ),
       el('p', { class: 'muted small', text: 'Kept in this tab only (session storage), apart from the function key.' }),
     );
     form.addEventListener('submit', (event) => {
       event.preventDefault();
       keys.set(ADMIN_KEY, input.value.trim());
       input.value = '';
-      void requeue(capability);
+      void perform(action);
     });
-    adminBox.replaceChildren(form);
+    form.querySelector('[data-cancel]').addEventListener('click', () => action.box.replaceChildren());
+    for (const box of actionBoxes) if (box !== action.box) box.replaceChildren();
+    action.box.replaceChildren(form);
     input.focus();
   }
 
-  async function requeue(capability) {
+  /**
+   * Runs an action after the user confirms it. `action`: { label ("Requeue light"), verb (the form's button),
+   * confirm (the question), method, path, box, done(body) → text, after() }. The admin key goes only to these
+   * calls, never to a read; without one the function key goes, and a 401 asks for the admin key.
+   */
+  function act(action) {
+    if (!window.confirm(action.confirm)) return;
+    void perform(action);
+  }
+
+  async function perform(action) {
     const key = keys.get(ADMIN_KEY) ?? keys.get(FUNCTION_KEY);
+    action.box.replaceChildren(el('p', { class: 'muted', text: `${action.label}…` }));
     let res;
     try {
-      res = await fetch(`./dead-letters/${encodeURIComponent(capability)}/requeue`, {
-        method: 'POST',
+      res = await fetch(action.path, {
+        method: action.method,
         headers: { accept: 'application/json', ...keyHeader(key) },
         cache: 'no-store',
       });
     } catch {
-      adminBox.replaceChildren(el('p', { class: 'key-message', text: 'Requeue failed: no connection.' }));
+      action.box.replaceChildren(el('p', { class: 'key-message', text: `${action.label} failed: no connection.` }));
       return;
     }
     if (res.status === 401) {
       const refused = keys.get(ADMIN_KEY);
       sessionStorage.removeItem(ADMIN_KEY);
       adminForm(
-        capability,
+        action,
         refused
-          ? `That key was refused: requeue ${capability} needs the admin (master) key.`
-          : `Requeue ${capability} needs the admin (master) key.`,
+          ? `That key was refused: ${lowerFirst(action.label)} needs the admin (master) key.`
+          : `${action.label} needs the admin (master) key.`,
       );
       return;
     }
     const body = await res.json().catch(() => null);
-    adminBox.replaceChildren(
+    action.box.replaceChildren(
       el('p', {
-        class: res.ok ? 'muted' : 'key-message',
-        text: res.ok
-          ? `${capability}: requeued ${body?.requeued ?? 0} message(s)`
-          : `Requeue ${capability}: ${body?.detail ?? `answered ${res.status}`}`,
+        class: res.ok ? 'muted action-done' : 'key-message',
+        text: res.ok ? action.done(body) : `${action.label}: ${body?.detail ?? `answered ${res.status}`}`,
       }),
     );
+    action.after?.(res.ok);
     poll();
   }
+
+  const requeueCapability = (capability) =>
+    act({
+      label: `Requeue ${capability}`,
+      verb: 'Requeue',
+      confirm: `Put every dead letter of ${capability} back on its queue?`,
+      method: 'POST',
+      path: `./dead-letters/${encodeURIComponent(capability)}/requeue`,
+      box: adminBox,
+      done: (body) => `${capability}: requeued ${body?.requeued ?? 0} message(s)`,
+    });
+
+  const requeueLetter = (capability, id) =>
+    act({
+      label: `Requeue dead letter ${id}`,
+      verb: 'Requeue',
+      confirm: `Put dead letter ${id} (${capability}) back on its queue?`,
+      method: 'POST',
+      path: `./dead-letters/${encodeURIComponent(capability)}/${encodeURIComponent(id)}/requeue`,
+      box: adminBox,
+      done: () => `${capability}: requeued dead letter ${id}`,
+    });
+
+  const retryJob = (jobId) =>
+    act({
+      label: `Retry job ${jobId.slice(0, 8)}`,
+      verb: 'Retry',
+      confirm: `Run the failed tasks of job ${jobId} again?`,
+      method: 'POST',
+      path: `./jobs/${encodeURIComponent(jobId)}/retry`,
+      box: jobActionBox,
+      done: (body) => `Job ${jobId.slice(0, 8)}: ${body?.requeued?.length ?? 0} failed task(s) back to work`,
+    });
+
+  const deleteJob = (jobId) =>
+    act({
+      label: `Delete job ${jobId.slice(0, 8)}`,
+      verb: 'Delete',
+      confirm: `Delete job ${jobId} with its task records and results? This cannot be undone.`,
+      method: 'DELETE',
+      path: `./jobs/${encodeURIComponent(jobId)}`,
+      box: jobActionBox,
+      done: () => `Job ${jobId.slice(0, 8)} deleted`,
+      after: (ok) => {
+        if (ok && jobs.open === jobId) closeJob();
+      },
+    });
+
+  // ---------- jobs ----------
+
+  const JOBS_LIMIT = 10;
+  const JOB_TONE = { succeeded: 'ok', failed: 'bad', partially_failed: 'warn', processing: 'info', queued: 'quiet' };
+  const TASK_TONE = { succeeded: 'ok', failed: 'bad', processing: 'info', queued: 'quiet' };
+  /** The page of the jobs table (continuation tokens of the pages seen: Prev walks back), and the open job. */
+  const jobs = { status: '', tokens: [null], page: 0, list: null, listError: null, open: null, detail: null };
+
+  function jobsPath() {
+    const q = new URLSearchParams({ limit: String(JOBS_LIMIT) });
+    if (jobs.status) q.set('status', jobs.status);
+    const token = jobs.tokens[jobs.page];
+    if (token) q.set('continuation', token);
+    return `./jobs?${q}`;
+  }
+
+  /** The jobs page and the open job, read again (with every refresh, and after a filter or page change). */
+  async function loadJobs() {
+    const path = jobsPath();
+    try {
+      const list = await getJson(path);
+      if (path !== jobsPath()) return; // the filter or page changed meanwhile: that load draws
+      jobs.list = list;
+      jobs.listError = null;
+    } catch (err) {
+      jobs.listError = err;
+    }
+    if (jobs.open) {
+      const id = jobs.open;
+      try {
+        const detail = await getJson(`./jobs/${encodeURIComponent(id)}`);
+        if (jobs.open === id) jobs.detail = detail;
+      } catch (err) {
+        if (jobs.open === id) jobs.detail = { error: err };
+      }
+    }
+    renderJobs();
+  }
+
+  const shortJobId = (id) => `${id.slice(0, 8)}…`;
+
+  function renderJobs() {
+    const box = byId('jobs');
+    byId('jobs-page').textContent = `page ${jobs.page + 1}`;
+    byId('jobs-prev').disabled = jobs.page === 0;
+    byId('jobs-next').disabled = !jobs.list?.continuation;
+    if (jobs.listError && !jobs.list) box.replaceChildren(empty(`Not available: ${jobs.listError.message}`));
+    else if (jobs.list) {
+      const rows = jobs.list.jobs.map((j) =>
+        el(
+          'tr',
+          { class: j.job_id === jobs.open ? 'job-row open' : 'job-row', 'data-job': j.job_id },
+          el(
+            'td',
+            {},
+            el('button', {
+              class: 'link mono open-job',
+              type: 'button',
+              'data-job': j.job_id,
+              title: j.job_id,
+              text: shortJobId(j.job_id),
+            }),
+          ),
+          el('td', { title: j.created_at, text: ago(j.created_at) }),
+          el('td', {}, badge(label(j.status), JOB_TONE[j.status])),
+          el('td', { class: 'num', text: num(j.total) }),
+          el('td', { class: 'num', text: num(j.counts.succeeded) }),
+          el('td', { class: j.counts.failed ? 'num bad-text' : 'num', text: num(j.counts.failed) }),
+          el('td', { class: 'mono', text: clip(j.filters.join(', '), 40) }),
+          el('td', { text: j.output_format }),
+        ),
+      );
+      box.replaceChildren(
+        rows.length
+          ? table(
+              [
+                ['job'],
+                ['created'],
+                ['status'],
+                ['tasks', true],
+                ['succeeded', true],
+                ['failed', true],
+                ['filters'],
+                ['output'],
+              ],
+              rows,
+            )
+          : empty(jobs.status ? `No ${label(jobs.status)} job on this page.` : 'No job yet.'),
+      );
+    }
+    renderJobDetail();
+  }
+
+  function taskRows(tasks, failedView) {
+    return tasks.map((t) =>
+      el(
+        'tr',
+        { 'data-task': t.task_id },
+        el(
+          'td',
+          {},
+          el('a', {
+            href: taskUrl(t.task_id),
+            class: 'mono task-record',
+            title: t.task_id,
+            text: shortTaskId(t.task_id),
+          }),
+        ),
+        el('td', { class: 'mono', title: t.image, text: clip(t.image, 32) }),
+        failedView ? null : el('td', {}, badge(t.status, TASK_TONE[t.status])),
+        el('td', { class: 'num', text: num(t.attempts) }),
+        el('td', { class: 'mono', text: t.worker_id ?? '—' }),
+        el('td', { class: 'reason', title: t.failure_reason ?? '', text: t.failure_reason ?? '' }),
+        el('td', { class: 'dead-error mono', title: t.error ?? '', text: t.error ? clip(t.error, 120) : '' }),
+        failedView
+          ? null
+          : el(
+              'td',
+              {},
+              t.status === 'succeeded'
+                ? el('a', { href: taskUrl(t.task_id, '/result'), class: 'task-result', text: 'result' })
+                : null,
+            ),
+      ),
+    );
+  }
+
+  function callbackBlock(cb) {
+    const tone = { delivered: 'ok', failed: 'bad', dead_lettered: 'bad', pending: 'quiet' }[cb.state] ?? 'info';
+    return el(
+      'div',
+      { class: 'job-callback' },
+      el('strong', { text: 'Callback ' }),
+      badge(label(cb.state), tone),
+      el('span', {
+        class: 'muted',
+        text: ` ${cb.url} · ${cb.attempts} of ${cb.max_attempts} attempt(s)${
+          cb.last_status ? ` · last answer ${cb.last_status}` : ''
+        }${cb.last_error ? ` · ${cb.last_error}` : ''}`,
+      }),
+    );
+  }
+
+  function renderJobDetail() {
+    const box = byId('job-detail');
+    box.hidden = !jobs.open;
+    if (!jobs.open) return box.replaceChildren();
+    const d = jobs.detail;
+    const close = el('button', { class: 'button quiet close-job', type: 'button', text: 'Close' });
+    if (!d) return box.replaceChildren(close, empty('Loading…'));
+    if (d.error) return box.replaceChildren(close, empty(`Not available: ${d.error.message}`));
+    const failed = d.tasks.filter((t) => t.status === 'failed');
+    const actions = el(
+      'div',
+      { class: 'job-actions' },
+      failed.length
+        ? el('button', {
+            class: 'button retry-job',
+            type: 'button',
+            'data-job': d.job_id,
+            text: `Retry ${failed.length} failed`,
+          })
+        : null,
+      el('button', { class: 'button quiet danger delete-job', type: 'button', 'data-job': d.job_id, text: 'Delete' }),
+      close,
+    );
+    const head = el(
+      'div',
+      { class: 'job-head' },
+      el('h3', { class: 'mono', text: d.job_id }),
+      badge(label(d.status), JOB_TONE[d.status]),
+      el('span', {
+        class: 'muted',
+        text: ` ${d.total} task(s): ${Object.entries(d.counts)
+          .filter(([, n]) => n)
+          .map(([status, n]) => `${n} ${status}`)
+          .join(', ')}`,
+      }),
+    );
+    const failedView = failed.length
+      ? el(
+          'div',
+          { class: 'failed-tasks' },
+          el('h4', { text: 'Failed tasks' }),
+          table([['task'], ['image'], ['attempts', true], ['worker'], ['reason'], ['error']], taskRows(failed, true)),
+        )
+      : null;
+    const all = el(
+      'div',
+      { class: 'all-tasks' },
+      el('h4', { text: 'Tasks' }),
+      table(
+        [['task'], ['image'], ['status'], ['attempts', true], ['worker'], ['reason'], ['error'], ['result']],
+        taskRows(d.tasks, false),
+      ),
+    );
+    box.replaceChildren(head, actions, d.callback ? callbackBlock(d.callback) : null, failedView, all);
+  }
+
+  function openJob(id) {
+    if (jobs.open !== id) jobs.detail = null;
+    jobs.open = id;
+    renderJobs();
+    void loadJobs();
+  }
+
+  function closeJob() {
+    jobs.open = null;
+    jobs.detail = null;
+    renderJobs();
+  }
+
+  function jobsPage(page) {
+    jobs.page = page;
+    jobs.list = null;
+    byId('jobs').replaceChildren(empty('Loading…'));
+    void loadJobs();
+  }
+
+  byId('jobs-status').addEventListener('change', (event) => {
+    jobs.status = event.target.value;
+    jobs.tokens = [null];
+    jobsPage(0);
+  });
+  byId('jobs-next').addEventListener('click', () => {
+    const next = jobs.list?.continuation;
+    if (!next) return;
+    jobs.tokens = [...jobs.tokens.slice(0, jobs.page + 1), next];
+    jobsPage(jobs.page + 1);
+  });
+  byId('jobs-prev').addEventListener('click', () => jobs.page > 0 && jobsPage(jobs.page - 1));
+  byId('jobs-panel').addEventListener('click', (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    const button = target?.closest('button');
+    if (!button) return;
+    const id = button.getAttribute('data-job');
+    if (button.classList.contains('open-job')) openJob(id);
+    else if (button.classList.contains('retry-job')) retryJob(id);
+    else if (button.classList.contains('delete-job')) deleteJob(id);
+    else if (button.classList.contains('close-job')) closeJob();
+  });
 
   // ---------- host ----------
 
@@ -881,6 +1225,7 @@
     if (results[0].status === 'fulfilled') state.updatedAt = Date.now();
     render();
     renderStatus(errors);
+    await loadJobs();
   }
 
   function render() {
@@ -972,8 +1317,11 @@
 
   // Requeue buttons are drawn with the dead letters.
   byId('dead').addEventListener('click', (event) => {
-    const button = event.target instanceof Element ? event.target.closest('button.requeue') : null;
-    if (button) void requeue(button.getAttribute('data-capability'));
+    const button = event.target instanceof Element ? event.target.closest('button.requeue, button.requeue-one') : null;
+    if (!button) return;
+    const capability = button.getAttribute('data-capability');
+    if (button.classList.contains('requeue-one')) requeueLetter(capability, button.getAttribute('data-id'));
+    else requeueCapability(capability);
   });
 
   // A key in the address bar (an old ?code= bookmark) is not used, and is taken out of the URL and history.

@@ -388,6 +388,31 @@ describe('talking to the API', () => {
       expect([flag.code, flag.stdout]).toEqual([0, 'heavy: requeued 2 message(s) onto tasks-heavy; skipped 0\n']);
     });
 
+    it('requeue <capability> <id> requeues one dead letter; an unknown id is an error', async () => {
+      routes.set('POST /api/dead-letters/heavy/abc_0001/requeue', {
+        status: 200,
+        key: 'master',
+        body: { capability: 'heavy', queue: 'tasks-heavy', requeued: 1, skipped: [] },
+      });
+      const one = await run(['--url', url, '--key', 'master', 'requeue', 'heavy', 'abc_0001']);
+      expect([one.code, one.stdout]).toEqual([0, 'heavy: requeued 1 message(s) onto tasks-heavy; skipped 0\n']);
+      // the app's own 404 (a problem): not "nothing to requeue" as for a capability, but an error
+      routes.set('POST /api/dead-letters/heavy/nope/requeue', {
+        status: 404,
+        type: 'application/problem+json',
+        key: 'master',
+        body: {
+          type: 'urn:image-pipeline:problem:not_found',
+          title: 'Not found',
+          status: 404,
+          detail: 'No dead letter nope for heavy',
+        },
+      });
+      const missing = await run(['--url', url, '--key', 'master', 'requeue', 'heavy', 'nope']);
+      expect([missing.code, missing.stdout]).toEqual([1, '']);
+      expect(missing.stderr).toMatch(/No dead letter nope for heavy/);
+    });
+
     it('a localhost URL gets the local host key (function, or master for purge and requeue) without a flag', async () => {
       routes.set('GET /api/dead-letters', { status: 200, key: 'local-function-key-0000', body: { capabilities: [] } });
       routes.set('POST /api/dead-letters/heavy/requeue', {
