@@ -62,7 +62,7 @@ function keyLines(env: NodeJS.ProcessEnv, func: string | undefined, port: number
   env[KEY_SETTINGS.functionKey.env] = configured.keys.functionKey;
   env[KEY_SETTINGS.masterKey.env] = configured.keys.masterKey;
   return [
-    '  Keys:       LOCAL_HOST_AUTH=keys: data routes need the function key, requeue and purge the master key;',
+    '  Keys:       LOCAL_HOST_AUTH=keys: data routes need the function key, requeue, job delete and purge the master key;',
     configured.generated.length
       ? '              send it as the x-functions-key header (generated: give it to the CLI with --key). Paste:'
       : '              send it as the x-functions-key header (the CLI reads them from local.settings.json). Paste:',
