@@ -10,7 +10,17 @@ import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { Storage } from '../../shared/storage/clients';
 import { resourceNames } from '../../shared/storage/names';
 import { DeadLetterStore } from '../../shared/tasks/dead-letters';
-import { HOST_MAIN, jobDone, keyed, postJson, spawnApp, stopHost, waitFor, type HostProcess } from '../helpers/host';
+import {
+  HOST_MAIN,
+  jobDone,
+  keyed,
+  postJson,
+  spawnApp,
+  stopHost,
+  waitFor,
+  type HostProcess,
+  keyedAppEnv,
+} from '../helpers/host';
 import { photo } from '../helpers/images';
 import { uniqueNamespace } from '../helpers/storage';
 
@@ -100,11 +110,7 @@ beforeAll(async () => {
   host = await spawnApp(
     HOST_MAIN,
     {
-      AzureWebJobsStorage: azurite.connectionString,
-      STORAGE_NAMESPACE: namespace,
-      LOCAL_HOST_AUTH: 'keys',
-      LOCAL_HOST_FUNCTION_KEY: FUNCTION_KEY,
-      LOCAL_HOST_MASTER_KEY: MASTER_KEY,
+      ...keyedAppEnv(azurite.connectionString, namespace, { functionKey: FUNCTION_KEY, masterKey: MASTER_KEY }),
     },
     /Host listening on/,
   );

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { Storage } from '../../shared/storage/clients';
 import { resourceNames } from '../../shared/storage/names';
-import { HOST_MAIN, jobDone, keyed, spawnApp, stopHost, waitFor, type HostProcess } from '../helpers/host';
+import { HOST_MAIN, jobDone, keyed, spawnApp, stopHost, waitFor, type HostProcess, keyedAppEnv } from '../helpers/host';
 import { photo } from '../helpers/images';
 import { uniqueNamespace } from '../helpers/storage';
 
@@ -33,11 +33,7 @@ beforeAll(async () => {
   host = await spawnApp(
     HOST_MAIN,
     {
-      AzureWebJobsStorage: azurite.connectionString,
-      STORAGE_NAMESPACE: namespace,
-      LOCAL_HOST_AUTH: 'keys',
-      LOCAL_HOST_FUNCTION_KEY: FUNCTION_KEY,
-      LOCAL_HOST_MASTER_KEY: MASTER_KEY,
+      ...keyedAppEnv(azurite.connectionString, namespace, { functionKey: FUNCTION_KEY, masterKey: MASTER_KEY }),
     },
     /Host listening on/,
   );

@@ -14,7 +14,7 @@ import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { functionFiles, loadFunctions } from '../../scripts/local-host/loader';
 import type { RegisteredFunction } from '../../scripts/local-host/functions-core';
 import { seedSampleImages } from '../../scripts/seed';
-import { HOST_MAIN, spawnApp, type HostProcess } from '../helpers/host';
+import { HOST_MAIN, spawnApp, type HostProcess, keyedAppEnv } from '../helpers/host';
 import { uniqueNamespace } from '../helpers/storage';
 
 jest.mock('@azure/functions-core', () => jest.requireActual('../../scripts/local-host/functions-core').functionsCore, {
@@ -66,11 +66,7 @@ beforeAll(async () => {
   host = await spawnApp(
     HOST_MAIN,
     {
-      AzureWebJobsStorage: azurite.connectionString,
-      STORAGE_NAMESPACE: namespace,
-      LOCAL_HOST_AUTH: 'keys',
-      LOCAL_HOST_FUNCTION_KEY: FUNCTION_KEY,
-      LOCAL_HOST_MASTER_KEY: MASTER_KEY,
+      ...keyedAppEnv(azurite.connectionString, namespace, { functionKey: FUNCTION_KEY, masterKey: MASTER_KEY }),
     },
     /Host listening on/,
   );

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Storage } from '../../shared/storage/clients';
 import { resourceNames } from '../../shared/storage/names';
-import { HOST_MAIN, spawnApp, stopHost, waitFor, type HostProcess } from '../helpers/host';
+import { HOST_MAIN, spawnApp, stopHost, waitFor, type HostProcess, keyedAppEnv } from '../helpers/host';
 import { photo, solid } from '../helpers/images';
 import { Contract } from '../helpers/openapi';
 import { uniqueNamespace, useAzurite } from '../helpers/storage';
@@ -33,11 +33,7 @@ beforeAll(async () => {
   host = await spawnApp(
     HOST_MAIN,
     {
-      AzureWebJobsStorage: azurite().connectionString,
-      STORAGE_NAMESPACE: namespace,
-      LOCAL_HOST_AUTH: 'keys',
-      LOCAL_HOST_FUNCTION_KEY: FUNCTION_KEY,
-      LOCAL_HOST_MASTER_KEY: MASTER_KEY,
+      ...keyedAppEnv(azurite().connectionString, namespace, { functionKey: FUNCTION_KEY, masterKey: MASTER_KEY }),
       CALLBACK_SECRET: CALLBACK_SECRET,
       CALLBACK_ALLOW_PRIVATE: 'true',
       METRICS_SCHEDULE: '*/2 * * * * *',

@@ -80,6 +80,19 @@ export async function spawnApp(
 }
 
 /** Headers a test sends to a host that checks keys: `keyed(FUNCTION_KEY)`. */
+/** The settings of an app on this storage and namespace that checks keys (LOCAL_HOST_AUTH=keys) with the given two. */
+export const keyedAppEnv = (
+  connectionString: string,
+  namespace: string,
+  keys: { readonly functionKey: string; readonly masterKey: string },
+): Record<string, string> => ({
+  AzureWebJobsStorage: connectionString,
+  STORAGE_NAMESPACE: namespace,
+  LOCAL_HOST_AUTH: 'keys',
+  LOCAL_HOST_FUNCTION_KEY: keys.functionKey,
+  LOCAL_HOST_MASTER_KEY: keys.masterKey,
+});
+
 export const keyed = (key: string): Record<string, string> => ({ 'x-functions-key': key });
 
 /** SIGTERM, then SIGKILL if it has not exited after graceMs; resolves once it has exited. */
