@@ -349,6 +349,17 @@ export const SETTINGS = {
     reason:
       'as long as the results: a record without its result still says what happened, a result without its record cannot be found',
   },
+  retentionTasksScanDays: {
+    kind: 'integer',
+    env: 'RETENTION_TASKS_SCAN_DAYS',
+    fallback: 30,
+    min: 0,
+    max: 36_500,
+    meaning:
+      'every how many days the retention timer finds expired task records by a scan of Table `tasks` instead of the job index (on UTC days whose number is a multiple of it), so that records of jobs without an index row go too (jobs created before the index existed, a job delete interrupted after it removed the row); 0 never, 1 every run',
+    reason:
+      'a scan reads every task record (in Azure a full table scan, millions of entities at scale) where the index reads only the expired days; records without an index row are rare and are kept at most this much longer',
+  },
   retentionDeadLettersDays: {
     kind: 'integer',
     env: 'RETENTION_DEAD_LETTERS_DAYS',

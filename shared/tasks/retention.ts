@@ -6,8 +6,12 @@
  *
  * - Task records go a job at a time: a job whose tasks all ended (none queued or processing) and whose last
  *   task ended before the cutoff. Its result blobs are deleted first, then its records (entity-group
- *   transactions of up to 100 rows of its partition), so a record never points at a result that is gone
- *   because of this sweep. A job with a task still queued or processing is never touched.
+ *   transactions of up to 100 rows of its partition), then its row in the job index, so a record never points
+ *   at a result that is gone because of this sweep. A job with a task still queued or processing is never
+ *   touched. The jobs to examine come from the job index, a range read of the days before the cutoff (the
+ *   task records of newer jobs are never read); every RETENTION_TASKS_SCAN_DAYS-th day from a scan of the task
+ *   records instead, which also finds the jobs without an index row (created before the index existed, or
+ *   whose delete stopped after removing the row), at the cost of reading every record.
  * - Tables whose rows expire by age alone (dead letters, metrics, and any table added to AGED_TABLES) are
  *   queried with a server-side filter on a time column, keys only, and deleted a partition at a time in
  *   transactions of up to 100 rows.
@@ -24,7 +28,7 @@ import type { Settings } from '../config';
 import { isStatus, type Storage } from '../storage/clients';
 import { isSampleImage } from '../storage/images';
 import { MAX_TRANSACTION_ENTITIES } from '../storage/table-writes';
-import { JobIndex, partitionOf, rowOf } from './job-index';
+import { JobIndex, ROW_KEY, partitionOf, rowOf } from './job-index';
 import type { TaskRecord } from './store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -82,8 +86,8 @@ export interface SweepReport {
   readonly deleted: number;
   /**
    * Expired rows or blobs still there after this run (the budget ran out); the next run continues. For task
-   * records, the ended rows older than the cutoff in jobs not yet examined: at most what the next runs delete
-   * (some may belong to jobs still running).
+   * records of jobs not yet examined, an estimate: the task count of their index rows (or, found by a scan, their
+   * ended rows older than the cutoff), some of which may belong to jobs still running.
    */
   readonly left: number;
   /** Why nothing was swept, when nothing was. */
@@ -94,6 +98,11 @@ export interface SweepReport {
   readonly results_deleted?: number;
   /** For task records: rows of the job index removed with the last records of their job. */
   readonly job_index_rows_deleted?: number;
+  /**
+   * Task records only: how this run found the jobs to examine, the job index (the days before the cutoff) or,
+   * every RETENTION_TASKS_SCAN_DAYS-th day, a scan of the task records (which also finds jobs without an index row).
+   */
+  readonly found_by?: 'job index' | 'task scan';
 }
 
 export interface RetentionReport {
@@ -256,68 +265,151 @@ async function deleteBlobs(container: ContainerClient, names: readonly string[])
   return deleted;
 }
 
+/** A job the task sweep examines. */
+interface Candidate {
+  readonly jobId: string;
+  /** Its row in the job index, when the walk found it there (the scan derives it from the tasks). */
+  readonly indexRow?: { readonly partitionKey: string; readonly rowKey: string };
+  /** The records counted as left when the budget is spent before the job is read. */
+  readonly records: number;
+}
+
 /**
- * Task records of ended jobs. Candidates come from a server-side filter (ended tasks that ended before the
- * cutoff, keys only); each candidate job is then read whole (one partition query) and removed only when every
- * task in it ended before the cutoff. Its results go first, then its records, within the budget: a job larger
- * than what is left of it is removed in part, and the next run removes the rest (what is left is still ended
- * and old, so it still qualifies).
+ * Jobs created before the cutoff, from the job index, keys and task count only: the rows of the cutoff day
+ * before the cutoff, then every partition (day) before it, two range queries (one with `or` would not be
+ * answered as a range). A job created at or after the cutoff cannot qualify (a task ends after it was created),
+ * so the index rows and records of newer jobs are never read.
+ */
+async function* indexedJobs(storage: Storage, cutoff: Date): AsyncGenerator<Candidate> {
+  const day = partitionOf(cutoff);
+  const ranges = [
+    odata`PartitionKey eq ${day} and RowKey ge ${rowOf(new Date(cutoff.getTime() - 1), '')}`,
+    odata`PartitionKey gt ${day}`,
+  ];
+  for (const filter of ranges) {
+    const query = storage.jobs.listEntities<{ total?: number }>({
+      queryOptions: { filter, select: ['PartitionKey', 'RowKey', 'total'] },
+    });
+    for await (const row of query) {
+      const key = ROW_KEY.exec(row.rowKey!);
+      if (!key) continue;
+      yield {
+        jobId: key[2],
+        indexRow: { partitionKey: row.partitionKey!, rowKey: row.rowKey! },
+        records: Number(row.total) || 0,
+      };
+    }
+  }
+}
+
+/**
+ * Jobs with a task that ended before the cutoff, from a scan of Table `tasks` (a server-side filter, keys only;
+ * in Azure it reads every record): the way to find jobs without an index row, every RETENTION_TASKS_SCAN_DAYS.
+ * Rows come a partition (job) at a time, so a job is yielded once, when its last such row has been seen.
+ */
+async function* scannedJobs(storage: Storage, cutoff: Date): AsyncGenerator<Candidate> {
+  const filter = `(status eq 'succeeded' or status eq 'failed') and completed_at lt '${cutoff.toISOString()}'`;
+  const query = storage.tasks.listEntities({ queryOptions: { filter, select: ['PartitionKey', 'RowKey'] } });
+  let current: { jobId: string; records: number } | undefined;
+  for await (const row of query) {
+    if (current && current.jobId === row.partitionKey) {
+      current.records += 1;
+      continue;
+    }
+    if (current) yield current;
+    current = { jobId: row.partitionKey!, records: 1 };
+  }
+  if (current) yield current;
+}
+
+/** Whether this run finds task records by a scan (every RETENTION_TASKS_SCAN_DAYS-th UTC day) or the job index. */
+export const scansTasks = (settings: Settings, now: Date): boolean =>
+  settings.retentionTasksScanDays > 0 && Math.floor(now.getTime() / DAY_MS) % settings.retentionTasksScanDays === 0;
+
+interface JobOutcome {
+  readonly kept?: 'running' | 'recent';
+  readonly deleted: number;
+  readonly results: number;
+  readonly left: number;
+  readonly indexRow: boolean;
+  /** Nothing of the job fit in what is left of the budget. */
+  readonly spent: boolean;
+}
+
+/**
+ * One job: read whole (one partition query) and removed only when every task in it ended before the cutoff.
+ * Its results go first, then its records, within the budget: a job larger than what is left of it is removed
+ * in part, and the next run removes the rest (what is left is still ended and old, so it still qualifies).
+ * Once the whole job is gone its index row goes too (a row without tasks is never listed, but would stay in
+ * every page's read); so does the row of a job without any task left (a run stopped between the two).
+ */
+async function sweepJob(storage: Storage, job: Candidate, cutoff: string, budget: Budget): Promise<JobOutcome> {
+  const none = { deleted: 0, results: 0, left: 0, indexRow: false, spent: false };
+  const rows = await readJob(storage.tasks, job.jobId);
+  const kept = rows.length > 0 ? keepJob(rows, cutoff) : undefined;
+  if (kept) return { ...none, kept };
+  const chunk = withinBudget(rows, budget.remaining);
+  if (rows.length > 0 && chunk.length === 0) return { ...none, left: rows.length, spent: true };
+  const results = await deleteBlobs(
+    storage.processed,
+    chunk.map(resultBlobOf).filter((b): b is string => b !== undefined),
+  );
+  const deleted = await deleteRows(
+    storage.tasks,
+    job.jobId,
+    chunk.map((r) => r.rowKey),
+  );
+  budget.take(chunk.length + chunk.filter((r) => resultBlobOf(r) !== undefined).length);
+  // the row is keyed by the job's creation time, which every task has
+  const createdAt = rows[0]?.created_at;
+  const indexRow =
+    job.indexRow ??
+    (createdAt
+      ? { partitionKey: partitionOf(new Date(createdAt)), rowKey: rowOf(new Date(createdAt), job.jobId) }
+      : undefined);
+  const whole = chunk.length === rows.length;
+  const removed = whole && indexRow !== undefined && (await new JobIndex(storage.jobs).remove(indexRow));
+  return { deleted, results, left: rows.length - chunk.length, indexRow: removed, spent: false };
+}
+
+/**
+ * Task records of ended jobs. The jobs created before the cutoff come from the job index (`indexedJobs`);
+ * every RETENTION_TASKS_SCAN_DAYS-th day from a scan of the task records instead (`scannedJobs`), which also
+ * finds the jobs the index does not have. Each is examined by `sweepJob` until the budget is spent; the jobs
+ * after that are only counted.
  */
 async function sweepTasks(storage: Storage, settings: Settings, now: Date, budget: Budget): Promise<SweepReport> {
   const days = settings.retentionTasksDays;
   const base = { name: 'task records', store: storage.tasks.tableName };
   if (days === 0) return { ...base, retention_days: null, cutoff: null, deleted: 0, left: 0, skipped: 'kept forever' };
-  const cutoff = cutoffOf(now, days).toISOString();
-  const filter = `(status eq 'succeeded' or status eq 'failed') and completed_at lt '${cutoff}'`;
-  const candidates = storage.tasks.listEntities({ queryOptions: { filter, select: ['PartitionKey', 'RowKey'] } });
+  const cutoff = cutoffOf(now, days);
+  const scan = scansTasks(settings, now);
+  const candidates = scan ? scannedJobs(storage, cutoff) : indexedJobs(storage, cutoff);
   let deleted = 0;
   let results = 0;
   let left = 0;
   let running = 0;
   let indexRows = 0;
-  let previous: string | undefined;
-  for await (const candidate of candidates) {
-    const jobId = candidate.partitionKey!;
-    if (jobId === previous) continue;
-    // the budget is spent: count what is left without reading more jobs (ended rows older than the cutoff)
-    if (budget.remaining <= 0) {
-      left += 1;
+  let spent = false;
+  for await (const job of candidates) {
+    // the budget is spent: count what is left without reading more jobs
+    if (spent || budget.remaining <= 0) {
+      left += job.records;
       continue;
     }
-    previous = jobId;
-    const rows = await readJob(storage.tasks, jobId);
-    const keep = keepJob(rows, cutoff);
-    if (keep) {
-      if (keep === 'running') running += 1;
-      continue;
-    }
-    const chunk = withinBudget(rows, budget.remaining);
-    const removedResults = await deleteBlobs(
-      storage.processed,
-      chunk.map(resultBlobOf).filter((b): b is string => b !== undefined),
-    );
-    const removedRows = await deleteRows(
-      storage.tasks,
-      jobId,
-      chunk.map((r) => r.rowKey),
-    );
-    budget.take(chunk.length + chunk.filter((r) => resultBlobOf(r) !== undefined).length);
-    // the whole job is gone: its row in the job index goes too (a row without tasks is never listed, but
-    // would stay in every page's scan); the row is keyed by the job's creation time, which every task has
-    const createdAt = rows[0].created_at;
-    if (chunk.length === rows.length && createdAt) {
-      const at = new Date(createdAt);
-      if (await new JobIndex(storage.jobs).remove({ partitionKey: partitionOf(at), rowKey: rowOf(at, jobId) }))
-        indexRows += 1;
-    }
-    results += removedResults;
-    deleted += removedRows;
-    left += rows.length - chunk.length;
+    const outcome = await sweepJob(storage, job, cutoff.toISOString(), budget);
+    if (outcome.kept === 'running') running += 1;
+    deleted += outcome.deleted;
+    results += outcome.results;
+    left += outcome.left;
+    if (outcome.indexRow) indexRows += 1;
+    spent = outcome.spent;
   }
   return {
     ...base,
     retention_days: days,
-    cutoff,
+    cutoff: cutoff.toISOString(),
+    found_by: scan ? 'task scan' : 'job index',
     deleted,
     left,
     kept_running_jobs: running,
@@ -400,7 +492,8 @@ export function retentionSummary(report: RetentionReport): string {
     if (s.skipped) return `${s.name}: ${s.skipped}`;
     const results = s.results_deleted ? ` (+${s.results_deleted} results)` : '';
     const running = s.kept_running_jobs ? `, ${s.kept_running_jobs} old jobs kept (still running)` : '';
-    return `${s.name}: ${s.deleted} deleted${results}${running}, ${s.left} left (older than ${s.cutoff})`;
+    const scan = s.found_by === 'task scan' ? ' (found by a scan of all task records)' : '';
+    return `${s.name}${scan}: ${s.deleted} deleted${results}${running}, ${s.left} left (older than ${s.cutoff})`;
   });
   const state = report.complete
     ? 'nothing expired is left'

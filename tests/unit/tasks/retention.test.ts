@@ -3,12 +3,14 @@
  * running stays, a run stops at RETENTION_MAX_DELETES and the next one continues, and a run over what is
  * already clean deletes nothing.
  */
+import { randomUUID } from 'node:crypto';
 import { loadSettings } from '../../../shared/config';
 import { normalizeTaskSpec } from '../../../shared/imaging/spec';
 import type { Storage } from '../../../shared/storage/clients';
 import { SAMPLE_METADATA } from '../../../shared/storage/images';
 import { DeadLetterStore } from '../../../shared/tasks/dead-letters';
 import { applyRetention, retentionSummary, type RetentionReport } from '../../../shared/tasks/retention';
+import { JobIndex } from '../../../shared/tasks/job-index';
 import { createJob } from '../../../shared/tasks/jobs';
 import { TaskStore, type TaskRecord } from '../../../shared/tasks/store';
 import { job, type Outcome } from '../../helpers/aged-jobs';
@@ -46,7 +48,13 @@ const resultsOf = (...jobs: TaskRecord[][]) =>
     .map((t) => t.output!.blob);
 const sweep = (report: RetentionReport, name: string) => report.sweeps.find((s) => s.name === name)!;
 
-describe('task records', () => {
+/** The two ways a run finds jobs to examine: the job index (most days), a scan of the task records (every Nth). */
+const FOUND_BY = [
+  ['job index', { RETENTION_TASKS_SCAN_DAYS: '0' }],
+  ['task scan', { RETENTION_TASKS_SCAN_DAYS: '1' }],
+] as const;
+
+describe.each(FOUND_BY)('task records found by the %s', (foundBy, scan) => {
   it("removes an ended job's records and results once its last task ended before the cutoff; keeps recent and running jobs", async () => {
     const storage = await env.storage();
     const now = LATER();
@@ -60,7 +68,7 @@ describe('task records', () => {
     const running = await job(storage, ['succeeded', 'processing'], [old, old]);
     const waiting = await job(storage, ['failed', 'queued'], [old, old]);
     // results by age are another sweep: off here, so only the job sweep deletes results
-    const settings = loadSettings({ RETENTION_TASKS_DAYS: '30', RETENTION_RESULTS_DAYS: '0' });
+    const settings = loadSettings({ RETENTION_TASKS_DAYS: '30', RETENTION_RESULTS_DAYS: '0', ...scan });
 
     const report = await applyRetention(storage, settings, now);
 
@@ -72,9 +80,11 @@ describe('task records', () => {
       left: 0,
       kept_running_jobs: 2,
       cutoff: ago(now, 30).toISOString(),
+      found_by: foundBy,
     });
     expect(report).toMatchObject({ deleted: 155, left: 0, complete: true });
-    expect(retentionSummary(report)).toMatch(/^retention: 155 deleted, nothing expired is left; task records: 153/);
+    const label = foundBy === 'task scan' ? 'task records (found by a scan of all task records)' : 'task records';
+    expect(retentionSummary(report)).toMatch(`retention: 155 deleted, nothing expired is left; ${label}: 153 deleted`);
 
     // idempotent: the same run again finds nothing to delete and keeps the same jobs
     const again = await applyRetention(storage, settings, now);
@@ -99,7 +109,7 @@ describe('task records', () => {
       return jobs;
     };
     expect((await indexed()).sort()).toEqual([old.job_id, recent.job_id].sort());
-    const report = await applyRetention(storage, loadSettings({}), now);
+    const report = await applyRetention(storage, loadSettings(scan), now);
     expect(sweep(report, 'task records')).toMatchObject({ deleted: 2, job_index_rows_deleted: 1 });
     expect(await indexed()).toEqual([recent.job_id]);
   });
@@ -110,7 +120,7 @@ describe('task records', () => {
     const old = ago(now, 40);
     const jobs = [];
     for (let i = 0; i < 3; i++) jobs.push(await job(storage, Array<Outcome>(5).fill('succeeded'), Array(5).fill(old)));
-    const settings = loadSettings({ RETENTION_MAX_DELETES: '12', RETENTION_RESULTS_DAYS: '0' });
+    const settings = loadSettings({ RETENTION_MAX_DELETES: '12', RETENTION_RESULTS_DAYS: '0', ...scan });
 
     const first = await applyRetention(storage, settings, now);
     // 5 records + 5 results of the first job, then 1 record + its result of the second
@@ -138,9 +148,74 @@ describe('task records', () => {
     const storage = await env.storage();
     const now = LATER();
     const ended = await job(storage, ['succeeded'], [ago(now, 400)]);
-    const report = await applyRetention(storage, loadSettings({ RETENTION_TASKS_DAYS: '0' }), now);
+    const report = await applyRetention(storage, loadSettings({ RETENTION_TASKS_DAYS: '0', ...scan }), now);
     expect(sweep(report, 'task records')).toMatchObject({ deleted: 0, skipped: 'kept forever' });
     expect(await taskIds(storage)).toEqual(ids(ended));
+  });
+});
+
+describe('records the job index does not have', () => {
+  /** A day the default RETENTION_TASKS_SCAN_DAYS (30) scans: its UTC day number is a multiple of 30. */
+  const scanDay = () => new Date(Math.ceil((Date.now() + 40 * DAY) / (30 * DAY)) * 30 * DAY + 3.5 * 60 * 60 * 1000);
+  const indexed = async (storage: Storage) => {
+    const jobs: string[] = [];
+    for await (const e of storage.jobs.listEntities()) jobs.push(String(e.job_id));
+    return jobs.sort();
+  };
+
+  it('removes the records of a job without an index row on a scan day (every RETENTION_TASKS_SCAN_DAYS-th), not before', async () => {
+    const storage = await env.storage();
+    const now = scanDay();
+    const old = ago(now, 40);
+    // created before the job index existed, or a delete that stopped after it removed the row
+    const unindexed = await job(storage, ['succeeded', 'failed'], [old, old], { indexed: false });
+    const ended = await job(storage, ['failed'], [old]);
+    // the default RETENTION_TASKS_SCAN_DAYS; results by age are another sweep: off, so only this one deletes results
+    const settings = loadSettings({ RETENTION_RESULTS_DAYS: '0' });
+    expect(settings.retentionTasksScanDays).toBe(30);
+
+    const dayBefore = await applyRetention(storage, settings, ago(now, 1));
+    expect(sweep(dayBefore, 'task records')).toMatchObject({ found_by: 'job index', deleted: 1 });
+    expect(await taskIds(storage)).toEqual(ids(unindexed));
+
+    const report = await applyRetention(storage, settings, now);
+    expect(sweep(report, 'task records')).toMatchObject({
+      found_by: 'task scan',
+      deleted: 2,
+      results_deleted: 1,
+      job_index_rows_deleted: 0,
+    });
+    expect(retentionSummary(report)).toContain('task records (found by a scan of all task records): 2 deleted');
+    expect(await taskIds(storage)).toEqual([]);
+    expect(await blobs(storage.processed)).toEqual([]);
+    expect(ended).toHaveLength(1);
+
+    // 0 never scans
+    await job(storage, ['failed'], [old], { indexed: false });
+    const never = await applyRetention(storage, loadSettings({ RETENTION_TASKS_SCAN_DAYS: '0' }), now);
+    expect(sweep(never, 'task records')).toMatchObject({ found_by: 'job index', deleted: 0 });
+    expect(await taskIds(storage)).toHaveLength(1);
+  });
+
+  it('removes an index row older than the cutoff whose job has no records left, and keeps a new one', async () => {
+    const storage = await env.storage();
+    const now = LATER();
+    const row = (jobId: string, at: Date) => ({
+      job_id: jobId,
+      created_at: at.toISOString(),
+      total: 1,
+      capability: 'light',
+      images: 1,
+      filters: [],
+      output_format: 'jpeg',
+    });
+    // a run stopped between a job's last records and its row; a job being created (its row comes first)
+    const [stale, creating] = [randomUUID(), randomUUID()];
+    await new JobIndex(storage.jobs).add(row(stale, ago(now, 40)));
+    await new JobIndex(storage.jobs).add(row(creating, now));
+    const report = await applyRetention(storage, loadSettings({ RETENTION_TASKS_SCAN_DAYS: '0' }), now);
+    expect(sweep(report, 'task records')).toMatchObject({ deleted: 0, job_index_rows_deleted: 1, left: 0 });
+    expect(await indexed(storage)).toEqual([creating]);
   });
 });
 
