@@ -10,6 +10,8 @@
  * range walks the days newest first and the jobs of each day newest first: a page is one range read
  * that starts where the last one stopped (the continuation names that row). `since` ends the walk at
  * the first row older than it. Jobs created before the index existed have no row and are not listed.
+ * Retention walks the same keys: the partitions at or before its cutoff day are the jobs it examines (a job
+ * without a row is found by its periodic scan of the task records instead).
  *
  * A job's status comes from its tasks (summarizeJob), read when the job is listed: one query of the
  * job's partition of `tasks`. Workers never write here (no per-task cost). Once a read finds every
