@@ -147,7 +147,6 @@ describe('settings from the environment', () => {
       retentionResultsDays: 30,
       retentionUploadsDays: 30,
       retentionTasksDays: 30,
-      retentionTasksScanDays: 30,
       retentionDeadLettersDays: 14,
       retentionMetricsDays: 7,
       retentionSchedule: '0 30 3 * * *',
@@ -162,7 +161,6 @@ describe('settings from the environment', () => {
         RETENTION_RESULTS_DAYS: '30d',
         RETENTION_UPLOADS_DAYS: '-1',
         RETENTION_TASKS_DAYS: '1.5',
-        RETENTION_TASKS_SCAN_DAYS: 'monthly',
         RETENTION_DEAD_LETTERS_DAYS: 'two weeks',
         RETENTION_METRICS_DAYS: '40000',
         RETENTION_SCHEDULE: 'daily',
@@ -173,12 +171,19 @@ describe('settings from the environment', () => {
       "Expected an integer between 0 and 36500 for RETENTION_RESULTS_DAYS but received '30d' of type string",
       "Expected an integer between 0 and 36500 for RETENTION_UPLOADS_DAYS but received '-1' of type string",
       "Expected an integer between 0 and 36500 for RETENTION_TASKS_DAYS but received '1.5' of type string",
-      "Expected an integer between 0 and 36500 for RETENTION_TASKS_SCAN_DAYS but received 'monthly' of type string",
       "Expected an integer between 0 and 36500 for RETENTION_DEAD_LETTERS_DAYS but received 'two weeks' of type string",
       "Expected an integer between 0 and 36500 for RETENTION_METRICS_DAYS but received '40000' of type string",
       expect.stringContaining("for RETENTION_SCHEDULE but received 'daily' of type string"),
       "Expected an integer between 1 and 1000000 for RETENTION_MAX_DELETES but received '0' of type string",
       "Expected 'timer' or 'lifecycle' for RETENTION_BLOBS but received 'both' of type string",
+    ]);
+  });
+
+  it('RETENTION_TASKS_SCAN_DAYS: a scan of the task records every 30 days by default, 0 never, 1 every run', () => {
+    expect(loadSettings({}).retentionTasksScanDays).toBe(30);
+    expect(loadSettings({ RETENTION_TASKS_SCAN_DAYS: '0' }).retentionTasksScanDays).toBe(0);
+    expect(problemsOf({ RETENTION_TASKS_SCAN_DAYS: 'monthly' })).toEqual([
+      "Expected an integer between 0 and 36500 for RETENTION_TASKS_SCAN_DAYS but received 'monthly' of type string",
     ]);
   });
 
