@@ -72,7 +72,7 @@ async function populate(storage: Storage) {
     job(storage, Array<Outcome>(n).fill(outcome), Array<Date>(n).fill(at));
   const expired = [await ended(3, ago(40)), await ended(2, ago(40)), await ended(1, ago(35))];
   const running = await job(storage, ['failed', 'processing'], [ago(40), ago(40)]);
-  // on the cutoff day, an hour after the cutoff: its index row is in the range read, its records are not
+  // on the cutoff day, an hour after the cutoff: the range of that day stops at the cutoff, before its row
   const cutoffDay = await job(storage, ['failed'], [ago(30 - 1 / 24)]);
   // failed, which is one write a task (a success is three: claim, result, record)
   const recent = [
@@ -151,7 +151,7 @@ function inRange(row: { pk: string; rk: string }, filter: string): boolean {
   throw new Error(`an index query this test does not know: ${filter}`);
 }
 
-it('walks the job index: one range read of the days before the cutoff, then only the partitions of their jobs', async () => {
+it('walks the job index: two key ranges up to the cutoff, then only the partitions of the jobs in them', async () => {
   const run = await countRun('0');
   const { expired, running, cutoffDay, recent } = run.jobs;
   expect(run.sweep).toMatchObject({ found_by: 'job index', deleted: 6, results_deleted: 6, kept_running_jobs: 1 });
