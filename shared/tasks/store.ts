@@ -245,14 +245,33 @@ export class TaskStore {
     // One job is one partition: batches of up to 100 entities are written atomically.
     for (let i = 0; i < records.length; i += 100) {
       const batch = records.slice(i, i + 100);
-      const { subResponses } = await this.table.submitTransaction(
-        batch.map((r): TransactionAction => ['create', toEntity(r)]),
-      );
-      // the SDK takes each sub-response's ETag header line whole: a CRLF answer leaves the CR on it
-      const etags = new Map(subResponses.map((r) => [r.rowKey, r.etag?.trim() || undefined]));
-      for (const record of batch) created.push({ record, etag: etags.get(record.task_id) });
+      try {
+        const { subResponses } = await this.table.submitTransaction(
+          batch.map((r): TransactionAction => ['create', toEntity(r)]),
+        );
+        // the SDK takes each sub-response's ETag header line whole: a CRLF answer leaves the CR on it
+        const etags = new Map(subResponses.map((r) => [r.rowKey, r.etag?.trim() || undefined]));
+        for (const record of batch) created.push({ record, etag: etags.get(record.task_id) });
+      } catch (err) {
+        // a job of more than 100 tasks is several transactions: when one fails, the ones written before it
+        // go again, or their records would stay queued forever with no message (the caller is told to
+        // resubmit). A cleanup that fails too (storage down) leaves them; the error is the caller's.
+        await this.removeCreated(created.map((c) => c.record)).catch(() => undefined);
+        throw err;
+      }
     }
     return created;
+  }
+
+  /** Deletes records `create` wrote (no message was sent for them, so no worker can have changed them). */
+  private async removeCreated(records: readonly TaskRecord[]): Promise<void> {
+    for (let i = 0; i < records.length; i += 100) {
+      await this.table.submitTransaction(
+        records
+          .slice(i, i + 100)
+          .map((r): TransactionAction => ['delete', { partitionKey: r.job_id, rowKey: r.task_id }]),
+      );
+    }
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {

@@ -264,4 +264,27 @@ describe('listing on Azurite', () => {
     for await (const _ of storage.jobs.listEntities()) rows++;
     expect(rows).toBe(0);
   });
+
+  it('createJob of more than 100 tasks leaves no record behind when a later transaction fails', async () => {
+    const storage = await env.storage();
+    const broken = Object.create(storage) as Storage;
+    const tasks = Object.create(storage.tasks) as Storage['tasks'];
+    let creates = 0;
+    // the first transaction of creates is written, the second refused; deletes go through
+    tasks.submitTransaction = (actions, ...rest) => {
+      if (actions[0][0] === 'create' && ++creates > 1)
+        return Promise.reject(Object.assign(new Error('Server Busy'), { statusCode: 503 }));
+      return storage.tasks.submitTransaction(actions, ...rest);
+    };
+    Object.defineProperty(broken, 'tasks', { value: tasks });
+    const images = Array.from({ length: 150 }, (_, i) => `img-${i}.png`);
+    const jobId = '5d0c6a1e-2f3b-4c4d-9e8f-7a6b5c4d3e2f';
+    await expect(createJob(broken, images, spec, at('2026-06-01T10:00:00Z'), jobId)).rejects.toThrow('Server Busy');
+    expect(creates).toBe(2);
+    let records = 0;
+    for await (const _ of storage.tasks.listEntities({ queryOptions: { filter: `PartitionKey eq '${jobId}'` } }))
+      records++;
+    expect(records).toBe(0);
+    expect((await listJobs(storage, { limit: 10 })).jobs).toEqual([]);
+  });
 });
