@@ -366,8 +366,10 @@ export const SETTINGS = {
     fallback: 14,
     min: 0,
     max: 36_500,
-    meaning: 'days a dead letter (Table `deadletters`) is kept after its message failed; 0 keeps them forever',
-    reason: 'two weeks covers a holiday before someone looks at the failures; a requeued letter starts again',
+    meaning:
+      'days a dead letter (Table `deadletters`) is kept after its message failed; 0 keeps them forever. A message still waiting in a `-poison` queue is not one yet: the host copies it there with the 7-day time-to-live the storage service gives by default',
+    reason:
+      'two weeks covers a holiday before someone looks at the failures; a requeued letter starts again. The poison function records a letter as soon as the host moves its message, so the 7 days of that copy do not bound it',
   },
   retentionMetricsDays: {
     kind: 'integer',

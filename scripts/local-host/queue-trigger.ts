@@ -189,7 +189,11 @@ export function startQueueTrigger(o: QueueTriggerOptions): RunningQueueTrigger {
     }
     return attempt(`moving message ${message.messageId} to ${poisonQueue.name}`, async () => {
       await poisonQueue.createIfNotExists(); // the host creates the poison queue on first use
-      await poisonQueue.sendMessage(message.messageText); // as received, still encoded
+      // As received, still encoded, and with the service's default time-to-live (7 days), not the original's:
+      // QueueProcessor.CopyMessageToPoisonQueueAsync sends message.Body through
+      // StorageQueueExtensions.AddMessageAndCreateIfNotExistsAsync (azure-sdk-for-net
+      // sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Shared/), which passes no timeToLive.
+      await poisonQueue.sendMessage(message.messageText);
       await queue.deleteMessage(message.messageId, popReceipt);
     });
   }

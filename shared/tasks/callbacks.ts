@@ -90,7 +90,11 @@ const MESSAGE_VERSION = 1;
 export const CHECK_DELAY_CAP_S = 30;
 /** The longest wait between two delivery attempts. */
 const RETRY_DELAY_CAP_S = 3600;
-/** A job not final this long after submit is given up (a queue message lives 7 days). */
+/**
+ * A job not final this long after submit is given up: every check costs a queue message and a table read,
+ * and a job still open after a week is stuck or waits for a capability nobody runs (its task messages stay:
+ * they never expire); the registration says dead and why.
+ */
 const MAX_WAIT_MS = 7 * 24 * 3600 * 1000;
 /** A job with no task records this long after its callback was registered was never created, or was deleted. */
 const NO_TASKS_GRACE_MS = 10 * 60 * 1000;

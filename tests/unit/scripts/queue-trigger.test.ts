@@ -151,6 +151,23 @@ describe('local host queue trigger', () => {
     expect(logs.some((l) => l.includes('always fails'))).toBe(true);
   });
 
+  it("copies a message to the poison queue with the service's default time-to-live (7 days), not the original's", async () => {
+    // QueueProcessor.CopyMessageToPoisonQueueAsync (azure-sdk-for-net
+    // sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Shared/Queues/QueueProcessor.cs) sends
+    // message.Body through StorageQueueExtensions.AddMessageAndCreateIfNotExistsAsync
+    // (Shared/StorageQueueExtensions.cs), which calls SendMessageAsync without a timeToLive: a task message that
+    // never expires gets 7 days in -poison.
+    const queues = await freshQueues();
+    await enqueue(queues.queue, { fail: true }); // time-to-live -1
+    await queues.queue.sendMessage('not base64 !!', { messageTimeToLive: -1 });
+    start(queues, async () => {
+      throw new Error('always fails');
+    });
+    await until(async () => (await peekTexts(queues.poison)).length === 2, 'both poison messages');
+    const poisoned = (await queues.poison.peekMessages({ numberOfMessages: 32 })).peekedMessageItems;
+    for (const m of poisoned) expect(m.expiresOn.getTime() - m.insertedOn.getTime()).toBe(7 * 24 * 60 * 60 * 1000);
+  });
+
   it('keeps a failed message invisible for visibilityTimeout before the next delivery', async () => {
     const queues = await freshQueues();
     await enqueue(queues.queue, 'retry me');
