@@ -8,6 +8,7 @@ import { isStatus } from '../storage/clients';
 import { enqueue } from '../storage/queue';
 import { countStatuses, type JobStatus } from './jobs';
 import { JobIndex, encodeCursor, type Cursor, type JobEntry, type StoredJob } from './job-index';
+import { reopenCallback } from './callbacks';
 import { buildTaskMessage } from './message';
 import { TaskStore, type TaskRecord, type TaskStatus } from './store';
 
@@ -120,7 +121,8 @@ export interface RetryOutcome {
  * Puts a job's failed tasks back to queued (TaskStore.requeue, guarded by ETag) and their messages back
  * on their queues, each message carrying the record's new ETag and attempt count, so the worker claims
  * it without reading it and the attempts count on. A task that changed meanwhile (another retry took it)
- * is left alone. Undefined when the job has no tasks. Then the job's cached final status goes.
+ * is left alone. Undefined when the job has no tasks. Then the job's cached final status goes, and its
+ * completion callback is re-armed (callbacks.ts reopenCallback).
  */
 export async function retryJob(storage: Storage, jobId: string): Promise<RetryOutcome | undefined> {
   const store = new TaskStore(storage.tasks);
@@ -148,6 +150,8 @@ export async function retryJob(storage: Storage, jobId: string): Promise<RetryOu
   if (done.length > 0) {
     const row = await rowOfTasks(storage, jobId, tasks);
     if (row) await new JobIndex(storage.jobs).reopen(row);
+    // the job runs again: its completion callback, if any, is sent again for the state it ends in
+    await reopenCallback(storage, jobId);
   }
   const lost = done.filter((o) => o.error !== undefined);
   if (lost.length > 0)
