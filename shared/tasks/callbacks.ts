@@ -225,6 +225,20 @@ export async function getCallback(storage: Storage, jobId: string): Promise<Call
   return (await read(storage.callbacks, jobId))?.registration;
 }
 
+/**
+ * Removes a job's registration (the job is deleted): a check or retry message still on the queue then finds
+ * no registration and is dropped. False when it had none.
+ */
+export async function deleteCallback(storage: Storage, jobId: string): Promise<boolean> {
+  try {
+    await storage.callbacks.deleteEntity(jobId, ROW);
+    return true;
+  } catch (err) {
+    if (isStatus(err, 404)) return false;
+    throw err;
+  }
+}
+
 /** What GET /api/jobs/{id} shows of a registration. */
 export function callbackView(r: CallbackRegistration, settings: Pick<Settings, 'callbackMaxAttempts'>) {
   return {

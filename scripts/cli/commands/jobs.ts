@@ -1,7 +1,7 @@
 /**
  * `jobs` lists jobs newest first (GET /jobs, following the continuation with --all); `job <id>` shows one
  * with each task's failure, image and attempts; `retry <id>` re-runs its failed tasks; `delete <id>` asks,
- * then deletes its task records, results and index row (the master key, as purge).
+ * then deletes its task records, results, index row, dead letters and callback (the master key, as purge).
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ApiError, KEY_ENV, type ApiClient } from '../api';
@@ -155,7 +155,8 @@ export async function runDelete(
   writeLine(
     io.stdout,
     `deleted job ${report.job_id}: ${d.task_records} task record(s), ${d.results} result(s)` +
-      `${d.job_record ? ', its index row' : ''}; kept ${report.kept.join(', ')}`,
+      `${d.job_record ? ', its index row' : ''}${d.dead_letters ? `, ${d.dead_letters} dead letter(s)` : ''}` +
+      `${d.callback ? ', its callback' : ''}; kept ${report.kept.join(', ')}`,
   );
   return 0;
 }
@@ -189,7 +190,9 @@ export function registerJobs(program: Command, ctx: CliContext): void {
 
   program
     .command('delete')
-    .description("delete a job's task records, results and index row (asks first; needs the master key)")
+    .description(
+      "delete a job's task records, results, index row, dead letters and callback (asks first; needs the master key)",
+    )
     .argument('<id>', 'the job id', jobIdArgument)
     .option('--yes', 'do not ask')
     .option('--force', 'also when tasks are still queued or processing')
