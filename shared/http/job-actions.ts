@@ -150,6 +150,14 @@ export function jobActionRoutes(getStorage: () => Storage) {
 
     retryJob: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const jobId = jobIdParam(request);
+      // it takes no parameter: one that came was meant for something (`?force=true`?), so it is named, not ignored
+      const unknown = unknownKeyProblems(
+        [...new Set(request.query.keys())],
+        ['code'],
+        (k) => `query.${k}`,
+        'query parameter',
+      );
+      if (unknown.length > 0) throw new ValidationError(unknown);
       const storage = getStorage();
       await storage.ensureResources();
       const outcome = await retryJob(storage, jobId);

@@ -10,6 +10,16 @@ import { jobActionRoutes, parseListQuery } from '../../../shared/http/job-action
 import type { Storage } from '../../../shared/storage/clients';
 import { call } from '../../helpers/http';
 
+/** Storage that fails any use: a refused request must not get as far as reading anything. */
+const unusedStorage = new Proxy(
+  {},
+  {
+    get: () => {
+      throw new Error('storage was used');
+    },
+  },
+) as Storage;
+
 const problemsOf = (query: string) => {
   try {
     parseListQuery(new URLSearchParams(query));
@@ -74,16 +84,8 @@ describe('a parameter given twice', () => {
   });
 
   it('is refused for DELETE ?force=true&force=false before anything is read', async () => {
-    const storage = new Proxy(
-      {},
-      {
-        get: () => {
-          throw new Error('storage was used');
-        },
-      },
-    ) as Storage;
     const id = '00000000-0000-4000-8000-000000000000';
-    const res = await call(jobActionRoutes(() => storage).deleteJob, {
+    const res = await call(jobActionRoutes(() => unusedStorage).deleteJob, {
       method: 'DELETE',
       path: `/api/jobs/${id}?force=true&force=false`,
       params: { job_id: id },
@@ -93,4 +95,15 @@ describe('a parameter given twice', () => {
       "Expected one value (the parameter once) for query.force but received 2 values: 'true', 'false'",
     );
   });
+});
+
+it('POST /api/jobs/{id}/retry names a query parameter it does not take instead of ignoring it', async () => {
+  const id = '00000000-0000-4000-8000-000000000000';
+  const res = await call(jobActionRoutes(() => unusedStorage).retryJob, {
+    method: 'POST',
+    path: `/api/jobs/${id}/retry?only=failed`,
+    params: { job_id: id },
+  });
+  expect(res.status).toBe(400);
+  expect(res.json.errors).toEqual([expect.objectContaining({ field: 'query.only', expected: 'one of code' })]);
 });
