@@ -4,7 +4,8 @@
  * address DNS answers is checked (an attacker's name may answer a public and a private one), and a
  * literal IP is checked as it is. Refused: loopback, link-local (the cloud metadata endpoint
  * 169.254.169.254 included), private, CGNAT, unspecified, multicast and reserved ranges, and their
- * IPv4-mapped IPv6 forms. CALLBACK_ALLOW_PRIVATE=true (development, tests, a receiver on a private
+ * IPv4-mapped IPv6 forms, and IPv6 translation and tunnel ranges (local-use NAT64, Teredo) whose IPv4 end
+ * cannot be judged. CALLBACK_ALLOW_PRIVATE=true (development, tests, a receiver on a private
  * network) lifts the address check and allows http.
  *
  * The check runs at submit (a clear 400) and again at every delivery, on the very addresses the
@@ -62,6 +63,10 @@ const BLOCKED_V6: ReadonlyArray<readonly [string, number, string]> = [
   ['ff00::', 8, 'multicast (ff00::/8)'],
   ['2001:db8::', 32, 'documentation (2001:db8::/32)'],
   ['100::', 64, 'discard-only (100::/64)'],
+  // a translator or tunnel on the way hands the connection to an IPv4 address these bits do not show plainly
+  ['64:ff9b:1::', 48, 'local-use IPv4/IPv6 translation (64:ff9b:1::/48)'],
+  ['2001::', 32, 'Teredo (2001::/32)'],
+  ['2001:2::', 48, 'benchmarking (2001:2::/48)'],
 ];
 
 function v4Bits(address: string): bigint {

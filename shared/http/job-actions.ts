@@ -18,7 +18,51 @@ export const MAX_LIMIT = 100;
 /** Query parameters of GET /api/jobs; `code` is the function key the Functions host reads from the query. */
 const LIST_QUERY = ['status', 'since', 'limit', 'continuation', 'code'];
 /** An ISO 8601 date, or date and time with a zone (what Date.parse reads the same everywhere). */
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(T(\d{2}):(\d{2})(:(\d{2})(\.\d{1,9})?)?(Z|[+-](\d{2}):(\d{2})))?$/;
+
+/**
+ * The time `text` names, or undefined when it is not ISO 8601 or names no real time: Date.parse rolls
+ * 2026-02-30 over to March 2 and takes hour 24, so each field is checked against the calendar.
+ */
+export function isoTime(text: string): Date | undefined {
+  const m = ISO_TIME.exec(text);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second, offsetHour, offsetMinute] = [1, 2, 3, 5, 6, 8, 11, 12].map((i) =>
+    Number(m[i] ?? 0),
+  );
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const real =
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= daysInMonth &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59 &&
+    offsetHour <= 23 &&
+    offsetMinute <= 59;
+  const at = new Date(text);
+  return real && !Number.isNaN(at.getTime()) ? at : undefined;
+}
+
+/** One problem per parameter of `names` given more than once: which value counts would be a guess. */
+function repeatedProblems(query: URLSearchParams, names: readonly string[]): FieldProblem[] {
+  return names.flatMap((name) => {
+    const values = query.getAll(name);
+    if (values.length < 2) return [];
+    const shown = values.slice(0, 3).map((v) => `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}'`);
+    const received = `${values.length} values: ${shown.join(', ')}${values.length > 3 ? ', …' : ''}`;
+    const expected = 'one value (the parameter once)';
+    return [
+      {
+        field: `query.${name}`,
+        expected,
+        received,
+        message: `Expected ${expected} for query.${name} but received ${received}`,
+      },
+    ];
+  });
+}
 
 function collect(problems: FieldProblem[], check: () => void): void {
   try {
@@ -32,12 +76,13 @@ function collect(problems: FieldProblem[], check: () => void): void {
 /** The listing's query, or one ValidationError naming every parameter that is wrong and what it takes. */
 export function parseListQuery(query: URLSearchParams): ListQuery {
   const problems = unknownKeyProblems([...new Set(query.keys())], LIST_QUERY, (k) => `query.${k}`, 'query parameter');
+  problems.push(...repeatedProblems(query, ['status', 'since', 'limit', 'continuation']));
   const status = query.get('status') ?? undefined;
   if (status !== undefined && !JOB_STATUSES.includes(status as JobStatus))
     problems.push(fieldProblem('query.status', `one of ${JOB_STATUSES.join(', ')}`, status));
   const sinceText = query.get('since') ?? undefined;
-  const since = sinceText === undefined ? undefined : new Date(sinceText);
-  if (sinceText !== undefined && (!ISO_TIME.test(sinceText) || Number.isNaN(since!.getTime())))
+  const since = sinceText === undefined ? undefined : isoTime(sinceText);
+  if (sinceText !== undefined && since === undefined)
     problems.push(fieldProblem('query.since', 'an ISO 8601 time such as 2026-01-31T08:00:00Z', sinceText));
   const limitText = query.get('limit') ?? undefined;
   const limit = limitText === undefined ? DEFAULT_LIMIT : Number(limitText);
@@ -69,6 +114,7 @@ function forceParam(request: HttpRequest): boolean {
     (k) => `query.${k}`,
     'query parameter',
   );
+  problems.push(...repeatedProblems(request.query, ['force']));
   const force = request.query.get('force');
   if (force !== null && force !== 'true' && force !== 'false')
     problems.push(fieldProblem('query.force', "'true' or 'false'", force));
@@ -104,6 +150,14 @@ export function jobActionRoutes(getStorage: () => Storage) {
 
     retryJob: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
       const jobId = jobIdParam(request);
+      // it takes no parameter: one that came was meant for something (`?force=true`?), so it is named, not ignored
+      const unknown = unknownKeyProblems(
+        [...new Set(request.query.keys())],
+        ['code'],
+        (k) => `query.${k}`,
+        'query parameter',
+      );
+      if (unknown.length > 0) throw new ValidationError(unknown);
       const storage = getStorage();
       await storage.ensureResources();
       const outcome = await retryJob(storage, jobId);

@@ -199,7 +199,7 @@ export const OPERATIONS: Readonly<Record<string, OperationSpec>> = {
   },
   deleteJob: {
     tag: 'jobs',
-    summary: "Delete the job's task records, results and index row (source images stay)",
+    summary: "Delete the job's task records, results, index row, dead letters and callback (source images stay)",
     storage: true,
     path: { job_id: JOB_ID },
     parameters: [

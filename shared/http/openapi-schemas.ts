@@ -335,7 +335,7 @@ function taskSchemas(): Record<string, Schema> {
     }),
     JobDeleted: object({
       job_id: uuid,
-      deleted: object({ task_records: int, results: int, job_record: bool }),
+      deleted: object({ task_records: int, results: int, job_record: bool, dead_letters: int, callback: bool }),
       kept: arrayOf(str),
     }),
     Callback: object({

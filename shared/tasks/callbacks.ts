@@ -12,7 +12,10 @@
  * new message hidden CALLBACK_RETRY_BASE_SECONDS × 2^(attempt-1) (at most an hour); after
  * CALLBACK_MAX_ATTEMPTS the registration is `dead` (the dead letter), shown on GET /api/jobs/{id}.
  *
- * Exactly one event per job, delivered at least once. Every message carries the step number `seq` it is
+ * One event per final state the job reaches, delivered at least once: a retry or a dead-letter requeue that puts
+ * a task of a final job back to work re-arms the registration (`reopenCallback`: pending again, a new event id),
+ * and an attempt that finds the job no longer final goes back to checking instead of sending a non-final event.
+ * Every message carries the step number `seq` it is
  * for; a step is claimed by an ETag-guarded write of the row (seq → seq+1, step_at, step_done false), so
  * of two copies of a message only one runs the step, and a copy of a step already claimed is dropped
  * (done) or put back until the claim's lease ends (running). A claim whose lease ended without its step
@@ -226,6 +229,20 @@ export async function getCallback(storage: Storage, jobId: string): Promise<Call
   return (await read(storage.callbacks, jobId))?.registration;
 }
 
+/**
+ * Removes a job's registration (the job is deleted): a check or retry message still on the queue then finds
+ * no registration and is dropped. False when it had none.
+ */
+export async function deleteCallback(storage: Storage, jobId: string): Promise<boolean> {
+  try {
+    await storage.callbacks.deleteEntity(jobId, ROW);
+    return true;
+  } catch (err) {
+    if (isStatus(err, 404)) return false;
+    throw err;
+  }
+}
+
 /** What GET /api/jobs/{id} shows of a registration. */
 export function callbackView(r: CallbackRegistration, settings: Pick<Settings, 'callbackMaxAttempts'>) {
   return {
@@ -303,8 +320,7 @@ async function runStep(r: CallbackRegistration, etag: string, deps: CallbackDeps
   };
   if (r.state === 'pending') {
     const statuses = await taskStatuses(storage, r.job_id);
-    const final = statuses.length > 0 && statuses.every((s) => s === 'succeeded' || s === 'failed');
-    if (!final) {
+    if (!isFinal(statuses)) {
       const age = now.getTime() - Date.parse(r.created_at);
       if (statuses.length === 0 && age > NO_TASKS_GRACE_MS)
         return giveUp('the job has no tasks (never created, or deleted)');
@@ -316,6 +332,13 @@ async function runStep(r: CallbackRegistration, etag: string, deps: CallbackDeps
   }
   const tasks = await new TaskStore(storage.tasks).listJob(r.job_id);
   if (tasks.length === 0) return giveUp('the job has no tasks (deleted)');
+  if (!isFinal(tasks.map((t) => t.status))) {
+    // a task went back to work (a retry, a dead-letter requeue) after the job was final: the event this
+    // registration was sending is out of date, so it checks again and the next final state gets a new event
+    await enqueue(storage.callbackQueue(), messageOf(r.job_id, r.seq), { visibilityTimeout: checkDelayS(0) });
+    await record({ ...rearmed(), checks: 1 });
+    return 'waiting';
+  }
   const event = buildEvent(r, tasks);
   const attempt = r.attempts + 1;
   const outcome: DeliveryOutcome = settings.callbackSecret
@@ -354,6 +377,48 @@ async function runStep(r: CallbackRegistration, etag: string, deps: CallbackDeps
   const next = new Date(Date.now() + delayS * 1000).toISOString();
   await record({ ...common, state: 'delivering', next_attempt_at: next });
   return 'retrying';
+}
+
+const isFinal = (statuses: readonly TaskStatus[]): boolean =>
+  statuses.length > 0 && statuses.every((s) => s === 'succeeded' || s === 'failed');
+
+/** A registration back to `pending` for a job that is running again: its next final state is a new event. */
+const rearmed = () => ({
+  state: 'pending' as const,
+  event_id: randomUUID(),
+  checks: 0,
+  attempts: 0,
+  last_status: 0,
+  last_error: '',
+  last_attempt_at: '',
+  next_attempt_at: '',
+  delivered_at: '',
+});
+
+/** How many times a re-arm reads again after losing its write to a concurrent step. */
+const REARM_RETRIES = 5;
+
+/**
+ * A task of the job went back to work (POST /api/jobs/{id}/retry, a dead-letter requeue): the job is not
+ * final any more, so its callback, if it has one, is re-armed unless it is already waiting for the job (pending,
+ * no step running: its next check sees the job running). Re-armed: pending, a new event id (the outcome
+ * differs from any event sent before), counters cleared, and a new step number whose check message is sent
+ * here; messages of earlier steps become stale. Guarded by the row's ETag: a step that was running loses its
+ * write and its outcome is not recorded. Answers whether it re-armed.
+ */
+export async function reopenCallback(storage: Storage, jobId: string): Promise<boolean> {
+  for (let i = 0; i < REARM_RETRIES; i++) {
+    const stored = await read(storage.callbacks, jobId);
+    if (!stored) return false;
+    const { registration: r, etag } = stored;
+    if (r.state === 'pending' && r.step_done) return false;
+    const seq = r.seq + 1;
+    const written = await write(storage.callbacks, jobId, etag, { ...rearmed(), seq, step_at: '', step_done: true });
+    if (written === undefined) continue;
+    await enqueue(storage.callbackQueue(), messageOf(jobId, seq), { visibilityTimeout: checkDelayS(0) });
+    return true;
+  }
+  throw new Error(`the callback of job ${jobId} kept changing under ${REARM_RETRIES} attempts to re-arm it`);
 }
 
 /** The job's task statuses: one partition query of the status column only (it runs every few seconds per job). */

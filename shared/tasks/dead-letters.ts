@@ -10,6 +10,7 @@ import type { TableClient } from '@azure/data-tables';
 import type { CapabilityName } from '../capabilities';
 import type { Storage } from '../storage/clients';
 import { enqueue } from '../storage/queue';
+import { reopenCallback } from './callbacks';
 import { parseTaskMessage } from './message';
 import { TaskStore } from './store';
 
@@ -198,6 +199,8 @@ async function replayLetter(
   }
   await enqueue(storage.queue(letter.capability), letter.message);
   await letters.remove(letter.capability, letter.id);
+  // the task's job runs again: its completion callback, if any, is sent again for the state it ends in
+  await reopenCallback(storage, back.task.record.job_id);
   return { replayed: true };
 }
 

@@ -8,6 +8,7 @@ import { isStatus } from '../storage/clients';
 import { enqueue } from '../storage/queue';
 import { countStatuses, type JobStatus } from './jobs';
 import { JobIndex, encodeCursor, type Cursor, type JobEntry, type StoredJob } from './job-index';
+import { deleteCallback, reopenCallback } from './callbacks';
 import { buildTaskMessage } from './message';
 import { TaskStore, type TaskRecord, type TaskStatus } from './store';
 
@@ -120,7 +121,8 @@ export interface RetryOutcome {
  * Puts a job's failed tasks back to queued (TaskStore.requeue, guarded by ETag) and their messages back
  * on their queues, each message carrying the record's new ETag and attempt count, so the worker claims
  * it without reading it and the attempts count on. A task that changed meanwhile (another retry took it)
- * is left alone. Undefined when the job has no tasks. Then the job's cached final status goes.
+ * is left alone. Undefined when the job has no tasks. Then the job's cached final status goes, and its
+ * completion callback is re-armed (callbacks.ts reopenCallback).
  */
 export async function retryJob(storage: Storage, jobId: string): Promise<RetryOutcome | undefined> {
   const store = new TaskStore(storage.tasks);
@@ -137,6 +139,9 @@ export async function retryJob(storage: Storage, jobId: string): Promise<RetryOu
       const message = buildTaskMessage(record, spec, new Date(record.created_at), etag, record.attempts);
       try {
         await enqueue(storage.queue(record.capability), message);
+        // the task's dead letter (a run that gave up) is replayed by this retry: it leaves the list, as a
+        // dead-letter requeue removes it, instead of staying there with a Requeue that answers 409
+        await removeDeadLetter(storage, record.capability, record.task_id);
         return { task_id: record.task_id };
       } catch (err) {
         await store.fail(record.task_id, { type: 'worker_failure', reason: 'enqueue_failed', error: String(err) });
@@ -148,11 +153,41 @@ export async function retryJob(storage: Storage, jobId: string): Promise<RetryOu
   if (done.length > 0) {
     const row = await rowOfTasks(storage, jobId, tasks);
     if (row) await new JobIndex(storage.jobs).reopen(row);
+    // the job runs again: its completion callback, if any, is sent again for the state it ends in
+    await reopenCallback(storage, jobId);
   }
   const lost = done.filter((o) => o.error !== undefined);
   if (lost.length > 0)
     throw new Error(`could not enqueue ${lost.length} retried task(s) of job ${jobId}: ${String(lost[0].error)}`);
   return { job_id: jobId, requeued: done.map((o) => o.task_id), failed_before: failed.length };
+}
+
+/** Deletes one dead letter; a letter already gone is fine. */
+async function removeDeadLetter(storage: Storage, capability: string, id: string): Promise<boolean> {
+  try {
+    await storage.deadLetters.deleteEntity(capability, id);
+    return true;
+  } catch (err) {
+    if (isStatus(err, 404)) return false;
+    throw err;
+  }
+}
+
+/**
+ * The dead letters that name a task of the job (keyed by task id for a run that gave up, by message id for a
+ * garbled message): one query per capability of the job, on the letters' task_id range `<job id>_…`.
+ */
+async function deleteDeadLetters(storage: Storage, jobId: string, tasks: readonly TaskRecord[]): Promise<number> {
+  let deleted = 0;
+  for (const capability of new Set(tasks.map((t) => t.capability))) {
+    // '`' is the character after '_': the range holds exactly the task ids `<job id>_…`
+    const filter = `PartitionKey eq '${capability}' and task_id ge '${jobId}_' and task_id lt '${jobId}${'`'}'`;
+    const ids: string[] = [];
+    for await (const letter of storage.deadLetters.listEntities({ queryOptions: { filter, select: ['RowKey'] } }))
+      ids.push(letter.rowKey!);
+    for (const id of ids) if (await removeDeadLetter(storage, capability, id)) deleted += 1;
+  }
+  return deleted;
 }
 
 export interface DeleteReport {
@@ -161,6 +196,10 @@ export interface DeleteReport {
     readonly task_records: number;
     readonly results: number;
     readonly job_record: boolean;
+    /** Dead letters of the job's tasks (nothing left to replay them into). */
+    readonly dead_letters: number;
+    /** The job's completion callback registration (a pending one is never sent). */
+    readonly callback: boolean;
   };
   readonly kept: readonly string[];
 }
@@ -213,8 +252,9 @@ async function deleteResults(storage: Storage, jobId: string): Promise<number> {
 }
 
 /**
- * Deletes a job: its index row first (so it leaves the list at once), then its results, then its task
- * records (last, so an interrupted delete is finished by asking again: the job is found by its tasks).
+ * Deletes a job: its index row first (so it leaves the list at once), then its results, the dead letters of
+ * its tasks and its callback registration, then its task records (last, so an interrupted delete is finished
+ * by asking again: the job is found by its tasks).
  * Source images are kept: other jobs may read them. A job with tasks still queued or processing is
  * refused unless `force`: their messages would come back to tasks that no longer exist and end as dead
  * letters. Undefined when there is no such job.
@@ -237,10 +277,12 @@ export async function deleteJob(
   const row = await rowOfTasks(storage, jobId, tasks);
   const jobRecord = row ? await new JobIndex(storage.jobs).remove(row) : false;
   const results = await deleteResults(storage, jobId);
+  const deadLetters = await deleteDeadLetters(storage, jobId, tasks);
+  const callback = await deleteCallback(storage, jobId);
   const records = await deleteTaskRecords(storage, jobId, tasks);
   return {
     job_id: jobId,
-    deleted: { task_records: records, results, job_record: jobRecord },
+    deleted: { task_records: records, results, job_record: jobRecord, dead_letters: deadLetters, callback },
     kept: [`source images (container ${storage.names.images}): other jobs may use them`],
   };
 }

@@ -19,8 +19,8 @@
  * the row's ETag, which the read took before it read the tasks), so such a job costs nothing more to
  * list. Only `succeeded` is cached because only it is final for good: a failed task goes back to work
  * through a retry, a dead-letter requeue or a redelivered message (none of which pass through here),
- * so a failed or partially failed job is read from its tasks every time it is listed. A retry still
- * rewrites the row unconditionally (it counts the retry), which changes the ETag.
+ * so a failed or partially failed job is read from its tasks every time it is listed. A retry rewrites
+ * the row (it counts the retry, under the row's ETag), which changes the ETag.
  */
 import type { TableClient } from '@azure/data-tables';
 import { ValidationError } from '../errors';
@@ -34,6 +34,8 @@ export const JOB_STATUSES: readonly JobStatus[] = ['queued', 'processing', 'succ
 const CACHED: ReadonlySet<JobStatus> = new Set(['succeeded']);
 
 const DAY_MS = 86_400_000;
+/** How many times a retry's count reads the row again after losing its write to another. */
+const REOPEN_RETRIES = 5;
 const MAX_DAY = 999_999;
 const MAX_MS = 999_999_999_999_999;
 export const PARTITION_KEY = /^\d{6}$/;
@@ -226,25 +228,37 @@ export class JobIndex {
     }
   }
 
-  /** After a retry: the cached status goes and the retry is counted (unconditional: it changes the ETag). */
+  /**
+   * After a retry: the cached status goes and the retry is counted. Guarded by the row's ETag (it changes the
+   * ETag, so a stale cacheFinal loses): two retries at once both count, since the one that loses reads the row
+   * again and counts on from the other's.
+   */
   async reopen(row: StoredJob): Promise<void> {
-    const entity: JobEntity = {
-      partitionKey: row.partitionKey,
-      rowKey: row.rowKey,
-      job_id: row.entry.job_id,
-      created_at: row.entry.created_at,
-      total: row.entry.total,
-      capability: row.entry.capability,
-      images: row.entry.images,
-      filters: row.entry.filters.join(','),
-      output_format: row.entry.output_format,
-      retries: row.entry.retries + 1,
-    };
-    try {
-      await this.table.updateEntity(entity, 'Replace');
-    } catch (err) {
-      if (!isStatus(err, 404)) throw err; // deleted meanwhile: nothing to reopen
+    let current: StoredJob | undefined = row;
+    for (let i = 0; i < REOPEN_RETRIES && current; i++) {
+      const { entry } = current;
+      const entity: JobEntity = {
+        partitionKey: current.partitionKey,
+        rowKey: current.rowKey,
+        job_id: entry.job_id,
+        created_at: entry.created_at,
+        total: entry.total,
+        capability: entry.capability,
+        images: entry.images,
+        filters: entry.filters.join(','),
+        output_format: entry.output_format,
+        retries: entry.retries + 1,
+      };
+      try {
+        await this.table.updateEntity(entity, 'Replace', { etag: current.etag });
+        return;
+      } catch (err) {
+        if (isStatus(err, 404)) return; // deleted meanwhile: nothing to reopen
+        if (!isStatus(err, 412)) throw err;
+      }
+      current = await this.get(entry.job_id, entry.created_at);
     }
+    if (current) throw new Error(`job index row of ${row.entry.job_id} kept changing while a retry was counted`);
   }
 
   /** Removes a job's row; false when it had none. */

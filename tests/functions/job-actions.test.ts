@@ -201,7 +201,7 @@ describe('DELETE /api/jobs/{id}', () => {
     expect(res.status).toBe(200);
     expect(res.json).toEqual({
       job_id: jobId,
-      deleted: { task_records: 2, results: 1, job_record: true },
+      deleted: { task_records: 2, results: 1, job_record: true, dead_letters: 0, callback: false },
       kept: [`source images (container ${a.storage.names.images}): other jobs may use them`],
     });
     expect(await store.listJob(jobId)).toEqual([]);

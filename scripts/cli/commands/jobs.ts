@@ -1,9 +1,10 @@
 /**
  * `jobs` lists jobs newest first (GET /jobs, following the continuation with --all); `job <id>` shows one
  * with each task's failure, image and attempts; `retry <id>` re-runs its failed tasks; `delete <id>` asks,
- * then deletes its task records, results and index row (the master key, as purge).
+ * then deletes its task records, results, index row, dead letters and callback (the master key, as purge).
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { isoTime } from '../../../shared/http/job-actions';
 import { ApiError, KEY_ENV, type ApiClient } from '../api';
 import type { CliContext } from '../context';
 import { ms, table } from '../format';
@@ -28,7 +29,8 @@ const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 export function sinceOption(value: string, now = new Date()): string {
   const ago = DURATION.exec(value.trim());
   if (ago) return new Date(now.getTime() - Number(ago[1]) * UNIT_MS[ago[2] as keyof typeof UNIT_MS]).toISOString();
-  if (/^\d{4}-\d{2}-\d{2}/.test(value) && !Number.isNaN(Date.parse(value))) return value;
+  // the API's own check: a time it would refuse (no zone, 2026-02-30) is a bad command line, found before sending
+  if (isoTime(value)) return value;
   throw new InvalidArgumentError(
     `expected an ISO 8601 time (2026-01-31T08:00:00Z) or a duration back from now (30m, 6h, 7d), received '${value}'`,
   );
@@ -155,7 +157,8 @@ export async function runDelete(
   writeLine(
     io.stdout,
     `deleted job ${report.job_id}: ${d.task_records} task record(s), ${d.results} result(s)` +
-      `${d.job_record ? ', its index row' : ''}; kept ${report.kept.join(', ')}`,
+      `${d.job_record ? ', its index row' : ''}${d.dead_letters ? `, ${d.dead_letters} dead letter(s)` : ''}` +
+      `${d.callback ? ', its callback' : ''}; kept ${report.kept.join(', ')}`,
   );
   return 0;
 }
@@ -189,7 +192,9 @@ export function registerJobs(program: Command, ctx: CliContext): void {
 
   program
     .command('delete')
-    .description("delete a job's task records, results and index row (asks first; needs the master key)")
+    .description(
+      "delete a job's task records, results, index row, dead letters and callback (asks first; needs the master key)",
+    )
     .argument('<id>', 'the job id', jobIdArgument)
     .option('--yes', 'do not ask')
     .option('--force', 'also when tasks are still queued or processing')
