@@ -9,7 +9,7 @@ import { decodeCursor, JOB_STATUSES } from '../tasks/job-index';
 import { deleteJob, listJobs, retryJob, type ListQuery } from '../tasks/job-actions';
 import type { JobStatus } from '../tasks/jobs';
 import { fieldProblem, unknownKeyProblems } from '../validation';
-import { apiBase, JOB_ID } from './jobs';
+import { apiBase, jobIdOf } from './jobs';
 import { handled, json } from './respond';
 
 export const DEFAULT_LIMIT = 20;
@@ -101,8 +101,8 @@ export function parseListQuery(query: URLSearchParams): ListQuery {
 }
 
 function jobIdParam(request: HttpRequest): string {
-  const jobId = request.params.job_id;
-  if (!JOB_ID.test(jobId ?? '')) throw new ValidationError([fieldProblem('job_id', 'a job id (UUID)', jobId)]);
+  const jobId = jobIdOf(request.params.job_id);
+  if (!jobId) throw new ValidationError([fieldProblem('job_id', 'a job id (UUID)', request.params.job_id)]);
   return jobId;
 }
 

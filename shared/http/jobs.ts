@@ -19,7 +19,16 @@ import { mediaType, parseFiltersField, parseJsonField, readBody, readForm, readJ
 import { handled, json } from './respond';
 
 const ACCEPTED = 'application/json, image/* or multipart/form-data';
-export const JOB_ID = /^[0-9a-f-]{36}$/;
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * A job id as a caller may write it: a UUID (8-4-4-4-12 hex digits) in any case, since UUIDs compare without
+ * case (RFC 9562 §4); answered in lower case, as createJob writes it, or undefined.
+ */
+export function jobIdOf(value: string | undefined): string | undefined {
+  const id = value?.toLowerCase();
+  return id !== undefined && JOB_ID.test(id) ? id : undefined;
+}
 
 export const apiBase = (request: HttpRequest) => `${new URL(request.url).origin}/api`;
 
@@ -284,8 +293,8 @@ export function jobRoutes(
     }),
 
     getJob: handled(async (request: HttpRequest): Promise<HttpResponseInit> => {
-      const jobId = request.params.job_id;
-      if (!JOB_ID.test(jobId ?? '')) throw new ValidationError([fieldProblem('job_id', 'a job id (UUID)', jobId)]);
+      const jobId = jobIdOf(request.params.job_id);
+      if (!jobId) throw new ValidationError([fieldProblem('job_id', 'a job id (UUID)', request.params.job_id)]);
       const storage = getStorage();
       await storage.ensureResources();
       const [tasks, callback] = await Promise.all([

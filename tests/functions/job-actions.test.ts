@@ -144,6 +144,21 @@ describe('GET /api/jobs/{id}', () => {
       failure_reason: null,
     });
   });
+
+  it('takes the job id in upper case too (UUIDs compare without case) and answers it in lower case', async () => {
+    const a = await api();
+    const { jobId } = await partlyFailedJob(a);
+    const upper = jobId.toUpperCase();
+    const res = await call(a.getJob, { path: `/api/jobs/${upper}`, params: { job_id: upper } });
+    expect(res.status).toBe(200);
+    expect(res.json.job_id).toBe(jobId);
+    const retried = await call(a.retryJob, { method: 'POST', path: '', params: { job_id: upper } });
+    expect(retried.status).toBe(200);
+    expect(retried.json.job_id).toBe(jobId);
+    // not a UUID: 36 dashes, or hex in the wrong groups
+    for (const bad of ['-'.repeat(36), `${jobId.replace(/-/g, '')}----`])
+      expectProblem(await call(a.getJob, { path: '', params: { job_id: bad } }), 400, 'validation_failed');
+  });
 });
 
 describe('POST /api/jobs/{id}/retry', () => {

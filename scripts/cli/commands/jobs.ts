@@ -5,6 +5,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isoTime } from '../../../shared/http/job-actions';
+import { jobIdOf } from '../../../shared/http/jobs';
 import { ApiError, KEY_ENV, type ApiClient } from '../api';
 import type { CliContext } from '../context';
 import { ms, table } from '../format';
@@ -36,11 +37,10 @@ export function sinceOption(value: string, now = new Date()): string {
   );
 }
 
-const JOB_ID = /^[0-9a-f-]{36}$/;
-
 function jobIdArgument(value: string): string {
-  if (!JOB_ID.test(value)) throw new InvalidArgumentError(`expected a job id (UUID), received '${value}'`);
-  return value;
+  const jobId = jobIdOf(value);
+  if (!jobId) throw new InvalidArgumentError(`expected a job id (UUID), received '${value}'`);
+  return jobId;
 }
 
 const tally = (j: { counts: ListedJob['counts']; total: number }) =>

@@ -204,6 +204,18 @@ describe('job commands against a stand-in server', () => {
     expect([missing.code, missing.stderr]).toEqual([1, `error: No job ${OLDER} (HTTP 404)\n`]);
   });
 
+  it('a job id in upper case is sent in lower case; one that is no UUID is a usage error and nothing is sent', async () => {
+    routes.set(`POST /api/jobs/${JOB}/retry`, { status: 200, body: { job_id: JOB, requeued: [], failed_before: 0 } });
+    expect(await run(['--url', url, 'retry', JOB.toUpperCase()])).toMatchObject({ code: 0 });
+    expect(received).toEqual([`POST /api/jobs/${JOB}/retry`]);
+    received.length = 0;
+    const misplaced = `${JOB.replace(/-/g, '')}----`; // 36 characters of hex and dashes, not in 8-4-4-4-12
+    const bad = await run(['--url', url, 'job', misplaced]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`expected a job id (UUID), received '${misplaced}'`);
+    expect(received).toEqual([]);
+  });
+
   describe('delete <id>', () => {
     const REPORT = {
       job_id: JOB,
