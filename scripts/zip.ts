@@ -142,7 +142,9 @@ async function deflateInWorkers(
       const send = (worker: Worker) => {
         if (sent === work.length || sent - written >= pool.length * IN_FLIGHT_PER_WORKER) return false;
         const id = sent++;
-        worker.postMessage({ id, sources: work[id].map((e) => e.source) });
+        // a small Buffer is a view of a shared pool, which would be cloned whole: copied to one of its own size
+        const sources = work[id].map((e) => (typeof e.source === 'string' ? e.source : new Uint8Array(e.source)));
+        worker.postMessage({ id, sources });
         return true;
       };
       for (const worker of pool) {
