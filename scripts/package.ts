@@ -13,27 +13,20 @@
  *   Consumption runs, Linux x64 with glibc. They are copied from the installed node_modules, so packaging works
  *   offline; a package missing or of another version than the lockfile says fails with the command that fixes it.
  *
- * The same tree gives the same bytes: entries sorted by name, one fixed timestamp, unix modes kept.
+ * The same tree gives the same bytes: entries sorted by name, one fixed timestamp, unix modes kept (scripts/zip.ts
+ * writes them, deflated in worker threads).
  */
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ZipFile } from 'yazl';
 import { PROJECT_ROOT } from './paths';
+import { writeZip, type ZipEntry } from './zip';
+
+export type { ZipEntry } from './zip';
 
 /** The platform of a Flex Consumption instance. */
 export const TARGET = { os: 'linux', cpu: 'x64', libc: 'glibc' } as const;
 export const DEFAULT_OUT = path.join(PROJECT_ROOT, '.deploy', 'app.zip');
-/** Every entry's timestamp, as the zip's DOS field stores it (local fields, so the same in every time zone). */
-const MTIME = new Date(2000, 0, 1, 0, 0, 0);
-
-export interface ZipEntry {
-  /** Path inside the zip, with forward slashes. */
-  readonly name: string;
-  /** The file on disk, or the content itself. */
-  readonly source: string | Buffer;
-  readonly mode: number;
-}
 
 interface LockPackage {
   version?: string;
@@ -47,15 +40,22 @@ interface LockPackage {
 
 const posix = (p: string) => p.split(path.sep).join('/');
 
-/** Files under `dir` (recursively, following symbolic links), as paths relative to `dir`; `skip` drops folders. */
-function walk(dir: string, skip: (relative: string) => boolean = () => false, prefix = ''): string[] {
-  const files: string[] = [];
-  for (const name of readdirSync(path.join(dir, prefix))) {
-    const relative = prefix ? `${prefix}/${name}` : name;
-    const stat = statSync(path.join(dir, relative));
-    if (stat.isDirectory()) {
-      if (!skip(relative)) files.push(...walk(dir, skip, relative));
-    } else if (stat.isFile()) files.push(relative);
+/**
+ * Files under `dir` (recursively, following symbolic links), as paths relative to `dir` with their unix modes;
+ * `skip` drops folders. One stat a file (the mode), none for a plain folder.
+ */
+function walk(
+  dir: string,
+  skip: (relative: string) => boolean = () => false,
+  prefix = '',
+  files = new Map<string, number>(),
+): Map<string, number> {
+  for (const dirent of readdirSync(path.join(dir, prefix), { withFileTypes: true })) {
+    const relative = prefix ? `${prefix}/${dirent.name}` : dirent.name;
+    const stat = dirent.isDirectory() ? undefined : statSync(path.join(dir, relative));
+    if (!stat || stat.isDirectory()) {
+      if (!skip(relative)) walk(dir, skip, relative, files);
+    } else if (stat.isFile()) files.set(relative, stat.mode & 0o777);
   }
   return files;
 }
@@ -126,8 +126,8 @@ export function builtFiles(root = PROJECT_ROOT): string[] {
   if (!existsSync(functionsDir)) throw new Error(`No ${posix(path.relative(root, functionsDir))}: run npm run build`);
   const wanted = new Set<string>();
   const pending = [
-    ...walk(functionsDir).map((f) => path.join(functionsDir, f)),
-    ...walk(path.join(dist, 'shared')).map((f) => path.join(dist, 'shared', f)),
+    ...[...walk(functionsDir).keys()].map((f) => path.join(functionsDir, f)),
+    ...[...walk(path.join(dist, 'shared')).keys()].map((f) => path.join(dist, 'shared', f)),
   ].filter((f) => !f.endsWith('.map'));
   while (pending.length) {
     const file = pending.pop()!;
@@ -162,37 +162,16 @@ export function packageEntries(root = PROJECT_ROOT, target: typeof TARGET = TARG
     fileEntry('host.json'),
     { name: 'package.json', source: deployedManifest(root), mode: 0o644 },
     ...builtFiles(root).map((f) => fileEntry(f)),
-    ...walk(path.join(root, 'shared/http/dashboard')).map((f) => fileEntry(`shared/http/dashboard/${f}`)),
+    ...[...walk(path.join(root, 'shared/http/dashboard')).keys()].map((f) => fileEntry(`shared/http/dashboard/${f}`)),
   ];
   const modules = realpathSync(path.join(root, 'node_modules'));
   for (const folder of productionPackages(root, target)) {
     const dir = path.join(modules, folder.slice('node_modules/'.length));
     // nested node_modules are packages of their own in the lockfile: taken (or not) on their own
-    for (const f of walk(dir, (relative) => relative === 'node_modules'))
-      entries.push(fileEntry(`${folder}/${f}`, path.join(dir, f)));
+    for (const [f, mode] of walk(dir, (relative) => relative === 'node_modules'))
+      entries.push({ name: `${folder}/${f}`, source: path.join(dir, f), mode });
   }
   return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-}
-
-/** Writes the entries as a zip; resolves once the file is complete. */
-export function writeZip(entries: readonly ZipEntry[], out: string): Promise<void> {
-  mkdirSync(path.dirname(out), { recursive: true });
-  const zip = new ZipFile();
-  for (const entry of entries) {
-    // DOS time only: the extended field would hold MTIME in UTC, which moves with the packager's time zone
-    const options = { mtime: MTIME, mode: 0o100000 | entry.mode, compress: true, forceDosTimestamp: true };
-    if (typeof entry.source === 'string') zip.addFile(entry.source, entry.name, options);
-    else zip.addBuffer(entry.source, entry.name, options);
-  }
-  zip.end();
-  return new Promise((resolve, reject) => {
-    const stream = createWriteStream(out);
-    zip.outputStream
-      .on('error', reject)
-      .pipe(stream)
-      .on('error', reject)
-      .on('close', () => resolve());
-  });
 }
 
 /** Builds the zip from the (already built) project; returns what it wrote. */
@@ -201,6 +180,7 @@ export async function packageApp(
   root = PROJECT_ROOT,
 ): Promise<{ out: string; files: number; bytes: number }> {
   const entries = packageEntries(root);
+  mkdirSync(path.dirname(out), { recursive: true });
   await writeZip(entries, out);
   return { out, files: entries.length, bytes: statSync(out).size };
 }
