@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { builtinModules } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { crc32, inflateRawSync } from 'node:zlib';
+import zlib, { inflateRawSync } from 'node:zlib';
 import ignore from 'ignore';
 import yauzl from 'yauzl';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
@@ -33,6 +33,20 @@ let host: HostProcess | undefined;
 /** name -> unix mode, for every file in the zip */
 const entries = new Map<string, number>();
 let packaged: { files: number; bytes: number; ms: number; unzipMs?: number };
+
+/** CRC-32 as zip stores it: node's zlib.crc32 (Node 20.15+), else the table-driven one (engines allows 20.9). */
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+const crc32 =
+  (zlib as { crc32?: (data: Uint8Array) => number }).crc32 ??
+  ((data: Uint8Array) => {
+    let c = 0xffffffff;
+    for (const byte of data) c = CRC_TABLE[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  });
 
 /**
  * Unpacks with yauzl (its central directory and local headers), keeping each file's unix mode. The zip is read
