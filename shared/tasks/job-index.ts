@@ -157,24 +157,33 @@ export function rangeFilter(after: Cursor | undefined): string | undefined {
   return `(PartitionKey eq ${quoted(after.pk)} and RowKey gt ${quoted(after.rk)}) or PartitionKey gt ${quoted(after.pk)}`;
 }
 
+/** A job's row as the table stores it: what the job was created with, and (after a retry) its retries. */
+function entityOf(
+  keys: { partitionKey: string; rowKey: string },
+  entry: Omit<JobEntry, 'final' | 'retries'>,
+  extra: { retries?: number } = {},
+): JobEntity {
+  return {
+    partitionKey: keys.partitionKey,
+    rowKey: keys.rowKey,
+    job_id: entry.job_id,
+    created_at: entry.created_at,
+    total: entry.total,
+    capability: entry.capability,
+    images: entry.images,
+    filters: entry.filters.join(','),
+    output_format: entry.output_format,
+    ...extra,
+  };
+}
+
 export class JobIndex {
   constructor(private readonly table: TableClient) {}
 
   /** Writes the row of a new job (created_at as the tasks have it). */
   async add(entry: Omit<JobEntry, 'final' | 'retries'>): Promise<void> {
     const at = new Date(entry.created_at);
-    const entity: JobEntity = {
-      partitionKey: partitionOf(at),
-      rowKey: rowOf(at, entry.job_id),
-      job_id: entry.job_id,
-      created_at: entry.created_at,
-      total: entry.total,
-      capability: entry.capability,
-      images: entry.images,
-      filters: entry.filters.join(','),
-      output_format: entry.output_format,
-    };
-    await this.table.createEntity(entity);
+    await this.table.createEntity(entityOf({ partitionKey: partitionOf(at), rowKey: rowOf(at, entry.job_id) }, entry));
   }
 
   /** The row of a job created at `createdAt` (the tasks' created_at), if it has one. */
@@ -237,18 +246,7 @@ export class JobIndex {
     let current: StoredJob | undefined = row;
     for (let i = 0; i < REOPEN_RETRIES && current; i++) {
       const { entry } = current;
-      const entity: JobEntity = {
-        partitionKey: current.partitionKey,
-        rowKey: current.rowKey,
-        job_id: entry.job_id,
-        created_at: entry.created_at,
-        total: entry.total,
-        capability: entry.capability,
-        images: entry.images,
-        filters: entry.filters.join(','),
-        output_format: entry.output_format,
-        retries: entry.retries + 1,
-      };
+      const entity = entityOf(current, entry, { retries: entry.retries + 1 });
       try {
         await this.table.updateEntity(entity, 'Replace', { etag: current.etag });
         return;
