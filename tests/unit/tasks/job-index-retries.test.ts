@@ -10,15 +10,15 @@ import { useAzurite } from '../../helpers/storage';
 const env = useAzurite();
 const CREATED = '2026-05-01T10:00:00.000Z';
 
-it('two retries that read the row at the same time both count', async () => {
+/** A job of one task created at CREATED, and the index it is in. */
+async function newJob(): Promise<{ jobId: string; index: JobIndex }> {
   const storage = await env.storage();
-  const { job_id: jobId } = await createJob(
-    storage,
-    ['a.png'],
-    normalizeTaskSpec({ filters: ['flip'] }),
-    new Date(CREATED),
-  );
-  const index = new JobIndex(storage.jobs);
+  const { job_id } = await createJob(storage, ['a.png'], normalizeTaskSpec({ filters: ['flip'] }), new Date(CREATED));
+  return { jobId: job_id, index: new JobIndex(storage.jobs) };
+}
+
+it('two retries that read the row at the same time both count', async () => {
+  const { jobId, index } = await newJob();
   const [first, second] = [await index.get(jobId, CREATED), await index.get(jobId, CREATED)];
   await index.reopen(first!);
   await index.reopen(second!); // read before the first retry wrote
@@ -26,14 +26,7 @@ it('two retries that read the row at the same time both count', async () => {
 });
 
 it('a retry that read the row before a status was cached still clears it', async () => {
-  const storage = await env.storage();
-  const { job_id: jobId } = await createJob(
-    storage,
-    ['a.png'],
-    normalizeTaskSpec({ filters: ['flip'] }),
-    new Date(CREATED),
-  );
-  const index = new JobIndex(storage.jobs);
+  const { jobId, index } = await newJob();
   const stale = (await index.get(jobId, CREATED))!;
   await index.cacheFinal((await index.get(jobId, CREATED))!, 'succeeded', {
     queued: 0,
@@ -48,14 +41,7 @@ it('a retry that read the row before a status was cached still clears it', async
 });
 
 it('a retry of a job whose row was deleted meanwhile changes nothing', async () => {
-  const storage = await env.storage();
-  const { job_id: jobId } = await createJob(
-    storage,
-    ['a.png'],
-    normalizeTaskSpec({ filters: ['flip'] }),
-    new Date(CREATED),
-  );
-  const index = new JobIndex(storage.jobs);
+  const { jobId, index } = await newJob();
   const row = (await index.get(jobId, CREATED))!;
   await index.remove(row);
   await index.reopen(row);
