@@ -227,6 +227,8 @@ describe('the dashboard in a browser', () => {
     expect((await fetch(results[0])).status).toBe(401);
     const image = await fetch(results[0], { headers: KEY });
     expect([image.status, image.headers.get('content-type')]).toEqual([200, 'image/jpeg']);
+    // read to the end: an unread body keeps its socket, and so the jest worker, alive until garbage collection
+    expect((await image.arrayBuffer()).byteLength).toBeGreaterThan(0);
     // A click fetches the result with the key (a plain link could not send it) and shows it from a blob: URL.
     const [popup] = await Promise.all([page.waitForEvent('popup'), page.locator('a.task-result').first().click()]);
     await popup.waitForURL(/^blob:/, { timeout: 10000 });
