@@ -18,6 +18,10 @@ import { uniqueNamespace } from '../helpers/storage';
 import { resourceNames } from '../../shared/storage/names';
 import { enqueue } from '../../shared/storage/queue';
 
+// The commands run beside stress 1 10, whose host is busy with its tasks: a test of two or three commands gets a
+// minute on a loaded machine (each command has its own 60 s limit, cli() below)
+jest.setTimeout(60_000);
+
 const CLI = path.resolve(__dirname, '../../dist/scripts/cli.js');
 /**
  * Keys on, with the development keys local.settings.json gives `npm start`: the CLI finds them there itself for a
