@@ -13,7 +13,9 @@ let ingestion: FakeIngestion;
 let host: HostProcess | undefined;
 
 beforeAll(async () => {
-  [azurite, ingestion] = await Promise.all([startAzurite(), startFakeIngestion()]);
+  // each kept as soon as it runs, so that afterAll stops it even when the other failed to start (a destructured
+  // Promise.all kept neither, and the ingestion server left listening kept the jest worker from exiting)
+  await Promise.all([startAzurite().then((a) => (azurite = a)), startFakeIngestion().then((i) => (ingestion = i))]);
 }, 30000);
 afterAll(async () => {
   if (host && host.child.exitCode === null) host.child.kill('SIGKILL');

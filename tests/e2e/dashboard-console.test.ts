@@ -5,7 +5,7 @@
  * letter with its message body; actions ask for the admin (master) key when the app answers 401, say when a
  * key is refused, and the master key never goes to a read call. Images are tiny, so the suite stays fast.
  */
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { Storage } from '../../shared/storage/clients';
 import { resourceNames } from '../../shared/storage/names';
@@ -21,20 +21,10 @@ import {
   type HostProcess,
   keyedAppEnv,
 } from '../helpers/host';
+import { openDashboard, useChromium } from '../helpers/dashboard';
 import { photo } from '../helpers/images';
 import { uniqueNamespace } from '../helpers/storage';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const FUNCTION_KEY = 'console-function-key-0000000000';
 const MASTER_KEY = 'console-master-key-00000000000000';
 const FN = keyed(FUNCTION_KEY);
@@ -53,6 +43,7 @@ declare const document: {
 let azurite: RunningAzurite | undefined;
 let host: HostProcess | undefined;
 let browser: Browser | undefined;
+const chromium = useChromium();
 let storage: Storage;
 let url: string;
 /** Jobs oldest first: the succeeded ones, then `retryJob` (broken.png) and `deadJob` (broken2.png), which failed. */
@@ -68,18 +59,15 @@ async function api(method: string, route: string, headers = FN): Promise<{ statu
 
 /** A page unlocked with the function key; it records every request carrying the master key. */
 async function openPage(): Promise<{ page: Page; errors: string[]; masterCalls: string[] }> {
-  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors: string[] = [];
   const masterCalls: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('request', (r) => {
-    if (r.headers()['x-functions-key'] === MASTER_KEY) masterCalls.push(`${r.method()} ${new URL(r.url()).pathname}`);
+  const { page, errors } = await openDashboard(browser!, url, {
+    key: FUNCTION_KEY,
+    prepare: (p) =>
+      void p.on('request', (r) => {
+        if (r.headers()['x-functions-key'] === MASTER_KEY)
+          masterCalls.push(`${r.method()} ${new URL(r.url()).pathname}`);
+      }),
   });
-  await page.goto(`${url}/dashboard`);
-  await page.waitForSelector('#lock:not([hidden])', { timeout: 10000 });
-  await page.fill('#key-input', FUNCTION_KEY);
-  await page.click('#key-form button[type=submit]');
-  await page.waitForSelector('#content:not([hidden])', { timeout: 10000 });
   await page.waitForSelector('#jobs tbody tr', { timeout: 10000 });
   return { page, errors, masterCalls };
 }
@@ -125,11 +113,10 @@ beforeAll(async () => {
   expect(done.map((j) => j.status)).toEqual([...Array<string>(PAGE_SIZE - 1).fill('succeeded'), 'failed', 'failed']);
   okJobs = ids.slice(0, PAGE_SIZE - 1);
   [retryJob, deadJob] = ids.slice(PAGE_SIZE - 1);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await chromium();
 }, 90000);
 
 afterAll(async () => {
-  await browser?.close().catch(() => undefined);
   if (host) await stopHost(host);
   await azurite?.stop();
 }, 30000);

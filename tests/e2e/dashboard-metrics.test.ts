@@ -6,23 +6,14 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { Storage } from '../../shared/storage/clients';
 import { resourceNames } from '../../shared/storage/names';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
 import { seedSampleImages } from '../../scripts/seed';
 import { getJson, HOST_MAIN, jobDone, postJson, spawnApp, stopHost, waitFor, type HostProcess } from '../helpers/host';
+import { newPage, useChromium } from '../helpers/dashboard';
 import { uniqueNamespace } from '../helpers/storage';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-];
-const VIEWPORT = { width: 1280, height: 900 };
 
 interface PageElement {
   readonly textContent: string | null;
@@ -33,6 +24,7 @@ declare const document: { querySelector(selector: string): PageElement | null };
 let azurite: RunningAzurite | undefined;
 let host: HostProcess | undefined;
 let browser: Browser | undefined;
+const chromium = useChromium();
 let url: string;
 
 beforeAll(async () => {
@@ -67,11 +59,10 @@ beforeAll(async () => {
     15000,
     250,
   );
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await chromium();
 }, 90000);
 
 afterAll(async () => {
-  await browser?.close().catch(() => undefined);
   if (host) await stopHost(host);
   await azurite?.stop();
 }, 30000);
@@ -104,9 +95,7 @@ describe('the capability cards in a browser', () => {
         },
       },
     };
-    const page = await browser!.newPage({ viewport: VIEWPORT });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
+    const { page, errors } = await newPage(browser!);
     await page.route('**/api/metrics', (r) => r.fulfill({ json: fixture }));
     await open(page);
     await page.waitForFunction(
@@ -133,9 +122,7 @@ describe('the capability cards in a browser', () => {
   }, 30000);
 
   it('with the real API: the queue card and the advice carry the timestamp of the same /api/metrics answer, and latency shows p50 and p99', async () => {
-    const page = await browser!.newPage({ viewport: VIEWPORT });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
+    const { page, errors } = await newPage(browser!);
     // each answer the page receives is recorded; the page renders the last one
     const answers: { timestamp: string; capabilities: Record<string, { queue_length: number }> }[] = [];
     await page.route('**/api/metrics', async (r) => {

@@ -7,34 +7,24 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { dashboardRoutes } from '../../shared/http/dashboard';
 import { PROBLEM_TYPE_PREFIX } from '../../shared/http/respond';
 import { Storage } from '../../shared/storage/clients';
 import { startAzurite, type RunningAzurite } from '../../scripts/azurite';
+import { SAMPLE_SET } from '../../scripts/samples';
 import { seedSampleImages } from '../../scripts/seed';
 import { getJson, HOST_MAIN, jobDone, keyed, postJson, spawnApp, stopHost, type HostProcess } from '../helpers/host';
+import { newPage, openDashboard, unlock, useChromium } from '../helpers/dashboard';
 import { call } from '../helpers/http';
 import { uniqueNamespace } from '../helpers/storage';
 import { resourceNames } from '../../shared/storage/names';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const UPDATE_SCREENSHOT = process.env.UPDATE_SCREENSHOT === '1';
 const SCREENSHOT = UPDATE_SCREENSHOT
   ? path.resolve(__dirname, '../../docs/dashboard.png')
   : path.join(os.tmpdir(), 'dashboard.png');
 const SHOTS = os.tmpdir();
-const VIEWPORT = { width: 1280, height: 900 };
 const FUNCTION_KEY = 'dashboard-function-key-000000';
 const MASTER_KEY = 'dashboard-master-key-0000000000';
 const KEY = keyed(FUNCTION_KEY);
@@ -57,33 +47,12 @@ declare const localStorage: { readonly length: number };
 let azurite: RunningAzurite | undefined;
 let host: HostProcess | undefined;
 let browser: Browser | undefined;
+const chromium = useChromium();
 let url: string;
 let taskIds: string[];
 
-/** Types a key into the locked page's form. */
-async function unlock(page: Page, key = FUNCTION_KEY): Promise<void> {
-  await page.waitForSelector('#lock:not([hidden])', { timeout: 10000 });
-  await page.fill('#key-input', key);
-  await page.click('#key-form button[type=submit]');
-}
-
-/**
- * Console errors and uncaught exceptions of a page, collected from its first request on; the page is unlocked
- * with the function key. The browser logs each keyless call's 401 as a console error before the key is typed:
- * those are the locked state working, not faults, so errors are collected from the unlock on.
- */
-async function openPage(route = '/dashboard'): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser!.newPage({ viewport: VIEWPORT });
-  const errors: string[] = [];
-  let unlocked = false;
-  page.on('console', (m) => unlocked && m.type() === 'error' && errors.push(`console: ${m.text()}`));
-  page.on('pageerror', (e) => errors.push(`page: ${e.message}`));
-  await page.goto(`${url}${route}`);
-  await unlock(page);
-  await page.waitForSelector('#content:not([hidden])', { timeout: 10000 });
-  unlocked = true;
-  return { page, errors };
-}
+/** The dashboard unlocked with the function key; its uncaught exceptions and (from the unlock on) console errors. */
+const openPage = () => openDashboard(browser!, url, { key: FUNCTION_KEY, consoleErrors: true });
 
 beforeAll(async () => {
   azurite = await startAzurite();
@@ -111,11 +80,10 @@ beforeAll(async () => {
   const done = await Promise.all([jobDone(url, heavy.job_id, 40000, KEY), jobDone(url, light.job_id, 40000, KEY)]);
   expect(done.map((j) => j.status)).toEqual(['succeeded', 'succeeded']);
   taskIds = done.flatMap((j) => j.tasks.map((t: { task_id: string }) => t.task_id));
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await chromium();
 }, 60000);
 
 afterAll(async () => {
-  await browser?.close().catch(() => undefined);
   if (host) await stopHost(host);
   await azurite?.stop();
 }, 30000);
@@ -219,8 +187,10 @@ describe('the dashboard in a browser', () => {
 
     // Live: another job reaches the charts and the recent tasks without a reload.
     const pointsBefore = Number(await page.locator('.capability canvas').first().getAttribute('data-points'));
-    // Two jobs are more tasks than one worker takes at once (batchSize + newBatchThreshold), so the queue shows too.
+    // Two jobs are as many tasks as one worker takes at once (batchSize + newBatchThreshold), so the queue shows
+    // too; six images each, the sample set without its 4K image, whose median filter alone would take seconds
     const pipeline = {
+      images: [...SAMPLE_SET.map((s) => s.name).filter((name) => name !== 'sample_4k.jpg'), 'sample_640x480.jpg'],
       filters: [
         { name: 'median', size: 5 },
         { name: 'blur', radius: 6 },
@@ -257,6 +227,8 @@ describe('the dashboard in a browser', () => {
     expect((await fetch(results[0])).status).toBe(401);
     const image = await fetch(results[0], { headers: KEY });
     expect([image.status, image.headers.get('content-type')]).toEqual([200, 'image/jpeg']);
+    // read to the end: an unread body keeps its socket, and so the jest worker, alive until garbage collection
+    expect((await image.arrayBuffer()).byteLength).toBeGreaterThan(0);
     // A click fetches the result with the key (a plain link could not send it) and shows it from a blob: URL.
     const [popup] = await Promise.all([page.waitForEvent('popup'), page.locator('a.task-result').first().click()]);
     await popup.waitForURL(/^blob:/, { timeout: 10000 });
@@ -274,13 +246,11 @@ describe('the dashboard in a browser', () => {
   }, 30000);
 
   it('renders empty states when nothing has run yet', async () => {
-    const page = await browser!.newPage({ viewport: VIEWPORT });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
+    const { page, errors } = await newPage(browser!);
     await page.route('**/api/metrics/history*', (r) => r.fulfill({ json: { minutes: 15, count: 0, snapshots: [] } }));
     await page.route('**/api/workers', (r) => r.fulfill({ json: { count: 0, workers: [] } }));
     await page.goto(`${url}/dashboard`);
-    await unlock(page);
+    await unlock(page, FUNCTION_KEY);
     await page.waitForSelector('.capability .rec-action:not(:empty)');
     await page.waitForFunction(() =>
       document.querySelector('#workers')?.textContent?.includes('No worker has registered yet'),
@@ -375,9 +345,7 @@ describe('the dashboard with keys (LOCAL_HOST_AUTH=keys)', () => {
   }
 
   it('opens locked, refuses a wrong key, unlocks with the function key, and Lock forgets it', async () => {
-    const page = await browser!.newPage({ viewport: VIEWPORT });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
+    const { page, errors } = await newPage(browser!);
     const requested: string[] = [];
     const keyedCalls: string[] = [];
     page.on('request', (r) => {
@@ -402,7 +370,7 @@ describe('the dashboard with keys (LOCAL_HOST_AUTH=keys)', () => {
     expect(await page.locator('#lock').isVisible()).toBe(true);
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
 
-    await unlock(page);
+    await unlock(page, FUNCTION_KEY);
     await page.waitForSelector('#content:not([hidden]) .capability .rec-action:not(:empty)', { timeout: 15000 });
     await page.waitForSelector('a.task-result', { timeout: 15000 });
     expect(await page.getAttribute('html', 'data-state')).toBe('live');

@@ -42,9 +42,10 @@ let host: HostProcess | undefined;
 let connectionString: string;
 
 beforeAll(async () => {
-  [azurite, ingestion] = await Promise.all([
-    startAzurite({ env: { AZURITE_ACCOUNTS: `${ACCOUNT}:${SECRETS.accountKey}` } }),
-    startFakeIngestion(),
+  // each kept as soon as it runs, so that afterAll stops it even when the other failed to start
+  await Promise.all([
+    startAzurite({ env: { AZURITE_ACCOUNTS: `${ACCOUNT}:${SECRETS.accountKey}` } }).then((a) => (azurite = a)),
+    startFakeIngestion().then((i) => (ingestion = i)),
   ]);
   const endpoint = (port: number) => `http://127.0.0.1:${port}/${ACCOUNT}`;
   connectionString = [
