@@ -229,7 +229,9 @@ Module._resolveFilename = function (request, parent, ...rest) {
   const health = await fetch(`${host.url}/health`);
   expect(health.status).toBe(200);
   expect(((await health.json()) as { status: string }).status).toBe('ok');
-  expect((await fetch(`${host.url}/dashboard/assets/chart.umd.js`)).status).toBe(200);
+  const chart = await fetch(`${host.url}/dashboard/assets/chart.umd.js`);
+  expect(chart.status).toBe(200);
+  expect((await chart.arrayBuffer()).byteLength).toBeGreaterThan(100_000); // read to the end: no socket left open
   expect((await fetch(`${host.url}/dashboard`)).status).toBe(200);
 
   const light = await postJson(
