@@ -2,8 +2,9 @@
  * What the task sweep asks of storage, counted in Azurite's access log (one line per request, as the bench counts
  * requests: scripts/bench/e2e.ts): on a day it walks the job index it reads two key ranges of the index (the
  * cutoff day up to the cutoff, the days before it) and the partitions of the jobs in them, and never queries
- * Table `tasks` across partitions, so newer records are not read at all. The scan (every RETENTION_TASKS_SCAN_DAYS-th day,
- * and before the index existed every run) queries every record of Table `tasks`: in Azure a full table scan.
+ * Table `tasks` across partitions, so newer records are not read at all. The scan (every
+ * RETENTION_TASKS_SCAN_DAYS-th day, and before the index existed every run) queries every record of Table `tasks`:
+ * in Azure a full table scan.
  */
 import { randomUUID } from 'node:crypto';
 import { startAzurite, type RunningAzurite } from '../../../scripts/azurite';
