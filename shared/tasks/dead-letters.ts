@@ -8,7 +8,7 @@
  */
 import type { TableClient } from '@azure/data-tables';
 import type { CapabilityName } from '../capabilities';
-import type { Storage } from '../storage/clients';
+import { isStatus, type Storage } from '../storage/clients';
 import { enqueue } from '../storage/queue';
 import { reopenCallback } from './callbacks';
 import { parseTaskMessage } from './message';
@@ -92,6 +92,30 @@ export class DeadLetterStore {
 
   async remove(capability: CapabilityName, id: string): Promise<void> {
     await this.table.deleteEntity(capability, id);
+  }
+
+  /** Removes a letter if it is still there; false when it was already gone (a retry, requeue or delete took it). */
+  async discard(capability: CapabilityName, id: string): Promise<boolean> {
+    try {
+      await this.remove(capability, id);
+      return true;
+    } catch (err) {
+      if (isStatus(err, 404)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * The ids of the letters that name a task of the job (keyed by task id for a run that gave up, by message id
+   * for a garbled message): one query on the letters' task_id range `<job id>_…`.
+   */
+  async idsOfJob(capability: CapabilityName, jobId: string): Promise<string[]> {
+    // '`' is the character after '_': the range holds exactly the task ids `<job id>_…`
+    const filter = `PartitionKey eq '${capability}' and task_id ge '${jobId}_' and task_id lt '${jobId}${'`'}'`;
+    const ids: string[] = [];
+    for await (const letter of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } }))
+      ids.push(letter.rowKey!);
+    return ids;
   }
 }
 

@@ -9,6 +9,7 @@ import { enqueue } from '../storage/queue';
 import { countStatuses, type JobStatus } from './jobs';
 import { JobIndex, encodeCursor, type Cursor, type JobEntry, type StoredJob } from './job-index';
 import { deleteCallback, reopenCallback } from './callbacks';
+import { DeadLetterStore } from './dead-letters';
 import { buildTaskMessage } from './message';
 import { TaskStore, type TaskRecord, type TaskStatus } from './store';
 
@@ -141,7 +142,7 @@ export async function retryJob(storage: Storage, jobId: string): Promise<RetryOu
         await enqueue(storage.queue(record.capability), message);
         // the task's dead letter (a run that gave up) is replayed by this retry: it leaves the list, as a
         // dead-letter requeue removes it, instead of staying there with a Requeue that answers 409
-        await removeDeadLetter(storage, record.capability, record.task_id);
+        await new DeadLetterStore(storage.deadLetters).discard(record.capability, record.task_id);
         return { task_id: record.task_id };
       } catch (err) {
         await store.fail(record.task_id, { type: 'worker_failure', reason: 'enqueue_failed', error: String(err) });
@@ -162,31 +163,12 @@ export async function retryJob(storage: Storage, jobId: string): Promise<RetryOu
   return { job_id: jobId, requeued: done.map((o) => o.task_id), failed_before: failed.length };
 }
 
-/** Deletes one dead letter; a letter already gone is fine. */
-async function removeDeadLetter(storage: Storage, capability: string, id: string): Promise<boolean> {
-  try {
-    await storage.deadLetters.deleteEntity(capability, id);
-    return true;
-  } catch (err) {
-    if (isStatus(err, 404)) return false;
-    throw err;
-  }
-}
-
-/**
- * The dead letters that name a task of the job (keyed by task id for a run that gave up, by message id for a
- * garbled message): one query per capability of the job, on the letters' task_id range `<job id>_…`.
- */
+/** Deletes the dead letters that name a task of the job, in each capability its tasks ran on. */
 async function deleteDeadLetters(storage: Storage, jobId: string, tasks: readonly TaskRecord[]): Promise<number> {
+  const letters = new DeadLetterStore(storage.deadLetters);
   let deleted = 0;
-  for (const capability of new Set(tasks.map((t) => t.capability))) {
-    // '`' is the character after '_': the range holds exactly the task ids `<job id>_…`
-    const filter = `PartitionKey eq '${capability}' and task_id ge '${jobId}_' and task_id lt '${jobId}${'`'}'`;
-    const ids: string[] = [];
-    for await (const letter of storage.deadLetters.listEntities({ queryOptions: { filter, select: ['RowKey'] } }))
-      ids.push(letter.rowKey!);
-    for (const id of ids) if (await removeDeadLetter(storage, capability, id)) deleted += 1;
-  }
+  for (const capability of new Set(tasks.map((t) => t.capability)))
+    for (const id of await letters.idsOfJob(capability, jobId)) if (await letters.discard(capability, id)) deleted += 1;
   return deleted;
 }
 
