@@ -8,6 +8,7 @@ import { decodeMessageText } from '../../shared/storage/queue';
 import { DeadLetterStore } from '../../shared/tasks/dead-letters';
 import { createJob } from '../../shared/tasks/jobs';
 import { TaskStore } from '../../shared/tasks/store';
+import { giveUp } from '../helpers/dead-letters';
 import { call, type CallResult } from '../helpers/http';
 import { useAzurite } from '../helpers/storage';
 
@@ -25,24 +26,10 @@ async function twoDeadLetters() {
   const storage = await env.storage();
   const job = await createJob(storage, ['a.jpg', 'b.jpg'], normalizeTaskSpec({ filters: ['flip'] }));
   const { receivedMessageItems } = await storage.queue('light').receiveMessages({ numberOfMessages: 32 });
+  for (const m of receivedMessageItems) await giveUp(storage, m);
+  const ids = job.tasks.map((t) => t.task_id);
   const tasks = new TaskStore(storage.tasks);
   const letters = new DeadLetterStore(storage.deadLetters);
-  for (const m of receivedMessageItems) {
-    await storage.queue('light').deleteMessage(m.messageId, m.popReceipt);
-    const text = decodeMessageText(m.messageText);
-    const taskId = (JSON.parse(text) as { task_id: string }).task_id;
-    await tasks.fail(taskId, { type: 'worker_failure', reason: 'exhausted_retries', error: 'gave up' });
-    await letters.record({
-      capability: 'light',
-      id: taskId,
-      task_id: taskId,
-      reason: 'exhausted_retries',
-      message: text,
-      dequeue_count: 5,
-      error: 'gave up',
-    });
-  }
-  const ids = job.tasks.map((t) => t.task_id);
   return { storage, routes: deadLetterRoutes(() => storage), tasks, letters, ids };
 }
 

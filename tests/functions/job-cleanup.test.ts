@@ -9,11 +9,10 @@ import { deadLetterRoutes } from '../../shared/http/dead-letters';
 import { jobActionRoutes } from '../../shared/http/job-actions';
 import { normalizeTaskSpec } from '../../shared/imaging/spec';
 import type { Storage } from '../../shared/storage/clients';
-import { decodeMessageText } from '../../shared/storage/queue';
 import { getCallback, processCallbackMessage, registerCallback } from '../../shared/tasks/callbacks';
 import { DeadLetterStore } from '../../shared/tasks/dead-letters';
 import { createJob } from '../../shared/tasks/jobs';
-import { TaskStore } from '../../shared/tasks/store';
+import { giveUp } from '../helpers/dead-letters';
 import { call } from '../helpers/http';
 import { useAzurite } from '../helpers/storage';
 
@@ -29,28 +28,12 @@ async function deadJob(storage: Storage, count: number, callbackUrl?: string) {
   const images = Array.from({ length: count }, (_, i) => `img-${i}.jpg`);
   const job = await createJob(storage, images, normalizeTaskSpec({ filters: ['flip'] }), new Date(), jobId);
   const queue = storage.queue('light');
-  const tasks = new TaskStore(storage.tasks);
-  const letters = new DeadLetterStore(storage.deadLetters);
   const received = [];
   while (received.length < count) {
     const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 32 });
     received.push(...receivedMessageItems);
   }
-  for (const m of received) {
-    const text = decodeMessageText(m.messageText);
-    const taskId = (JSON.parse(text) as { task_id: string }).task_id;
-    await queue.deleteMessage(m.messageId, m.popReceipt);
-    await tasks.fail(taskId, { type: 'worker_failure', reason: 'exhausted_retries', error: 'gave up' });
-    await letters.record({
-      capability: 'light',
-      id: taskId,
-      task_id: taskId,
-      reason: 'exhausted_retries',
-      message: text,
-      dequeue_count: 5,
-      error: 'gave up',
-    });
-  }
+  for (const m of received) await giveUp(storage, m);
   return { jobId, taskIds: job.tasks.map((t) => t.task_id) };
 }
 
